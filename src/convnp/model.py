@@ -1,0 +1,188 @@
+"""``Sequential``: a stack of layers run in order, forward and backward."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from convnp._checks import check_finite, float_dtype
+from convnp.errors import CheckpointError
+from convnp.layers.base import Layer
+
+
+class Sequential:
+    """Layers applied one after the other.
+
+    Parameters
+    ----------
+    layers : list of Layer
+    input_shape : tuple (H, W, C), optional
+        The shape of one input sample. When given, the layers are checked to fit together now, and
+        :meth:`summary` needs no argument.
+
+    Parameter names follow PyTorch's ``state_dict``: ``"<layer index>.<name>"``, e.g. ``"0.weight"``.
+    """
+
+    def __init__(self, layers, input_shape: tuple | None = None):
+        layers = list(layers)
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"Sequential: layer {i} must be a convnp Layer, got {type(layer).__name__}")
+        if not layers:
+            raise ValueError("Sequential: expected at least one layer, got none")
+        dtypes = {layer.dtype for layer in layers if layer.dtype is not None}
+        if len(dtypes) > 1:
+            raise ValueError(f"Sequential: all layers must share one dtype, got {sorted(str(d) for d in dtypes)}")
+        self.layers = layers
+        self.input_shape = None if input_shape is None else tuple(int(d) for d in input_shape)
+        if self.input_shape is not None:
+            self.shapes()  # fails early if the layers do not fit together
+
+    # ---- running -------------------------------------------------------------------------------------------------
+    @property
+    def dtype(self) -> np.dtype:
+        """The parameters' dtype (float32 unless the model was built or cast otherwise)."""
+        for layer in self.layers:
+            if layer.dtype is not None:
+                return layer.dtype
+        return np.dtype(np.float32)
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """Run every layer; ``training=True`` keeps the caches for :meth:`backward`.
+
+        ``x`` of shape ``(N, H, W, C)`` (or whatever the first layer takes). A float array of the other precision is
+        cast to the model's dtype; integer images are refused (scale them to floats first).
+        """
+        if isinstance(x, np.ndarray) and x.dtype.kind == "f" and x.dtype != self.dtype:
+            x = x.astype(self.dtype)
+        x = self.layers[0].check_input(x)
+        x = self.layers[0].run(x, training)
+        for layer in self.layers[1:]:
+            # Shapes only: the values were produced by the layer before, so one finite scan at the door suffices.
+            x = layer.run(layer.check_input(x, finite=False), training)
+        return x
+
+    __call__ = forward
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """Backpropagate ``dL/dout`` through every layer; fills each layer's ``grads``, returns ``dL/dx``."""
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        return dout
+
+    def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+        """Logits for ``x`` in inference mode, computed ``batch_size`` samples at a time to bound memory."""
+        return np.concatenate([self.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+
+    # ---- parameters and state ------------------------------------------------------------------------------------
+    def named_layers(self):
+        """``(prefix, layer)`` pairs; the prefix is the layer's index as a string."""
+        return [(str(i), layer) for i, layer in enumerate(self.layers)]
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        """Trainable arrays by name (the live arrays, not copies: an optimizer updates them in place)."""
+        return {f"{p}.{k}": v for p, layer in self.named_layers() for k, v in layer.params.items()}
+
+    def gradients(self) -> dict[str, np.ndarray]:
+        """Gradients by the same names as :meth:`parameters`, as left by the last :meth:`backward`."""
+        return {f"{p}.{k}": v for p, layer in self.named_layers() for k, v in layer.grads.items()}
+
+    @property
+    def n_params(self) -> int:
+        """Number of trainable scalars."""
+        return sum(layer.n_params for layer in self.layers)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter and state array, keyed ``"<index>.<name>"``."""
+        out = {}
+        for prefix, layer in self.named_layers():
+            for store in (layer.params, layer.state):
+                out.update({f"{prefix}.{k}": v.copy() for k, v in store.items()})
+        return out
+
+    def load_state_dict(self, state: dict) -> None:
+        """Copy arrays into the model. Missing or unexpected keys, wrong shapes and non-finite values are refused.
+
+        Nothing is changed unless every array fits.
+        """
+        targets = {}
+        for prefix, layer in self.named_layers():
+            for store in (layer.params, layer.state):
+                targets.update({f"{prefix}.{k}": (store, k) for k in store})
+        missing = sorted(set(targets) - set(state))
+        unexpected = sorted(set(state) - set(targets))
+        if missing or unexpected:
+            parts = []
+            if missing:
+                parts.append(f"missing key(s) {missing}")
+            if unexpected:
+                parts.append(f"unexpected key(s) {unexpected}")
+            raise CheckpointError(f"load_state_dict: the state does not fit this model: {'; '.join(parts)}")
+        staged = {}
+        for key, (store, name) in targets.items():
+            value = np.asarray(state[key])
+            if value.shape != store[name].shape:
+                raise CheckpointError(
+                    f"load_state_dict: {key} has shape {value.shape}, but this model's is {store[name].shape}"
+                )
+            if value.dtype.kind not in "fiu":
+                raise CheckpointError(f"load_state_dict: {key} must hold numbers, got dtype {value.dtype}")
+            try:
+                check_finite(value, key, "load_state_dict")
+            except ValueError as err:
+                raise CheckpointError(str(err)) from None
+            staged[key] = value
+        for key, (store, name) in targets.items():
+            store[name] = staged[key].astype(store[name].dtype)
+        for layer in self.layers:
+            layer._cache = None
+
+    def astype(self, dtype) -> "Sequential":
+        """Cast every layer's parameters and state to float32 or float64, in place; returns the model."""
+        dtype = float_dtype(dtype, "Sequential")
+        for layer in self.layers:
+            layer.astype(dtype)
+        return self
+
+    # ---- description ---------------------------------------------------------------------------------------------
+    def shapes(self, input_shape: tuple | None = None) -> list[tuple]:
+        """The output shape (batch axis excluded) after each layer, for one sample of ``input_shape``."""
+        shape = input_shape or self.input_shape
+        if shape is None:
+            raise ValueError("Sequential: pass input_shape (H, W, C) here or to the constructor")
+        shapes = []
+        for i, layer in enumerate(self.layers):
+            try:
+                shape = tuple(layer.output_shape(tuple(shape)))
+            except (ValueError, TypeError) as err:
+                raise ValueError(f"Sequential: layer {i} {layer!r} cannot take input of shape {shape}: {err}") from None
+            shapes.append(shape)
+        return shapes
+
+    def summary(self, input_shape: tuple | None = None) -> str:
+        """A table of each layer, its output shape ``(N, ...)`` and parameter count, with the total."""
+        shapes = self.shapes(input_shape)
+        rows = [("#", "layer", "output shape", "params")]
+        for i, (layer, shape) in enumerate(zip(self.layers, shapes)):
+            rows.append((str(i), repr(layer), str(("N", *shape)).replace("'", ""), f"{layer.n_params:,}"))
+        widths = [max(len(r[c]) for r in rows) for c in range(4)]
+        line = "-" * (sum(widths) + 6)
+        text = [line]
+        for j, row in enumerate(rows):
+            text.append("  ".join(cell.ljust(w) if c < 3 else cell.rjust(w) for c, (cell, w) in enumerate(zip(row, widths))))
+            if j == 0:
+                text.append(line)
+        text += [line, f"total parameters: {self.n_params:,} ({self.dtype})"]
+        return "\n".join(text)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, i: int) -> Layer:
+        return self.layers[i]
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def __repr__(self) -> str:
+        inner = ",\n".join(f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
+        return f"Sequential(\n{inner}\n)"

@@ -1,0 +1,105 @@
+"""Sliding-window index maths shared by convolution and pooling (the im2col step).
+
+``sliding_windows`` returns a strided *view*: no data is copied until the caller reshapes it into a matrix.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def conv_output_size(size: int, kernel: int, stride: int, pad_total: int = 0) -> int:
+    """Number of window positions along one axis.
+
+    ``out = floor((size + pad_total - kernel) / stride) + 1``, the formula of PyTorch's ``Conv2d``/``MaxPool2d``
+    (with ``pad_total`` = padding on both sides, and no dilation).
+    """
+    return (size + pad_total - kernel) // stride + 1
+
+
+def resolve_padding(padding, kernel_size: tuple[int, int], stride: tuple[int, int], in_hw: tuple[int, int]):
+    """Turn a padding argument into explicit ``((top, bottom), (left, right))`` amounts.
+
+    Parameters
+    ----------
+    padding : int, (int, int), "valid" or "same"
+        ``"valid"`` is no padding. ``"same"`` gives ``out = ceil(in / stride)`` with the total padding
+        ``max((out - 1) * stride + kernel - in, 0)`` split as evenly as possible, the odd pixel going to the bottom
+        and right (TensorFlow's rule; PyTorch's ``padding="same"`` agrees for stride 1, the only stride it accepts).
+    kernel_size, stride : (int, int)
+    in_hw : (int, int)
+        Input height and width; "same" depends on them when the stride is above 1.
+    """
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0), (0, 0)
+        if padding == "same":
+            amounts = []
+            for size, k, s in zip(in_hw, kernel_size, stride):
+                out = -(-size // s)  # ceil(size / s)
+                total = max((out - 1) * s + k - size, 0)
+                amounts.append((total // 2, total - total // 2))
+            return tuple(amounts)
+        raise ValueError(f"padding must be an int, a pair of ints, 'valid' or 'same', got {padding!r}")
+    ph, pw = padding
+    return (ph, ph), (pw, pw)
+
+
+def pad_hw(x: np.ndarray, pads) -> np.ndarray:
+    """Zero-pad the H and W axes of ``x`` of shape ``(N, H, W, C)``; returns ``x`` itself when nothing is padded."""
+    (top, bottom), (left, right) = pads
+    if top == bottom == left == right == 0:
+        return x
+    return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+
+
+def sliding_windows(x: np.ndarray, kernel_size: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
+    """A read-only strided view of every ``kH x kW`` window of ``x``.
+
+    Parameters
+    ----------
+    x : ndarray of shape `(N, H, W, C)`
+    kernel_size, stride : (int, int)
+
+    Returns
+    -------
+    windows : ndarray view of shape `(N, H_out, W_out, kH, kW, C)`
+        ``windows[n, i, j, a, b, c] == x[n, i * sH + a, j * sW + b, c]``, with
+        ``H_out = floor((H - kH) / sH) + 1`` and likewise for W.
+    """
+    N, H, W, C = x.shape
+    (kH, kW), (sH, sW) = kernel_size, stride
+    H_out, W_out = conv_output_size(H, kH, sH), conv_output_size(W, kW, sW)
+    bN, bH, bW, bC = x.strides
+    return np.lib.stride_tricks.as_strided(
+        x,
+        shape=(N, H_out, W_out, kH, kW, C),
+        strides=(bN, bH * sH, bW * sW, bH, bW, bC),
+        writeable=False,
+    )
+
+
+def scatter_windows(dwin: np.ndarray, in_shape: tuple, stride: tuple[int, int]) -> np.ndarray:
+    """The adjoint of :func:`sliding_windows` (col2im): add every window's values back onto the input grid.
+
+    Parameters
+    ----------
+    dwin : ndarray of shape `(N, H_out, W_out, kH, kW, C)`
+    in_shape : tuple ``(N, H, W, C)``
+    stride : (int, int)
+
+    Returns
+    -------
+    dx : ndarray of shape `in_shape`
+        ``dx[n, y, x, c] = sum of dwin[n, i, j, a, b, c] over i * sH + a == y and j * sW + b == x``. Overlapping
+        windows add up. Pixels that no window covers get zero.
+
+    The loop runs over the ``kH * kW`` kernel offsets only; each step is one vectorised strided add.
+    """
+    N, H_out, W_out, kH, kW, C = dwin.shape
+    sH, sW = stride
+    dx = np.zeros(in_shape, dtype=dwin.dtype)
+    for a in range(kH):
+        for b in range(kW):
+            dx[:, a : a + sH * (H_out - 1) + 1 : sH, b : b + sW * (W_out - 1) + 1 : sW, :] += dwin[:, :, :, a, b, :]
+    return dx
