@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from convnp.ops.windows import scatter_windows, sliding_windows
+from convnp.ops.windows import sliding_windows
 
 
 def maxpool2d_forward(x: np.ndarray, kernel_size: tuple[int, int], stride: tuple[int, int]):
@@ -33,15 +33,19 @@ def maxpool2d_forward(x: np.ndarray, kernel_size: tuple[int, int], stride: tuple
         ``H_out = floor((H - kH) / sH) + 1``, likewise for W; rows and columns past the last whole window are
         dropped, as in PyTorch with ``ceil_mode=False``.
     cache : tuple
-        The argmax of every window, and the shapes :func:`maxpool2d_backward` needs.
+        ``x`` and ``out`` (no copies): backward finds each window's maximum again by comparison.
+
+    The maximum is taken as a running ``np.maximum`` over the ``kH * kW`` window offsets, each step one vectorised
+    pass over strided views, so no window is ever copied out.
     """
     kH, kW = kernel_size
     windows = sliding_windows(x, kernel_size, stride)  # (N, H_out, W_out, kH, kW, C), a view
-    N, H_out, W_out, _, _, C = windows.shape
-    flat = windows.reshape(N, H_out, W_out, kH * kW, C)  # copies; window offsets in row-major order
-    argmax = flat.argmax(axis=3)[:, :, :, None, :]  # (N, H_out, W_out, 1, C); argmax picks the first maximum
-    out = np.take_along_axis(flat, argmax, axis=3)[:, :, :, 0, :]  # (N, H_out, W_out, C)
-    return out, (argmax, x.shape, kernel_size, stride)
+    out = windows[:, :, :, 0, 0, :].copy()  # (N, H_out, W_out, C)
+    for a in range(kH):
+        for b in range(kW):
+            if a or b:
+                np.maximum(out, windows[:, :, :, a, b, :], out=out)
+    return out, (x, out, kernel_size, stride)
 
 
 def maxpool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
@@ -55,9 +59,20 @@ def maxpool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
     Returns
     -------
     dx : ndarray of shape `(N, H, W, C)`
+
+    The window offsets are visited in row-major order; ``taken`` marks windows whose maximum was already found, so
+    a later offset holding an equal value gets nothing.
     """
-    argmax, x_shape, (kH, kW), stride = cache
-    N, H_out, W_out, C = dout.shape
-    dflat = np.zeros((N, H_out, W_out, kH * kW, C), dtype=dout.dtype)
-    np.put_along_axis(dflat, argmax, dout[:, :, :, None, :], axis=3)
-    return scatter_windows(dflat.reshape(N, H_out, W_out, kH, kW, C), x_shape, stride)
+    x, out, (kH, kW), (sH, sW) = cache
+    N, H_out, W_out, C = out.shape
+    windows = sliding_windows(x, (kH, kW), (sH, sW))  # (N, H_out, W_out, kH, kW, C), a view
+    dx = np.zeros_like(x)
+    taken = np.zeros(out.shape, dtype=bool)
+    for a in range(kH):
+        for b in range(kW):
+            hit = windows[:, :, :, a, b, :] == out  # (N, H_out, W_out, C)
+            hit &= ~taken
+            taken |= hit
+            # Strided slice of dx that offset (a, b) of every window covers; overlapping windows add up.
+            dx[:, a : a + sH * (H_out - 1) + 1 : sH, b : b + sW * (W_out - 1) + 1 : sW, :] += dout * hit
+    return dx

@@ -1,0 +1,1 @@
+"""The ``convnp`` command line: one module per subcommand, registered in :mod:`convnp.cli.main`."""
