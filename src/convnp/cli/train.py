@@ -24,9 +24,9 @@ def add_parser(subparsers) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--model", choices=sorted(MODELS), default="notebook", help="network to train")
-    p.add_argument("--epochs", type=positive_int, default=3, help="passes over the training set")
+    p.add_argument("--epochs", type=positive_int, default=5, help="passes over the training set")
     p.add_argument("--batch-size", type=positive_int, default=64, help="images per gradient step")
-    p.add_argument("--lr", type=positive_float, default=0.05, help="learning rate")
+    p.add_argument("--lr", type=positive_float, default=0.02, help="learning rate")
     p.add_argument("--momentum", type=unit_float, default=0.9, help="SGD momentum (0 for plain SGD)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the batch order")
     p.add_argument("--limit", type=positive_int, default=None, help="train on the first N training images only")

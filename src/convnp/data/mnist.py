@@ -89,7 +89,8 @@ PIP_TIMEOUT = 300.0
 _HAND_SUPPLY_HINT = (
     "To supply MNIST by hand, either put the four IDX files ({files}; each may also be gzipped, ending in .gz) "
     "in a folder and pass load_mnist(idx_dir=FOLDER) or set CONVNP_MNIST_DIR=FOLDER, or put an mnist.npz holding "
-    "uint8 arrays x_train (60000, 28, 28), y_train (60000,), x_test (10000, 28, 28), y_test (10000,) in the folder {cache}."
+    "uint8 arrays x_train (60000, 28, 28), y_train (60000,), x_test (10000, 28, 28), y_test (10000,) "
+    "in the folder {cache}."
 )
 
 

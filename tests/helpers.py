@@ -1,0 +1,151 @@
+"""Shared test helpers: seeded random layer configurations, tie-free inputs and a loop reference for max pooling.
+
+Each ``*_cases(n)`` returns ``n`` configurations as plain dicts. The categorical options (kernel, stride,
+padding, bias, ...) are dealt out from shuffled decks, so every option appears at least once whenever ``n`` is at
+least the number of options; the sizes are drawn at random. Everything comes from ``np.random.default_rng`` with a
+fixed seed: the cases are the same on every run, and each carries its own ``seed`` for its data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+CONV_KERNELS = [1, 2, 3, 5, (2, 3), (3, 1), (1, 5), (5, 2)]
+CONV_STRIDES = [1, 2, (1, 2), (2, 1)]
+CONV_PADDINGS = ["same", "valid", 0, 1, 2, (0, 2), (1, 0), (2, 1)]
+POOL_SHAPES = [  # (kernel_size, stride): stride None means "= kernel_size"
+    (2, None),
+    (2, 2),
+    (3, 2),  # overlapping
+    (2, 1),  # overlapping
+    (3, None),
+    ((2, 3), (1, 2)),
+    ((3, 2), (2, 1)),
+    (1, None),
+    (3, 1),
+]
+
+
+def _deck(options, n: int, rng: np.random.Generator) -> list:
+    """``n`` draws that go through every option (in shuffled order) before repeating any."""
+    out = []
+    while len(out) < n:
+        out.extend(options[i] for i in rng.permutation(len(options)))
+    return out[:n]
+
+
+def describe(cfg: dict) -> str:
+    """A short test id for a configuration."""
+    return "-".join(f"{k}={v}".replace(" ", "") for k, v in cfg.items())
+
+
+def conv_cases(n: int, seed: int = 2024) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    kernels, strides = _deck(CONV_KERNELS, n, rng), _deck(CONV_STRIDES, n, rng)
+    paddings, biases = _deck(CONV_PADDINGS, n, rng), _deck([True, False], n, rng)
+    return [
+        dict(
+            seed=seed + i,
+            N=int(rng.integers(1, 5)),
+            H=int(rng.integers(5, 12)),
+            W=int(rng.integers(5, 12)),
+            C_in=int(rng.integers(1, 6)),
+            C_out=int(rng.integers(1, 6)),
+            kernel_size=kernels[i],
+            stride=strides[i],
+            padding=paddings[i],
+            bias=biases[i],
+        )
+        for i in range(n)
+    ]
+
+
+def pool_cases(n: int, seed: int = 4048) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    shapes = _deck(POOL_SHAPES, n, rng)
+    return [
+        dict(
+            seed=seed + i,
+            N=int(rng.integers(1, 5)),
+            H=int(rng.integers(5, 12)),
+            W=int(rng.integers(5, 12)),
+            C=int(rng.integers(1, 6)),
+            kernel_size=shapes[i][0],
+            stride=shapes[i][1],
+        )
+        for i in range(n)
+    ]
+
+
+def dense_cases(n: int, seed: int = 6072) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    biases = _deck([True, False], n, rng)
+    return [
+        dict(
+            seed=seed + i,
+            N=int(rng.integers(1, 5)),
+            in_features=int(rng.integers(1, 21)),
+            out_features=int(rng.integers(1, 11)),
+            bias=biases[i],
+        )
+        for i in range(n)
+    ]
+
+
+def loss_cases(n: int, seed: int = 8096) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    scales = _deck([0.1, 1.0, 3.0, 10.0], n, rng)
+    return [
+        dict(seed=seed + i, N=int(rng.integers(1, 7)), K=int(rng.integers(2, 11)), scale=scales[i]) for i in range(n)
+    ]
+
+
+def pair(v) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def distinct_values(shape, rng: np.random.Generator) -> np.ndarray:
+    """Float64 values in about [-2, 2], pairwise at least ``2 / size`` apart (>= 1e-4 for our sizes), shuffled.
+
+    Max pooling is differentiable only where each window's maximum is unique; with such gaps a finite-difference
+    step of 1e-6 never changes which input is a window's maximum.
+    """
+    size = int(np.prod(shape))
+    values = np.arange(size) + rng.uniform(0.0, 0.5, size)  # gaps >= 0.5
+    values = (values - values.mean()) / max(size / 4, 1.0)
+    return rng.permutation(values).reshape(shape)
+
+
+def away_from_zero(shape, rng: np.random.Generator, margin: float = 1e-2) -> np.ndarray:
+    """Standard-normal values with ``|x| >= margin``, so a finite-difference step never crosses ReLU's kink."""
+    x = rng.standard_normal(shape)
+    small = np.abs(x) < margin
+    x[small] = np.where(x[small] < 0, -margin, margin) * 2
+    return x
+
+
+def reference_maxpool_backward(x: np.ndarray, dout: np.ndarray, kernel_size, stride) -> np.ndarray:
+    """Plain loops: each window's ``dout`` goes to its FIRST maximum in row-major order within the window."""
+    (kH, kW), (sH, sW) = pair(kernel_size), pair(stride)
+    N, H_out, W_out, C = dout.shape
+    dx = np.zeros_like(x)
+    for n in range(N):
+        for i in range(H_out):
+            for j in range(W_out):
+                for c in range(C):
+                    window = x[n, i * sH : i * sH + kH, j * sW : j * sW + kW, c]
+                    top = window.max()
+                    first = next((a, b) for a in range(kH) for b in range(kW) if window[a, b] == top)
+                    dx[n, i * sH + first[0], j * sW + first[1], c] += dout[n, i, j, c]
+    return dx
+
+
+def reference_maxpool_forward(x: np.ndarray, kernel_size, stride) -> np.ndarray:
+    (kH, kW), (sH, sW) = pair(kernel_size), pair(stride)
+    N, H, W, C = x.shape
+    H_out, W_out = (H - kH) // sH + 1, (W - kW) // sW + 1
+    out = np.empty((N, H_out, W_out, C), dtype=x.dtype)
+    for i in range(H_out):
+        for j in range(W_out):
+            out[:, i, j, :] = x[:, i * sH : i * sH + kH, j * sW : j * sW + kW, :].max(axis=(1, 2))
+    return out
