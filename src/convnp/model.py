@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from convnp._checks import check_finite, float_dtype
@@ -143,6 +145,39 @@ class Sequential:
             layer.astype(dtype)
         return self
 
+    # ---- architecture as JSON -----------------------------------------------------------------------------------
+    def get_config(self) -> dict:
+        """The architecture as JSON-serialisable data: input shape and each layer's class and arguments."""
+        return {
+            "input_shape": None if self.input_shape is None else list(self.input_shape),
+            "layers": [{"class": type(layer).__name__, "config": _jsonable(layer.get_config())} for layer in self.layers],
+        }
+
+    @classmethod
+    def from_config(cls, config: dict, dtype=np.float32) -> "Sequential":
+        """Rebuild a model (with fresh zero-seeded weights, to be overwritten) from :meth:`get_config`'s output."""
+        from convnp.layers import LAYERS
+
+        try:
+            specs = list(config["layers"])
+            input_shape = config.get("input_shape")
+        except (KeyError, TypeError):
+            raise ValueError("Sequential.from_config: expected a dict with a 'layers' list") from None
+        layers = []
+        for i, spec in enumerate(specs):
+            name = spec.get("class") if isinstance(spec, dict) else None
+            if name not in LAYERS:
+                raise ValueError(f"Sequential.from_config: layer {i} has unknown class {name!r}; known: {sorted(LAYERS)}")
+            kwargs = dict(spec.get("config") or {})
+            layer_cls = LAYERS[name]
+            if _takes_rng(layer_cls):
+                kwargs.update(rng=np.random.default_rng(0), dtype=dtype)
+            try:
+                layers.append(layer_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}))
+            except TypeError as err:
+                raise ValueError(f"Sequential.from_config: layer {i} ({name}) has bad arguments: {err}") from None
+        return cls(layers, input_shape=None if input_shape is None else tuple(input_shape))
+
     # ---- description ---------------------------------------------------------------------------------------------
     def shapes(self, input_shape: tuple | None = None) -> list[tuple]:
         """The output shape (batch axis excluded) after each layer, for one sample of ``input_shape``."""
@@ -186,3 +221,13 @@ class Sequential:
     def __repr__(self) -> str:
         inner = ",\n".join(f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential(\n{inner}\n)"
+
+
+def _jsonable(config: dict) -> dict:
+    """Tuples become lists, so a config survives a JSON round trip unchanged."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
+
+
+def _takes_rng(layer_cls) -> bool:
+    """Layers with initialised weights take ``rng`` and ``dtype``; the others take neither."""
+    return "rng" in inspect.signature(layer_cls.__init__).parameters

@@ -11,7 +11,7 @@ from convnp.gradcheck import DEFAULT_TOLERANCE, check_model, format_report
 from convnp.models import MODELS, get_model
 
 
-def add_parser(subparsers) -> None:
+def add_parser(subparsers, parents) -> None:
     p = subparsers.add_parser(
         "gradcheck",
         help="check every layer's gradients against finite differences",
@@ -19,6 +19,7 @@ def add_parser(subparsers) -> None:
         "(each layer alone on a random input, the loss, then every parameter through the whole model). "
         "Exit code 1 if any component fails.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        parents=parents,
     )
     p.add_argument("--model", choices=sorted(MODELS), default="notebook", help="network to check")
     p.add_argument(

@@ -1,7 +1,8 @@
 """Entry point of the ``convnp`` command: builds the parser from the subcommand modules and runs one.
 
-Each subcommand module provides ``add_parser(subparsers)`` and ``run(args) -> int``. Errors that a user can fix
-(bad values, missing files, malformed data) print one line and exit 1; ``CONVNP_DEBUG=1`` shows the traceback.
+Each subcommand module provides ``add_parser(subparsers, parents)`` and ``run(args) -> int``. Usage errors exit 2
+(argparse). Errors that a user can fix (bad values, missing files, malformed data or checkpoints) print one line
+and exit 1; ``--debug`` or ``CONVNP_DEBUG=1`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -23,9 +24,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Convolutional neural networks in NumPy, every forward and backward pass written by hand.",
     )
     parser.add_argument("--version", action="version", version=f"convnp {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the full traceback on errors (same as CONVNP_DEBUG=1)")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors (same as CONVNP_DEBUG=1)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
-        command.add_parser(subparsers)
+        command.add_parser(subparsers, [common])
     return parser
 
 
@@ -39,9 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         print("convnp: interrupted", file=sys.stderr)
         return 130
     except (ValueError, TypeError, OSError, RuntimeError) as err:
-        if os.environ.get("CONVNP_DEBUG"):
+        if args.debug or os.environ.get("CONVNP_DEBUG"):
             raise
-        print(f"convnp: error: {err} (set CONVNP_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(f"convnp: error: {err}", file=sys.stderr)
         return 1
 
 

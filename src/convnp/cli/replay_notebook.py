@@ -9,13 +9,14 @@ from convnp.data import load_mnist
 from convnp.replay import format_epoch, replay_notebook
 
 
-def add_parser(subparsers) -> None:
+def add_parser(subparsers, parents) -> None:
     p = subparsers.add_parser(
         "replay-notebook",
         help="replay the seed notebook's experiment with correct gradients (or its own max-pool bug)",
         description="Train the notebook's network from its initial weights on the first 100 MNIST training images, "
         "full batch, float64, and print the notebook's 'Epoch k / Accuracy, Avg Loss' lines.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        parents=parents,
     )
     p.add_argument(
         "--notebook-maxpool",

@@ -15,13 +15,14 @@ from convnp.optim import SGD
 from convnp.train import evaluate, fit
 
 
-def add_parser(subparsers) -> None:
+def add_parser(subparsers, parents) -> None:
     p = subparsers.add_parser(
         "train",
         help="train a model on MNIST and print its test accuracy",
         description="Train a model from the zoo on the 60,000 MNIST training images with mini-batch SGD, "
         "then print its accuracy on the 10,000 test images.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        parents=parents,
     )
     p.add_argument("--model", choices=sorted(MODELS), default="notebook", help="network to train")
     p.add_argument("--epochs", type=positive_int, default=5, help="passes over the training set")

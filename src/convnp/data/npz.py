@@ -89,7 +89,7 @@ def _check_y(y: np.ndarray, key: str, n_samples: int, x_key: str, path: Path) ->
     return y.astype(np.int64)
 
 
-def load_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+def load_npz(path: str | os.PathLike, keys: tuple[str, str] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Load an image classification data set from an ``.npz`` file.
 
     The file must hold arrays ``x`` and ``y``; if it has no ``x``, the pair ``x_train`` and ``y_train`` is used
@@ -100,6 +100,8 @@ def load_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     ----------
     path : str or os.PathLike
         The ``.npz`` file, e.g. written by ``np.savez(path, x=x, y=y)``.
+    keys : (str, str), optional
+        Read this pair of arrays instead, e.g. ``("x_test", "y_test")``.
 
     Returns
     -------
@@ -128,12 +130,13 @@ def load_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     path = Path(path)
     with _open_npz(path) as npz:
         names = set(npz.files)
-        for x_key, y_key in _KEY_PAIRS:
+        for x_key, y_key in (keys,) if keys else _KEY_PAIRS:
             if x_key in names:
                 break
         else:
             found = ", ".join(sorted(names)) or "no arrays"
-            raise DataError(f"{path}: expected arrays 'x' and 'y' (or 'x_train' and 'y_train'), found {found}")
+            wanted = f"{keys[0]!r} and {keys[1]!r}" if keys else "'x' and 'y' (or 'x_train' and 'y_train')"
+            raise DataError(f"{path}: expected arrays {wanted}, found {found}")
         if y_key not in names:
             raise DataError(f"{path}: has array {x_key!r} but no {y_key!r}; expected the labels in {y_key!r}")
         x = _read_array(npz, x_key, path)

@@ -29,3 +29,39 @@ def to_float_images(x: np.ndarray, dtype=np.float32, mean: float = MNIST_MEAN, s
     scale = np.asarray(1.0 / (255.0 * std), dtype=dtype)
     shift = np.asarray(mean / std, dtype=dtype)
     return x.astype(dtype) * scale - shift
+
+
+class Standardize:
+    """Per-channel standardisation stored with a model: ``(x * scale - mean[c]) / std[c]``.
+
+    ``scale`` brings stored pixels to ``[0, 1]`` (``1/255`` for uint8 images, 1 for floats). The statistics are
+    measured once on the training images and saved in the checkpoint, so evaluation and prediction prepare their
+    inputs exactly as training did.
+    """
+
+    def __init__(self, scale: float, mean, std):
+        self.scale = float(scale)
+        self.mean = [float(m) for m in mean]
+        self.std = [float(s) if s > 0 else 1.0 for s in std]
+
+    @classmethod
+    def fit(cls, x: np.ndarray, max_samples: int = 10000) -> "Standardize":
+        """Measure per-channel mean and std on (up to ``max_samples`` of) ``x`` of shape ``(N, H, W, C)``."""
+        scale = 1.0 / 255.0 if x.dtype == np.uint8 else 1.0
+        sample = x[:max_samples].astype(np.float64) * scale
+        return cls(scale, sample.mean(axis=(0, 1, 2)), sample.std(axis=(0, 1, 2)))
+
+    def __call__(self, x: np.ndarray, dtype=np.float32) -> np.ndarray:
+        """``x`` of shape ``(N, H, W, C)`` -> standardised ``dtype`` array of the same shape."""
+        if x.shape[-1] != len(self.mean):
+            raise ValueError(f"Standardize: expected images with {len(self.mean)} channel(s), got shape {x.shape}")
+        mean = np.asarray(self.mean) / np.asarray(self.std)
+        factor = self.scale / np.asarray(self.std)
+        return (x.astype(dtype) * factor.astype(dtype) - mean.astype(dtype)).astype(dtype, copy=False)
+
+    def to_dict(self) -> dict:
+        return {"scale": self.scale, "mean": self.mean, "std": self.std}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Standardize":
+        return cls(d["scale"], d["mean"], d["std"])

@@ -8,4 +8,7 @@ from convnp.layers.legacy import NotebookMaxPool2D
 from convnp.layers.pooling import MaxPool2D
 from convnp.layers.reshape import Flatten
 
-__all__ = ["Conv2D", "Dense", "Flatten", "Layer", "MaxPool2D", "NotebookMaxPool2D", "ReLU"]
+#: Layer classes by name, for rebuilding a model from its JSON description (checkpoints).
+LAYERS = {cls.__name__: cls for cls in (Conv2D, Dense, Flatten, MaxPool2D, NotebookMaxPool2D, ReLU)}
+
+__all__ = ["LAYERS", "Conv2D", "Dense", "Flatten", "Layer", "MaxPool2D", "NotebookMaxPool2D", "ReLU"]
