@@ -356,7 +356,7 @@ def test_sequential_construction_errors():
 
 @pytest.mark.xfail(
     strict=True,
-    reason="src bug: Dense.output_shape (src/convnp/layers/dense.py:78) ignores its input shape, so "
+    reason="src bug: Dense.output_shape (src/convnp/layers/dense.py:75-76) ignores its input shape, so "
     "Sequential(..., input_shape=...) accepts a Flatten -> Dense whose in_features do not match",
 )
 def test_sequential_input_shape_catches_a_dense_feature_mismatch():
@@ -366,7 +366,7 @@ def test_sequential_input_shape_catches_a_dense_feature_mismatch():
 
 @pytest.mark.xfail(
     strict=True,
-    reason="src bug: Conv2D.output_shape (src/convnp/layers/conv.py:105) ignores the channel axis, so "
+    reason="src bug: Conv2D.output_shape (src/convnp/layers/conv.py:110-111) ignores the channel axis, so "
     "Sequential(..., input_shape=...) accepts a Conv2D whose in_channels do not match",
 )
 def test_sequential_input_shape_catches_a_conv_channel_mismatch():

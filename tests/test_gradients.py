@@ -41,7 +41,7 @@ from convnp.model import Sequential
 from convnp.models import notebook
 
 TOL = 1e-6
-MAX_COORDS = 300  # per array; the larger inputs are sampled, every small array is checked in full
+MAX_COORDS = 600  # per array; the larger inputs are sampled, every small array is checked in full
 
 
 def _worst_element(layer, x, name, seed):

@@ -96,8 +96,12 @@ CASES = [
 ]
 
 
+def _case_id(v):
+    return v.__name__ if isinstance(v, type) else str(v).replace(" ", "")
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-@pytest.mark.parametrize(("cls", "kwargs", "in_shape", "out_shape", "n_params"), CASES, ids=lambda v: str(v).replace(" ", ""))
+@pytest.mark.parametrize(("cls", "kwargs", "in_shape", "out_shape", "n_params"), CASES, ids=_case_id)
 def test_layer_harness(cls, kwargs, in_shape, out_shape, n_params, dtype):
     if cls in (Conv2D, Dense):
         kwargs = {**kwargs, "dtype": dtype, "rng": np.random.default_rng(0)}

@@ -34,7 +34,7 @@ def test_sgd_momentum_nesterov_and_weight_decay_by_hand():
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"lr": 0}, "lr must be a positive"), ({"lr": 0.1, "momentum": 1.0}, "momentum must be in"),
+    [({"lr": 0}, r"SGD: lr must be a number in \(0.0, inf\), got 0"), ({"lr": 0.1, "momentum": 1.0}, r"momentum must be a number in \[0.0, 1.0\), got 1.0"),
      ({"lr": 0.1, "nesterov": True}, "nesterov=True needs"), ({"lr": 0.1, "weight_decay": -1}, "weight_decay")],
 )
 def test_sgd_rejects_bad_arguments(kwargs, message):

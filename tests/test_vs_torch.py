@@ -106,6 +106,31 @@ def test_symmetric_padding_matches_torch_padding_argument(padding):
     assert_close(layer.forward(x), from_torch(theirs, "act"), f"padding={padding}")
 
 
+def _tf_same_padding(size, k, s):
+    """TensorFlow's "same" rule written out: total = max((ceil(size/s) - 1) * s + k - size, 0), odd pixel at the end."""
+    total = max((-(-size // s) - 1) * s + k - size, 0)
+    return total // 2, total - total // 2
+
+
+@pytest.mark.parametrize("cfg", [c for c in conv_cases(40, seed=606) if c["padding"] == "same"], ids=describe)
+def test_same_padding_follows_the_tensorflow_rule(cfg):
+    (kH, kW), (sH, sW) = [(v, v) if isinstance(v, int) else v for v in (cfg["kernel_size"], cfg["stride"])]
+    pads = resolve_padding("same", (kH, kW), (sH, sW), (cfg["H"], cfg["W"]))
+    assert pads == (_tf_same_padding(cfg["H"], kH, sH), _tf_same_padding(cfg["W"], kW, sW)), describe(cfg)
+
+
+@pytest.mark.parametrize("kernel_size", [2, 4, (2, 3), (4, 1), 3, 5])
+def test_same_padding_matches_torch_same_at_stride_1(kernel_size):
+    """Even kernels need an odd total padding: both libraries put the extra row/column at the bottom/right."""
+    rng = np.random.default_rng(17)
+    layer = Conv2D(2, 3, kernel_size, padding="same", rng=rng, dtype=np.float64)
+    layer.params["bias"][:] = rng.standard_normal(3)
+    x = rng.standard_normal((2, 7, 6, 2))
+    wt = to_torch(layer.params["weight"], "conv_weight")
+    theirs = F.conv2d(to_torch(x, "act"), wt, to_torch(layer.params["bias"]), padding="same")
+    assert_close(layer.forward(x), from_torch(theirs, "act"), f"padding='same', kernel_size={kernel_size}")
+
+
 # ---- max pooling --------------------------------------------------------------------------------------------------
 def _torch_pool(x, dout, kernel_size, stride, memory_format=torch.contiguous_format):
     xt = to_torch(x, "act").contiguous(memory_format=memory_format).requires_grad_(True)

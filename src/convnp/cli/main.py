@@ -14,8 +14,9 @@ import sys
 
 from convnp import __version__
 from convnp.cli import gradcheck, replay_notebook, train
+from convnp.cli import evaluate
 
-COMMANDS = (train, gradcheck, replay_notebook)
+COMMANDS = (train, evaluate, gradcheck, replay_notebook)
 
 
 def build_parser() -> argparse.ArgumentParser:

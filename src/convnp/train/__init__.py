@@ -1,5 +1,18 @@
-"""Training: the mini-batch loop and its evaluation."""
+"""Training: the loop, its callbacks, its settings, and whole runs with a run folder."""
 
-from convnp.train.loop import evaluate, fit
+from convnp.train.callbacks import Callback, Checkpoint, EarlyStopping, MetricsCSV, ProgressBar
+from convnp.train.config import TrainConfig
+from convnp.train.loop import Trainer, TrainingDiverged, evaluate, fit
 
-__all__ = ["evaluate", "fit"]
+__all__ = [
+    "Callback",
+    "Checkpoint",
+    "EarlyStopping",
+    "MetricsCSV",
+    "ProgressBar",
+    "TrainConfig",
+    "Trainer",
+    "TrainingDiverged",
+    "evaluate",
+    "fit",
+]

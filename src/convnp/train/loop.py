@@ -1,7 +1,7 @@
-"""A plain mini-batch training loop that reports through callbacks.
+"""The generic training loop: mini-batches, loss, backward, optimizer step; everything else via callbacks.
 
-Every epoch: reshuffle from the Generator, forward, loss, backward, optimizer step per batch; then the epoch's
-figures go into ``logs`` and each callback's ``on_epoch_end(epoch, logs)`` is called (Keras' convention).
+Every epoch reshuffles with the Generator it was given, so the same seed and settings give bitwise-identical
+weights and metrics; saving the Generator's state with the weights lets a stopped run resume exactly.
 """
 
 from __future__ import annotations
@@ -12,10 +12,15 @@ import numpy as np
 
 from convnp.data.batching import iterate_minibatches
 from convnp.losses import SoftmaxCrossEntropy
+from convnp.optim import clip_grad_norm
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or a gradient became NaN or infinite."""
 
 
 def evaluate(model, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> dict[str, float]:
-    """Mean loss and accuracy of ``model`` on ``(x, y)`` in inference mode, ``batch_size`` samples at a time."""
+    """Mean loss and accuracy of ``model`` on prepared inputs ``x`` and labels ``y``, in inference mode."""
     loss_fn = SoftmaxCrossEntropy()
     total_loss, correct = 0.0, 0
     for xb, yb in iterate_minibatches(x, y, batch_size):
@@ -23,6 +28,115 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> dic
         total_loss += loss_fn.forward(logits, yb) * len(yb)
         correct += int(np.sum(logits.argmax(axis=1) == yb))
     return {"loss": total_loss / len(y), "accuracy": correct / len(y)}
+
+
+class Trainer:
+    """Trains a model with an optimizer, an optional learning-rate schedule and gradient clipping.
+
+    Parameters
+    ----------
+    model : Sequential
+    optimizer : convnp.optim.Optimizer
+    schedule : callable, optional
+        ``schedule(step) -> lr``, called before every step (``step`` counts batches from 0 over the whole run).
+    clip_grad_norm : float, optional
+        Rescale the gradients so their joint L2 norm is at most this.
+    callbacks : list of Callback
+    """
+
+    def __init__(self, model, optimizer, *, schedule=None, clip_grad_norm: float | None = None, callbacks=()):
+        self.model, self.optimizer, self.schedule = model, optimizer, schedule
+        self.clip_grad_norm = clip_grad_norm
+        self.callbacks = list(callbacks)
+        self.loss_fn = SoftmaxCrossEntropy()
+        self.history: list[dict] = []
+        self.step = 0
+        self.stop_training = False
+        self.stop_reason: str | None = None
+        self.rng: np.random.Generator | None = None
+
+    def _call(self, hook: str, *args):
+        for callback in self.callbacks:
+            getattr(callback, hook)(*args)
+
+    def train_step(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, int]:
+        """One forward, backward and update on a batch; returns the batch's mean loss and number correct."""
+        logits = self.model.forward(xb, training=True)
+        if not np.isfinite(logits).all():
+            raise TrainingDiverged(
+                f"the network's output became NaN or infinite at step {self.step + 1}; "
+                f"try a lower learning rate (now {self.optimizer.lr:.3g})"
+            )
+        loss = self.loss_fn.forward(logits, yb)
+        self.model.backward(self.loss_fn.backward())
+        grads = self.model.gradients()
+        if self.clip_grad_norm is not None:
+            norm = clip_grad_norm(grads, self.clip_grad_norm)
+        else:
+            norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
+        if not np.isfinite(norm):
+            raise TrainingDiverged(
+                f"a gradient became NaN or infinite at step {self.step + 1}; "
+                f"try a lower learning rate (now {self.optimizer.lr:.3g}) or --clip-grad-norm"
+            )
+        if self.schedule is not None:
+            self.optimizer.lr = self.schedule(self.step)
+        self.optimizer.step(self.model.parameters(), grads)
+        self.step += 1
+        return loss, int(np.sum(logits.argmax(axis=1) == yb))
+
+    def fit(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        *,
+        epochs: int,
+        batch_size: int,
+        rng: np.random.Generator,
+        validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+        initial_epoch: int = 0,
+    ) -> list[dict]:
+        """Train from ``initial_epoch`` up to ``epochs``; returns the history (one ``logs`` dict per epoch).
+
+        Parameters
+        ----------
+        x : ndarray of shape `(N, H, W, C)`, prepared inputs in the model's dtype
+        y : ndarray of shape `(N,)`, integer labels
+        epochs : int
+            The epoch number to stop at (not a count from ``initial_epoch``), as in Keras.
+        batch_size : int
+        rng : np.random.Generator
+            Draws each epoch's sample order.
+        validation_data : (x_val, y_val), optional
+        initial_epoch : int
+            Epochs already done (when resuming); ``self.history`` and ``self.step`` should hold their record.
+        """
+        if len(x) != len(y):
+            raise ValueError(f"Trainer.fit: inconsistent numbers of samples: {[len(x), len(y)]}")
+        self.rng = rng
+        self.stop_training = False
+        self._call("on_train_begin", self)
+        for epoch in range(initial_epoch, epochs):
+            self._call("on_epoch_begin", epoch)
+            start = time.perf_counter()
+            total_loss, correct = 0.0, 0
+            for batch, (xb, yb) in enumerate(iterate_minibatches(x, y, batch_size, rng)):
+                loss, n_correct = self.train_step(xb, yb)
+                total_loss += loss * len(yb)
+                correct += n_correct
+                self._call("on_batch_end", batch, {"loss": loss, "correct": n_correct, "size": len(yb)})
+            logs = {"epoch": epoch + 1, "loss": total_loss / len(y), "accuracy": correct / len(y)}
+            if validation_data is not None and len(validation_data[1]):
+                val = evaluate(self.model, *validation_data)
+                logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
+            logs["lr"] = self.optimizer.lr
+            logs["time"] = time.perf_counter() - start
+            self.history.append(logs)
+            self._call("on_epoch_end", epoch, logs)
+            if self.stop_training:
+                break
+        self._call("on_train_end", self.history[-1] if self.history else {})
+        return self.history
 
 
 def fit(
@@ -35,41 +149,10 @@ def fit(
     batch_size: int,
     rng: np.random.Generator,
     validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+    schedule=None,
+    clip_grad_norm: float | None = None,
     callbacks=(),
-) -> list[dict[str, float]]:
-    """Train ``model`` on ``(x, y)``; returns one ``logs`` dict per epoch.
-
-    Parameters
-    ----------
-    model : Sequential
-    x : ndarray of shape `(N, H, W, C)`, already in the model's float dtype
-    y : ndarray of shape `(N,)`, integer labels
-    optimizer : convnp.optim.Optimizer
-    epochs, batch_size : int
-    rng : np.random.Generator
-        Draws each epoch's order, so the same seed gives the same run.
-    validation_data : (x_val, y_val), optional
-        Evaluated after each epoch into ``logs["val_loss"]``/``logs["val_accuracy"]``.
-    callbacks : iterable
-        Objects with an ``on_epoch_end(epoch, logs)`` method.
-    """
-    loss_fn = SoftmaxCrossEntropy()
-    history = []
-    for epoch in range(epochs):
-        start = time.perf_counter()
-        total_loss, correct = 0.0, 0
-        for xb, yb in iterate_minibatches(x, y, batch_size, rng):
-            logits = model.forward(xb, training=True)
-            total_loss += loss_fn.forward(logits, yb) * len(yb)
-            correct += int(np.sum(logits.argmax(axis=1) == yb))
-            model.backward(loss_fn.backward())
-            optimizer.step(model.parameters(), model.gradients())
-        logs = {"epoch": epoch + 1, "loss": total_loss / len(y), "accuracy": correct / len(y)}
-        if validation_data is not None:
-            val = evaluate(model, *validation_data)
-            logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
-        logs["time"] = time.perf_counter() - start
-        history.append(logs)
-        for callback in callbacks:
-            callback.on_epoch_end(epoch, logs)
-    return history
+) -> list[dict]:
+    """Train ``model`` on prepared ``(x, y)`` in one call; see :class:`Trainer` for the arguments."""
+    trainer = Trainer(model, optimizer, schedule=schedule, clip_grad_norm=clip_grad_norm, callbacks=callbacks)
+    return trainer.fit(x, y, epochs=epochs, batch_size=batch_size, rng=rng, validation_data=validation_data)

@@ -1,0 +1,104 @@
+"""``convnp evaluate``: a saved model's accuracy, loss, per-class precision/recall and confusion matrix on a data set."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+from convnp.checkpoint import load_checkpoint
+from convnp.cli._args import add_mnist_dir, positive_int
+from convnp.data.datasets import load_dataset
+from convnp.losses import SoftmaxCrossEntropy
+from convnp.metrics import classification_report, format_confusion, format_per_class
+
+
+def add_parser(subparsers, parents) -> None:
+    p = subparsers.add_parser(
+        "evaluate",
+        help="measure a saved model on a data set: accuracy, loss, per-class table, confusion matrix",
+        description="Load a checkpoint (a .npz file, or a run folder: its best.npz, else last.npz), prepare the "
+        "images as the model was trained, and report accuracy, mean cross-entropy loss, per-class support, "
+        "precision and recall, and the confusion matrix (rows: true class, columns: predicted class).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        parents=parents,
+    )
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file (.npz) or run folder")
+    p.add_argument("--data", metavar="mnist|PATH.npz", default="mnist",
+                   help="data set: 'mnist', or an .npz file with x/y (or x_train/y_train) and optionally x_test/y_test")
+    p.add_argument("--split", choices=("test", "train"), default="test",
+                   help="which part of the data set to evaluate on (for an .npz, 'train' is its x/y arrays)")
+    p.add_argument("--batch-size", type=positive_int, default=1000,
+                   help="images per forward pass (bounds memory, does not change the results)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
+    add_mnist_dir(p)
+    p.set_defaults(run=run)
+
+
+def _split(dataset, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The images ``(N, H, W, C)`` and labels ``(N,)`` of ``split``; a clear error if the data set lacks it."""
+    if split == "train":
+        return dataset.x_train, dataset.y_train
+    if dataset.x_test is None:
+        raise ValueError(
+            f"{dataset.name}: has no test split (arrays x_test and y_test); "
+            "pass --split train to evaluate on its x/y arrays"
+        )
+    return dataset.x_test, dataset.y_test
+
+
+def _n_classes(model, input_shape: tuple) -> int:
+    """How many classes the model scores, read from its output shape (no forward pass needed)."""
+    out = model.shapes(input_shape)[-1]
+    if len(out) != 1:
+        raise ValueError(f"the checkpoint's model outputs shape {out} per image, expected (K,) class scores")
+    return int(out[0])
+
+
+def run(args) -> int:
+    checkpoint = load_checkpoint(args.checkpoint)
+    dataset = load_dataset(args.data, mnist_dir=args.mnist_dir)
+    x, y = _split(dataset, args.split)
+    data_name = f"{dataset.name} ({args.split} split)"
+    inputs = checkpoint.prepare(x)  # (N, H, W, C) -> standardised floats; refuses images of the wrong shape
+    n_classes = _n_classes(checkpoint.model, tuple(inputs.shape[1:]))
+    # Check the labels before the forward pass, so a mismatched data set fails at once.
+    if y.size and int(y.max()) >= n_classes:
+        n_bad = int(np.count_nonzero(y >= n_classes))
+        raise ValueError(
+            f"{data_name}: labels go up to {int(y.max())} ({n_bad} out of range) but the checkpoint's model "
+            f"predicts {n_classes} classes (0-{n_classes - 1}); is this the data set it was trained on?"
+        )
+
+    logits = checkpoint.model.predict(inputs, batch_size=args.batch_size)  # (N, K)
+    loss = SoftmaxCrossEntropy().forward(logits, y)
+    report = classification_report(y, logits.argmax(axis=1), n_classes=n_classes)
+
+    if args.json:
+        result = {
+            "checkpoint": str(checkpoint.path),
+            "data": dataset.name,
+            "split": args.split,
+            "n_samples": report["n_samples"],
+            "accuracy": report["accuracy"],
+            "loss": loss,
+            "per_class": report["per_class"],
+            "confusion": report["confusion"].tolist(),
+        }
+        # allow_nan=False: a non-finite loss is an error to report, not invalid JSON to emit.
+        print(json.dumps(result, allow_nan=False))
+        return 0
+
+    model_name = checkpoint.meta.get("model_name")
+    print(f"checkpoint: {checkpoint.path}" + (f" (model {model_name})" if model_name else ""))
+    print(f"data: {data_name}, {report['n_samples']:,} images")
+    print(f"accuracy: {report['accuracy'] * 100:.2f}%")
+    print(f"loss: {loss:.4f} (mean cross-entropy)")
+    print()
+    print("per class:")
+    print(format_per_class(report))
+    print()
+    print("confusion matrix (rows: true class, columns: predicted class):")
+    print(format_confusion(report["confusion"]))
+    return 0
