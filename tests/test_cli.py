@@ -57,29 +57,29 @@ def test_bad_options_exit_2_with_a_message(capsys, argv, message):
     assert pytest.importorskip("re").search(message, capsys.readouterr().err)
 
 
-def test_known_errors_print_one_line_and_exit_1(capsys, monkeypatch):
-    import convnp.cli.train as train_cmd
+def test_known_errors_print_one_line_and_exit_1(capsys, monkeypatch, tmp_path):
+    import convnp.train.run as train_run_module
     from convnp.errors import DataNotFoundError
 
     def fail(*args, **kwargs):
         raise DataNotFoundError("MNIST not found: tried the cache, the mirrors")
 
-    monkeypatch.setattr(train_cmd, "load_mnist", fail)
+    monkeypatch.setattr(train_run_module, "load_dataset", fail)
     monkeypatch.delenv("CONVNP_DEBUG", raising=False)
-    assert main(["train"]) == 1
+    assert main(["train", "--out", str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("convnp: error: MNIST not found")
     assert "Traceback" not in "".join(err)
 
 
 @pytest.mark.mnist
-def test_train_small_run_reports_test_accuracy(mnist, capsys):
-    assert main(["train", "--limit", "3000", "--epochs", "2", "--seed", "1"]) == 0
+def test_train_small_run_reports_test_accuracy(mnist, capsys, tmp_path):
+    assert main(["train", "--limit", "3000", "--epochs", "2", "--seed", "1", "--out", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
     assert "epoch 2/2" in out
     line = next(line for line in out.splitlines() if line.startswith("test accuracy:"))
     accuracy = float(line.split(":")[1].split("%")[0])
-    assert accuracy > 85.0, line  # 3,000 images, 2 epochs: far above chance (10%)
+    assert accuracy > 85.0, line  # 2,700 training images, 2 epochs: far above chance (10%)
 
 
 @pytest.mark.mnist

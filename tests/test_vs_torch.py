@@ -119,6 +119,7 @@ def test_same_padding_follows_the_tensorflow_rule(cfg):
     assert pads == (_tf_same_padding(cfg["H"], kH, sH), _tf_same_padding(cfg["W"], kW, sW)), describe(cfg)
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
 @pytest.mark.parametrize("kernel_size", [2, 4, (2, 3), (4, 1), 3, 5])
 def test_same_padding_matches_torch_same_at_stride_1(kernel_size):
     """Even kernels need an odd total padding: both libraries put the extra row/column at the bottom/right."""

@@ -1,4 +1,4 @@
-"""``convnp evaluate``: a saved model's accuracy, loss, per-class precision/recall and confusion matrix on a data set."""
+"""``convnp evaluate``: a saved model's accuracy, loss, per-class precision/recall and confusion matrix on data."""
 
 from __future__ import annotations
 

@@ -15,8 +15,9 @@ import sys
 from convnp import __version__
 from convnp.cli import gradcheck, replay_notebook, train
 from convnp.cli import evaluate
+from convnp.cli import predict
 
-COMMANDS = (train, evaluate, gradcheck, replay_notebook)
+COMMANDS = (train, evaluate, predict, gradcheck, replay_notebook)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         return args.run(args)
+    except BrokenPipeError:
+        # The reader went away (`convnp ... | head`): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print("convnp: interrupted", file=sys.stderr)
         return 130

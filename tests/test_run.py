@@ -1,0 +1,151 @@
+"""Whole training runs: the run folder, determinism, resume, checkpoints in a fresh process, run errors."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from convnp.checkpoint import load_checkpoint
+from convnp.cli.main import main
+from convnp.train.config import TrainConfig
+from convnp.train.run import train_run
+
+pytestmark = pytest.mark.mnist
+
+SMALL = dict(limit=1200, batch_size=50, val_split=0.25, lr=0.02)
+
+
+def _run(tmp_path, name, epochs, **overrides):
+    config = TrainConfig(epochs=epochs, **{**SMALL, **overrides})
+    return train_run(config, tmp_path / name, stream=open("/dev/null", "w"))
+
+
+def _weights(run_dir):
+    with np.load(run_dir / "last.npz", allow_pickle=False) as archive:
+        return {k: archive[k] for k in archive.files if k != "__meta__"}
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_run_folder_contents(mnist, tmp_path):
+    result = _run(tmp_path, "run", 2)
+    run = result.run_dir
+    config = json.loads((run / "config.json").read_text())
+    assert config["settings"]["epochs"] == 2 and config["settings"]["limit"] == 1200
+    assert set(config["versions"]) >= {"convnp", "numpy"}
+    with open(run / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert all(0 <= float(r["val_accuracy"]) <= 1 for r in rows)
+    assert float(rows[1]["loss"]) < float(rows[0]["loss"])
+    assert (run / "best.npz").is_file() and (run / "last.npz").is_file()
+    results = json.loads((run / "results.json").read_text())
+    assert results["test"]["n_samples"] == 10000
+    assert results["test"]["accuracy"] == pytest.approx(result.test["accuracy"])
+    assert result.test["accuracy"] > 0.8
+    checkpoint = load_checkpoint(run)  # a run folder resolves to best.npz
+    assert checkpoint.meta["epoch"] in (1, 2) and checkpoint.meta["model_name"] == "notebook"
+
+
+@pytest.mark.parametrize("optimizer, schedule", [("momentum", "cosine"), ("adam", "step")])
+def test_same_seed_gives_bitwise_identical_runs(mnist, tmp_path, optimizer, schedule):
+    a = _run(tmp_path, "a", 2, optimizer=optimizer, schedule=schedule, lr=None, warmup_epochs=0.5, step_epochs=1)
+    b = _run(tmp_path, "b", 2, optimizer=optimizer, schedule=schedule, lr=None, warmup_epochs=0.5, step_epochs=1)
+    assert _same(_weights(a.run_dir), _weights(b.run_dir))
+    strip = lambda h: [{k: v for k, v in row.items() if k != "time"} for row in h]  # noqa: E731
+    assert strip(a.history) == strip(b.history)
+    c = _run(tmp_path, "c", 2, optimizer=optimizer, schedule=schedule, lr=None, warmup_epochs=0.5, step_epochs=1,
+             seed=1)
+    assert not _same(_weights(a.run_dir), _weights(c.run_dir))
+
+
+def test_extending_a_finished_run_matches_a_longer_run(mnist, tmp_path):
+    """With a constant rate, 1 epoch then ``--epochs 3`` on resume gives the bits of a 3-epoch run."""
+    constant = dict(optimizer="adam", lr=None)
+    whole = _run(tmp_path, "whole", 3, **constant)
+    short = _run(tmp_path, "short", 1, **constant)
+    train_run(None, short.run_dir, resume=True, epochs=3, stream=open("/dev/null", "w"))
+    assert _same(_weights(whole.run_dir), _weights(short.run_dir))
+    with open(short.run_dir / "metrics.csv", newline="") as f:
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2, 3]
+
+
+def test_resume_after_a_stop_matches_uninterrupted_run(mnist, tmp_path, monkeypatch):
+    """A run of 3 epochs stopped after epoch 2 (here: by an exception in a callback) resumes to the same bits."""
+    from convnp.train.callbacks import Callback
+
+    settings = dict(optimizer="momentum", schedule="cosine", warmup_epochs=0.5)
+    whole = _run(tmp_path, "whole", 3, **settings)
+
+    class Crash(Callback):
+        def on_epoch_end(self, epoch, logs):
+            if epoch == 1:
+                raise KeyboardInterrupt  # after the checkpoint callback has written epoch 2
+
+    config = TrainConfig(epochs=3, **{**SMALL, **settings})
+    with pytest.raises(KeyboardInterrupt):
+        train_run(config, tmp_path / "stopped", stream=open("/dev/null", "w"), callbacks=[Crash()])
+    assert load_checkpoint(tmp_path / "stopped" / "last.npz").meta["epoch"] == 2
+    resumed = train_run(None, tmp_path / "stopped", resume=True, stream=open("/dev/null", "w"))
+    assert _same(_weights(whole.run_dir), _weights(tmp_path / "stopped"))
+    strip = lambda h: [{k: v for k, v in row.items() if k != "time"} for row in h]  # noqa: E731
+    assert strip(resumed.history) == strip(whole.history)
+
+
+def test_checkpoint_predicts_identically_in_a_fresh_process(mnist, tmp_path):
+    result = _run(tmp_path, "run", 1)
+    checkpoint = load_checkpoint(result.run_dir / "last.npz")
+    x = mnist[2][:50][..., None]
+    np.save(tmp_path / "x.npy", x)
+    here = checkpoint.model.predict(checkpoint.prepare(x))
+    code = (
+        "import sys, numpy as np; from convnp.checkpoint import load_checkpoint; "
+        "c = load_checkpoint(sys.argv[1]); x = np.load(sys.argv[2]); "
+        "np.save(sys.argv[3], c.model.predict(c.prepare(x)))"
+    )
+    subprocess.run([sys.executable, "-c", code, str(result.run_dir / "last.npz"), str(tmp_path / "x.npy"),
+                    str(tmp_path / "out.npy")], check=True, timeout=120)
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), here)
+
+
+def test_cli_train_and_resume(mnist, tmp_path, capsys):
+    out = tmp_path / "cli-run"
+    argv = ["train", "--limit", "1000", "--epochs", "1", "--val-split", "0.2", "--out", str(out)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "epoch 1/1" in text and "val_acc" in text and "test accuracy:" in text
+    assert main(argv) == 1  # the folder already holds a run
+    assert "already holds a run" in capsys.readouterr().err
+    assert main(["train", "--resume", str(out), "--epochs", "2"]) == 0
+    assert "resuming" in capsys.readouterr().out
+    assert load_checkpoint(out / "last.npz").meta["epoch"] == 2
+    assert main(["train", "--resume", str(tmp_path / "nothing-here")]) == 1
+    assert "not a run folder" in capsys.readouterr().err
+
+
+def test_data_that_does_not_fit_the_model_is_refused_before_training(tmp_path, capsys):
+    path = tmp_path / "rgb.npz"
+    rng = np.random.default_rng(0)
+    np.savez(path, x=rng.integers(0, 255, (20, 32, 32, 3), dtype=np.uint8), y=rng.integers(0, 10, 20))
+    assert main(["train", "--data", str(path), "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "takes images of shape (28, 28, 1)" in err[0] and "(32, 32, 3)" in err[0]
+    assert not (tmp_path / "r" / "last.npz").exists()
+
+
+def test_own_npz_data_trains(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    x = (rng.random((300, 28, 28)) * 60).astype(np.uint8)
+    for k in range(3):  # a bright square whose position says the class
+        x[y == k, 4 + 7 * k : 10 + 7 * k, 4:10] = 255
+    path = tmp_path / "toy.npz"
+    np.savez(path, x=x[:240], y=y[:240], x_test=x[240:], y_test=y[240:])
+    assert main(["train", "--data", str(path), "--epochs", "3", "--batch-size", "16", "--out", str(tmp_path / "r")]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("test accuracy"))
+    assert float(line.split(":")[1].split("%")[0]) > 90
