@@ -98,3 +98,20 @@ def model_for(weights):
     model = notebook(rng=np.random.default_rng(0))
     model.load_state_dict(weights)
     return model
+
+
+@pytest.mark.mnist
+def test_example_script_runs(mnist, monkeypatch, capsys):
+    """examples/train_mnist.py, on 2,000 training images so it takes seconds."""
+    import runpy
+    from pathlib import Path
+
+    import convnp.data
+
+    x_train, y_train, x_test, y_test = mnist
+    monkeypatch.setattr(convnp.data, "load_mnist", lambda: (x_train[:2000], y_train[:2000], x_test[:1000], y_test[:1000]))
+    script = Path(__file__).resolve().parents[1] / "examples" / "train_mnist.py"
+    assert len(script.read_text().splitlines()) < 50
+    runpy.run_path(str(script), run_name="__main__")
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("test accuracy") and float(line.split()[2].rstrip("%,")) > 80, line
