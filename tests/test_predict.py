@@ -6,6 +6,7 @@ trained checkpoint gives them the same answers as it gives the original 28x28 di
 """
 
 import json
+import re
 import struct
 import zlib
 
@@ -19,7 +20,7 @@ from convnp.cli.main import main  # noqa: E402
 from convnp.data.images import load_digits, load_images, preprocess_digit, read_image  # noqa: E402
 from convnp.errors import DataError  # noqa: E402
 
-N_DIGITS = 10  # first test digits redrawn per format
+N_DIGITS = 30  # first test digits redrawn per format
 
 
 # ---- fixtures and drawing helpers ----------------------------------------------------------------------------------
@@ -184,6 +185,7 @@ def test_redrawn_mnist_digits_get_the_originals_predictions(name, originals, che
     ck = load_checkpoint(checkpoint_path)
     got = ck.model.predict(ck.prepare(x)).argmax(axis=1)
     agree = int((got == expected).sum())
+    print("AGREE", name, agree, np.flatnonzero(got != expected), expected[got != expected], got[got != expected])
     assert agree >= N_DIGITS - 1, f"{name}: {agree}/{N_DIGITS} agree; originals {expected}, redrawn {got}"
 
 
@@ -387,8 +389,7 @@ def test_cli_prints_label_probability_and_top_k(checkpoint_path, digit_files, ca
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3
     for line, path, label in zip(lines, paths, labels):
-        assert line.startswith(f"{path}: {label}  (p=0."), line
-        assert line.count(": ") == 4  # FILE: LABEL, then three "digit: prob" pairs
+        assert re.fullmatch(rf"{re.escape(path)}: {label}  \(p=[01]\.\d{{3}}\)(  \d: [01]\.\d{{3}}){{3}}", line), line
 
 
 @pytest.mark.mnist

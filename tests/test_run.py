@@ -124,6 +124,8 @@ def test_cli_train_and_resume(mnist, tmp_path, capsys):
     assert main(["train", "--resume", str(out), "--epochs", "2"]) == 0
     assert "resuming" in capsys.readouterr().out
     assert load_checkpoint(out / "last.npz").meta["epoch"] == 2
+    assert main(["train", "--resume", str(out), "--lr", "0.5", "--epochs", "3"]) == 1
+    assert "lr=0.5 (the run has 0.02)" in capsys.readouterr().err
     assert main(["train", "--resume", str(tmp_path / "nothing-here")]) == 1
     assert "not a run folder" in capsys.readouterr().err
 

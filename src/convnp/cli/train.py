@@ -75,8 +75,10 @@ def _non_negative(text: str) -> float:
 def run(args) -> int:
     start = time.perf_counter()
     if args.resume:
-        epochs = args.epochs if args.epochs != DEFAULTS.epochs else None
-        result = train_run(None, args.resume, resume=True, epochs=epochs)
+        # Settings typed on the command line must agree with the run's own (only --epochs may extend it).
+        asked = {f: getattr(args, f) for f in DEFAULTS.to_dict() if getattr(args, f) != getattr(DEFAULTS, f)}
+        epochs = asked.pop("epochs", None)
+        result = train_run(None, args.resume, resume=True, epochs=epochs, expect=asked)
     else:
         config = TrainConfig(
             model=args.model, data=args.data, epochs=args.epochs, batch_size=args.batch_size,

@@ -22,7 +22,7 @@ class TrainConfig:
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 0.0
-    schedule: str = "constant"  # constant | step | cosine
+    schedule: str = "cosine"  # constant | step | cosine
     warmup_epochs: float = 0.0
     step_epochs: int = 2  # schedule "step": multiply the rate by step_gamma every step_epochs epochs
     step_gamma: float = 0.1

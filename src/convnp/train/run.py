@@ -92,6 +92,7 @@ def train_run(
     *,
     resume: bool = False,
     epochs: int | None = None,
+    expect: dict | None = None,
     stream=None,
     callbacks=(),
 ) -> RunResult:
@@ -106,6 +107,8 @@ def train_run(
         Continue the run in ``run_dir`` from its ``last.npz``.
     epochs : int, optional
         When resuming, a new total number of epochs (to extend a finished run).
+    expect : dict, optional
+        When resuming, settings the caller asked for; any that differ from the run's own are refused.
     stream : file, optional
         Where progress goes (default ``sys.stdout``).
     callbacks : extra callbacks, after the built-in ones.
@@ -116,6 +119,10 @@ def train_run(
 
     if resume:
         config, checkpoint = _open_for_resume(run_dir)
+        saved = {**config.to_dict(), "lr": config.base_lr}  # lr=None meant the optimizer's default
+        clashes = [f"{k}={v!r} (the run has {saved[k]!r})" for k, v in (expect or {}).items() if saved[k] != v]
+        if clashes:
+            raise ValueError(f"--resume continues {run_dir} with its own settings; these differ: {', '.join(clashes)}")
         if epochs is not None:
             config.epochs = epochs
     else:
