@@ -53,7 +53,9 @@ def check_finite(x: np.ndarray, what: str, owner: str) -> None:
     A sum is one fast vectorised pass and is non-finite whenever any element is; only then (or on overflow) is
     the element-wise test run to say where.
     """
-    if np.isfinite(np.sum(x, dtype=np.float64)):
+    with np.errstate(over="ignore", invalid="ignore"):  # huge but finite values may overflow the sum
+        total = np.sum(x, dtype=np.float64)
+    if np.isfinite(total):
         return
     bad = ~np.isfinite(x)
     if bad.any():

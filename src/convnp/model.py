@@ -6,7 +6,7 @@ import inspect
 
 import numpy as np
 
-from convnp._checks import check_finite, float_dtype
+from convnp._checks import FLOAT_DTYPES, check_finite, float_dtype
 from convnp.errors import CheckpointError
 from convnp.layers.base import Layer
 
@@ -51,12 +51,18 @@ class Sequential:
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """Run every layer; ``training=True`` keeps the caches for :meth:`backward`.
 
-        ``x`` of shape ``(N, H, W, C)`` (or whatever the first layer takes). A float array of the other precision is
-        cast to the model's dtype; integer images are refused (scale them to floats first).
+        ``x`` of shape ``(N, H, W, C)`` (or whatever the first layer takes; ``(N, *input_shape)`` when the model has
+        an ``input_shape``). A float32/float64 array of the other precision is cast to the model's dtype; integer
+        images are refused (scale them to floats first).
         """
-        if isinstance(x, np.ndarray) and x.dtype.kind == "f" and x.dtype != self.dtype:
+        if isinstance(x, np.ndarray) and x.dtype in FLOAT_DTYPES and x.dtype != self.dtype:
             x = x.astype(self.dtype)
         x = self.layers[0].check_input(x)
+        if self.input_shape is not None and x.shape[1:] != self.input_shape:
+            raise ValueError(
+                f"Sequential: expected input of shape (N, {', '.join(map(str, self.input_shape))}) (the model's "
+                f"input_shape), got {x.shape}"
+            )
         x = self.layers[0].run(x, training)
         for layer in self.layers[1:]:
             # Shapes only: the values were produced by the layer before, so one finite scan at the door suffices.

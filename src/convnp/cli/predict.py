@@ -26,8 +26,8 @@ def add_parser(subparsers, parents) -> None:
         "inputs, each file is prepared as MNIST's digits were: dark-on-light images are inverted, the digit is "
         "cropped, scaled into a 20x20 box and centred by its centre of mass. For other models, images are resized "
         "to the model's input. A file that cannot be read (or holds no digit) is reported on stderr and skipped; "
-        "the others are still classified, and the exit code is 1 if any file failed. Reading image files needs "
-        "Pillow (pip install 'convnp[image]'); .npy arrays do not.",
+        "the others are still classified, and the exit code is 1 if any file failed. Needs Pillow "
+        "(pip install 'convnp[image]').",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         parents=parents,
     )

@@ -1,7 +1,7 @@
 """Users' own image files -> network inputs: decoding (Pillow, or ``.npy``) and MNIST-style digit preparation.
 
-Pillow is an optional extra (``pip install convnp[image]``) and is imported inside the functions that decode, so
-the rest of convnp stays NumPy-only. ``.npy`` files need no Pillow.
+Pillow is an optional extra (``pip install convnp[image]``), imported inside the functions that decode and resize, so
+the rest of convnp stays NumPy-only (reading a ``.npy`` file needs no Pillow; resizing it does).
 
 References
 ----------
@@ -97,13 +97,9 @@ def _check_size(path: Path, width: int, height: int) -> None:
 
 def _read_with_pillow(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """Decode with Pillow -> colour ``(H, W, 1|3)`` in [0, 255] and alpha ``(H, W)`` in [0, 1] (or None)."""
-    try:
-        from PIL import Image, ImageOps, UnidentifiedImageError
-    except ImportError:
-        raise DataError(
-            f"{path}: reading image files needs Pillow (pip install 'convnp[image]'); "
-            "or save the image as a NumPy .npy array"
-        ) from None
+    Image = _import_pillow()
+    from PIL import ImageOps, UnidentifiedImageError
+
     try:
         img = Image.open(path)
     except UnidentifiedImageError:
@@ -322,13 +318,24 @@ def preprocess_digit(grey: np.ndarray, size: int = 28, box: int = 20) -> np.ndar
 
 def _resize(x: np.ndarray, height: int, width: int) -> np.ndarray:
     """Resize a float image ``(H, W)`` with Pillow's antialiased bilinear filter; -> ``(height, width)``."""
-    from PIL import Image
-
     if x.shape == (height, width):
         return x.copy()
+    Image = _import_pillow()
     img = Image.fromarray(x.astype(np.float32), mode="F")
     out = np.asarray(img.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float64)
     return np.clip(out, 0.0, 255.0)  # float rounding can stray a hair outside the input's range
+
+
+def _import_pillow():
+    """``PIL.Image``, or a RuntimeError saying how to install it (the same for every file, so not a DataError)."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise RuntimeError(
+            "decoding and resizing images needs Pillow, an optional extra: pip install 'convnp[image]' "
+            "(or pip install pillow)"
+        ) from None
+    return Image
 
 
 # ---- files -> batches ------------------------------------------------------------------------------------------------

@@ -108,7 +108,9 @@ class Conv2D(Layer):
         return resolve_padding(padding, self.kernel_size, self.stride, (H, W))
 
     def output_shape(self, input_shape):
-        H, W, _ = input_shape
+        H, W, C = input_shape
+        if C != self.in_channels:
+            raise ValueError(f"expected {self.in_channels} input channel(s), got input of shape {tuple(input_shape)}")
         (top, bottom), (left, right) = self._pads(H, W)
         (kH, kW), (sH, sW) = self.kernel_size, self.stride
         H_out = conv_output_size(H, kH, sH, top + bottom)

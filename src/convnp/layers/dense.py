@@ -73,6 +73,8 @@ class Dense(Layer):
         return (self.in_features,)
 
     def output_shape(self, input_shape):
+        if tuple(input_shape) != (self.in_features,):
+            raise ValueError(f"expected {self.in_features} input features, got input of shape {tuple(input_shape)}")
         return (self.out_features,)
 
     def _forward(self, x, training):
