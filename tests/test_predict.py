@@ -159,7 +159,7 @@ def centre_of_mass(x: np.ndarray) -> tuple[float, float]:
 
 
 def draw(size=(200, 200), paper=255, ink=0, lines=(), ellipses=()) -> Image.Image:
-    """A grey ``size`` (W, H) picture: ``lines`` and ``ellipse`` outlines, each ``(xy, width)``, in ``ink`` on ``paper``."""
+    """A grey picture of ``size`` (W, H): ``lines`` and ellipse outlines, each ``(xy, width)``, ``ink`` on ``paper``."""
     img = Image.new("L", size, paper)
     pen = ImageDraw.Draw(img)
     for xy, width in lines:
@@ -409,7 +409,8 @@ def test_cli_bad_files_are_reported_and_the_rest_classified(checkpoint_path, dig
     paths, labels = digit_files
     (tmp_path / "notes.txt").write_text("not an image")
     Image.new("L", (40, 40), 255).save(tmp_path / "blank.png")
-    argv = ["predict", str(checkpoint_path), paths[0], str(tmp_path / "notes.txt"), paths[1], str(tmp_path / "blank.png")]
+    notes, blank = str(tmp_path / "notes.txt"), str(tmp_path / "blank.png")
+    argv = ["predict", str(checkpoint_path), paths[0], notes, paths[1], blank]
     assert main(argv) == 1
     captured = capsys.readouterr()
     assert [line.split(":")[0] for line in captured.out.splitlines()] == paths[:2]

@@ -66,7 +66,7 @@ def test_same_seed_gives_bitwise_identical_runs(mnist, tmp_path, optimizer, sche
 
 def test_extending_a_finished_run_matches_a_longer_run(mnist, tmp_path):
     """With a constant rate, 1 epoch then ``--epochs 3`` on resume gives the bits of a 3-epoch run."""
-    constant = dict(optimizer="adam", lr=None)
+    constant = dict(optimizer="adam", lr=None, schedule="constant")
     whole = _run(tmp_path, "whole", 3, **constant)
     short = _run(tmp_path, "short", 1, **constant)
     train_run(None, short.run_dir, resume=True, epochs=3, stream=open("/dev/null", "w"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 
@@ -70,12 +71,7 @@ def run(args) -> int:
     n_classes = _n_classes(model, input_shape)
     if args.top > n_classes:
         raise ValueError(f"--top must be between 1 and the model's {n_classes} classes, got --top {args.top}")
-    if input_shape == MNIST_SHAPE:
-        load = load_digits
-    else:
-
-        def load(paths):
-            return load_images(paths, input_shape)
+    load = load_digits if input_shape == MNIST_SHAPE else functools.partial(load_images, input_shape=input_shape)
 
     # Each file alone, so one bad file is reported and the rest still get their answer.
     images, errors = {}, {}
@@ -108,13 +104,14 @@ def run(args) -> int:
         })
 
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps(results, allow_nan=False))
     else:
         for r in results:
             if "error" not in r:
                 top = "  ".join(f"{k}: {v:.3f}" for k, v in r["top"])
                 print(f"{r['file']}: {r['label']}  (p={r['top'][0][1]:.3f})  {top}")
     if errors:
-        print(f"convnp: {len(errors)} of {len(args.files)} files could not be classified", file=sys.stderr)
+        n_failed = sum(path in errors for path in args.files)
+        print(f"convnp: {n_failed} of {len(args.files)} files could not be classified", file=sys.stderr)
         return 1
     return 0

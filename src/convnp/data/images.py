@@ -123,7 +123,9 @@ def _read_with_pillow(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         except Exception as err:  # noqa: BLE001
             # Decoders of untrusted files fail in many ways (OSError "truncated", SyntaxError, struct.error,
             # ValueError "unsupported mode", ...); each is the same fact for the user: this file cannot be read.
-            raise DataError(f"{path}: image could not be decoded, damaged or unsupported ({type(err).__name__}: {err})") from None
+            raise DataError(
+                f"{path}: image could not be decoded, damaged or unsupported ({type(err).__name__}: {err})"
+            ) from None
 
 
 def _pillow_to_arrays(img) -> tuple[np.ndarray, np.ndarray | None]:
@@ -253,13 +255,13 @@ def preprocess_digit(grey: np.ndarray, size: int = 28, box: int = 20) -> np.ndar
     1. The paper is the median of the outer ring of pixels. The ink is on the side (darker or lighter than the
        paper) that reaches furthest from it; dark ink is inverted, so ink is bright, and the paper is subtracted,
        so it is black.
-    2. Pixels within ``_NOISE_FLOOR`` of the contrast above the paper become paper; the rest is ink, and the image
-       is cropped to the ink's bounding box.
+    2. The lowest 10% of the contrast is taken off (uneven paper, JPEG noise), so the background is exactly
+       black; what remains is ink, and the image is cropped to its bounding box.
     3. The longer side is scaled to ``box`` pixels keeping the aspect ratio (Pillow's antialiased bilinear filter
        on the float image; a side never drops below one pixel).
     4. The result is placed in a ``size x size`` canvas so its centre of mass lands on the centre,
        ``(size / 2, size / 2)`` in pixel indices, which is where MNIST's digits have theirs (the mean over the
-       training set is (14.00, 14.00)). The shift is whole pixels, and it is clamped so nothing is cut off.
+       first 10,000 training digits is (14.00, 14.00)). The shift is whole pixels, clamped so nothing is cut off.
     5. The values are stretched so the maximum is 255.
     """
     grey = np.asarray(grey)
@@ -371,7 +373,13 @@ def load_digits(paths, *, size: int = 28, box: int = 20) -> np.ndarray:
 def load_images(paths, input_shape: tuple) -> np.ndarray:
     """Read image files and resize each to ``input_shape`` ``(H, W, C)`` as it is (no cropping or inversion).
 
-    For models trained on something other than MNIST-style digits. ``C`` is 1 (grey) or 3 (RGB).
+    For models trained on something other than MNIST-style digits.
+
+    Parameters
+    ----------
+    paths : iterable of str or Path
+    input_shape : tuple (H, W, C)
+        The model's input; ``C`` is 1 (grey) or 3 (RGB).
 
     Returns
     -------
@@ -379,7 +387,9 @@ def load_images(paths, input_shape: tuple) -> np.ndarray:
     """
     H, W, C = (int(d) for d in input_shape)
     if C not in (1, 3):
-        raise ValueError(f"load_images: expected a model input of 1 (grey) or 3 (RGB) channels, got shape {input_shape}")
+        raise ValueError(
+            f"load_images: expected a model input of 1 (grey) or 3 (RGB) channels, got shape {tuple(input_shape)}"
+        )
     out = []
     for path in _as_paths(paths):
         image = read_image(path, rgb=C == 3)
