@@ -18,7 +18,7 @@ def test_version_and_help(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for command in ("train", "gradcheck", "replay-notebook"):
+    for command in ("train", "evaluate", "predict", "gradcheck", "replay-notebook"):
         assert command in out
 
 

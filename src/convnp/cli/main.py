@@ -13,9 +13,7 @@ import os
 import sys
 
 from convnp import __version__
-from convnp.cli import gradcheck, replay_notebook, train
-from convnp.cli import evaluate
-from convnp.cli import predict
+from convnp.cli import evaluate, gradcheck, predict, replay_notebook, train
 
 COMMANDS = (train, evaluate, predict, gradcheck, replay_notebook)
 
