@@ -55,10 +55,9 @@ def run_layer_test(cls, init_kwargs, input_shape, expected_output_shape, expecte
     np.testing.assert_array_equal(layer.backward(dout), dx)
     for k, g in grads.items():
         np.testing.assert_array_equal(layer.grads[k], g, err_msg=f"{name}: grad {k} changed on a second backward")
-    # an inference pass after training drops the cache
-    layer.forward(x, training=False)
-    with pytest.raises(RuntimeError, match=r"forward\(x, training=True\)"):
-        layer.backward(dout)
+    # an inference pass after training leaves the training cache in place: backward still gives the same grads
+    layer.forward(np.random.default_rng(2).standard_normal(input_shape).astype(dtype), training=False)
+    np.testing.assert_array_equal(layer.backward(dout), dx, err_msg=f"{name}: inference in between broke backward")
     # config and repr
     config = layer.get_config()
     rebuilt = cls(**json.loads(json.dumps(config)), **({"dtype": dtype} if layer.dtype is not None else {}))

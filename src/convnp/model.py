@@ -71,10 +71,13 @@ class Sequential:
 
     __call__ = forward
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        """Backpropagate ``dL/dout`` through every layer; fills each layer's ``grads``, returns ``dL/dx``."""
-        for layer in reversed(self.layers):
-            dout = layer.backward(dout)
+    def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        """Backpropagate ``dL/dout`` through every layer; fills each layer's ``grads``, returns ``dL/dx``.
+
+        ``input_grad=False`` (what training uses) lets the first layer skip ``dL/dx`` and returns None.
+        """
+        for i in range(len(self.layers) - 1, -1, -1):
+            dout = self.layers[i].backward(dout, input_grad=input_grad or i > 0)
         return dout
 
     def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:

@@ -12,3 +12,14 @@ from convnp.layers.reshape import Flatten
 LAYERS = {cls.__name__: cls for cls in (Conv2D, Dense, Flatten, MaxPool2D, NotebookMaxPool2D, ReLU)}
 
 __all__ = ["LAYERS", "Conv2D", "Dense", "Flatten", "Layer", "MaxPool2D", "NotebookMaxPool2D", "ReLU"]
+
+# ---- normalisation, regularisation, average pooling and more activations --------------------------------------------
+from convnp.layers.activations_extra import LeakyReLU, Sigmoid, Tanh  # noqa: E402
+from convnp.layers.avgpool import AvgPool2D, GlobalAvgPool2D  # noqa: E402
+from convnp.layers.batchnorm import BatchNorm1D, BatchNorm2D  # noqa: E402
+from convnp.layers.dropout import Dropout  # noqa: E402
+
+LAYERS.update(
+    {cls.__name__: cls for cls in (AvgPool2D, BatchNorm1D, BatchNorm2D, Dropout, GlobalAvgPool2D, LeakyReLU, Sigmoid, Tanh)}
+)
+__all__ += ["AvgPool2D", "BatchNorm1D", "BatchNorm2D", "Dropout", "GlobalAvgPool2D", "LeakyReLU", "Sigmoid", "Tanh"]

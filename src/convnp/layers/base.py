@@ -7,8 +7,8 @@ A layer holds three dicts of arrays:
 - ``state``: saved but never trained (BatchNorm's running statistics).
 
 ``forward(x, training=False)`` checks the input, then runs the pure kernel from :mod:`convnp.ops`. With
-``training=True`` it also keeps the cache that ``backward(dout)`` needs; inference keeps nothing, so large im2col
-buffers are not held between calls. ``backward`` returns the gradient with respect to the input.
+``training=True`` it also keeps the cache that ``backward(dout)`` needs; inference keeps nothing (and leaves the
+last training cache in place). ``backward`` returns the gradient with respect to the input.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ class Layer:
         self._cache = None
         self._out_shape: tuple | None = None
         self._out_dtype: np.dtype | None = None
+        self.input_grad = True  # whether the current backward must compute dL/dx
+        self.workspace: dict[str, np.ndarray] = {}  # scratch buffers reused between calls (see ops.conv)
 
     # ---- what subclasses provide -------------------------------------------------------------------------------
     def _expected_trailing(self) -> tuple | None:
@@ -82,15 +84,23 @@ class Layer:
     def run(self, x: np.ndarray, training: bool) -> np.ndarray:
         """``forward`` without the input checks, for callers (like Sequential) that already made them."""
         out, cache = self._forward(x, training)
-        self._cache = cache if training else None
-        self._out_shape, self._out_dtype = out.shape, out.dtype
+        if training:
+            # Inference keeps nothing and leaves the last training cache alone, so evaluating between a training
+            # forward and its backward is harmless.
+            self._cache = cache
+            self._out_shape, self._out_dtype = out.shape, out.dtype
         return out
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        """Given ``dL/dout``, fill ``self.grads`` and return ``dL/dx``."""
+    def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        """Given ``dL/dout``, fill ``self.grads`` and return ``dL/dx``.
+
+        ``input_grad=False`` tells the layer that nobody needs ``dL/dx`` (it is the first layer); layers for which
+        that saves work skip it and return None.
+        """
         if self._cache is None:
             raise RuntimeError(f"{self!r}: backward needs a preceding forward(x, training=True)")
         dout = check_dout(dout, self._out_shape, self._out_dtype, repr(self))
+        self.input_grad = input_grad
         dx = self._backward(dout, self._cache)
         for name, grad in self.grads.items():
             assert grad.shape == self.params[name].shape, f"{self!r}: grad {name} {grad.shape} vs {self.params[name].shape}"

@@ -123,10 +123,14 @@ class Conv2D(Layer):
 
     def _forward(self, x, training):
         _, H, W, _ = x.shape
-        return conv2d_forward(x, self.params["weight"], self.params.get("bias"), self.stride, self._pads(H, W))
+        # The im2col matrix is reused between calls. Training keeps it in the cache until the next training
+        # forward replaces both; inference has its own buffer, so evaluating between a training forward and its
+        # backward leaves the cache intact.
+        workspace = self.workspace.setdefault("training" if training else "inference", {})
+        return conv2d_forward(x, self.params["weight"], self.params.get("bias"), self.stride, self._pads(H, W), workspace)
 
     def _backward(self, dout, cache):
-        dx, self.grads["weight"], dbias = conv2d_backward(dout, cache)
+        dx, self.grads["weight"], dbias = conv2d_backward(dout, cache, input_grad=self.input_grad)
         if dbias is not None:
             self.grads["bias"] = dbias
         return dx

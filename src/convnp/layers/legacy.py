@@ -23,9 +23,12 @@ class NotebookMaxPool2D(MaxPool2D):
     Shape: as :class:`convnp.layers.MaxPool2D`.
     """
 
+    def _forward(self, x, training):
+        out, cache = super()._forward(x, training)
+        return out, (cache, out)  # the notebook's backward needs each window's maximum
+
     def _backward(self, dout, cache):
-        x, maxima, (kH, kW), stride = cache
-        x_shape = x.shape
+        (_, x_shape, (kH, kW), stride), maxima = cache
         N, H_out, W_out, C = dout.shape
         spread = (maxima * dout)[:, :, :, None, None, :]  # (N, H_out, W_out, 1, 1, C)
         dwin = np.broadcast_to(spread, (N, H_out, W_out, kH, kW, C))  # the same value on all kH*kW inputs

@@ -26,3 +26,38 @@ __all__ = [
     "sliding_windows",
     "softmax",
 ]
+
+# ---- batch norm, dropout, average pooling and more activations ------------------------------------------------------
+from convnp.ops.activations_extra import (  # noqa: E402
+    leaky_relu_backward,
+    leaky_relu_forward,
+    sigmoid_backward,
+    sigmoid_forward,
+    tanh_backward,
+    tanh_forward,
+)
+from convnp.ops.avgpool import (  # noqa: E402
+    avgpool2d_backward,
+    avgpool2d_forward,
+    global_avgpool2d_backward,
+    global_avgpool2d_forward,
+)
+from convnp.ops.batchnorm import batchnorm_backward, batchnorm_forward  # noqa: E402
+from convnp.ops.dropout import dropout_backward, dropout_forward  # noqa: E402
+
+__all__ += [
+    "avgpool2d_backward",
+    "avgpool2d_forward",
+    "batchnorm_backward",
+    "batchnorm_forward",
+    "dropout_backward",
+    "dropout_forward",
+    "global_avgpool2d_backward",
+    "global_avgpool2d_forward",
+    "leaky_relu_backward",
+    "leaky_relu_forward",
+    "sigmoid_backward",
+    "sigmoid_forward",
+    "tanh_backward",
+    "tanh_forward",
+]

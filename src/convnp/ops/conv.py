@@ -1,4 +1,4 @@
-"""2-D convolution (cross-correlation, as in every deep-learning library) by im2col and one matrix product.
+"""2-D convolution (cross-correlation, as in every deep-learning library) by im2col and matrix products.
 
 Channels-last: ``x`` is ``(N, H, W, C_in)``, ``weight`` is ``(kH, kW, C_in, C_out)``, the output is
 ``(N, H_out, W_out, C_out)``.
@@ -7,12 +7,18 @@ Forward, with ``x_p`` the zero-padded input::
 
     out[n, i, j, k] = bias[k] + sum_{a, b, c} x_p[n, i*sH + a, j*sW + b, c] * weight[a, b, c, k]
 
-Laying every window out as a row of ``cols`` (shape ``(N*H_out*W_out, kH*kW*C_in)``) turns this into
-``out = cols @ weight.reshape(kH*kW*C_in, C_out)``. Backward is then three products:
+Laying every window out as a row of ``cols`` (shape ``(N*H_out*W_out, kH*kW*C_in)``, "im2col") turns this into
+``out = cols @ weight.reshape(kH*kW*C_in, C_out)``. Backward:
 
 - ``dweight = cols.T @ dout`` (the correlation of the input with the output gradient),
 - ``dbias = sum of dout over N, H_out, W_out``,
-- ``dx_p = col2im(dout @ weight.T)`` (a "full" correlation with the flipped kernel), cropped back to ``x``.
+- ``dx_p[:, a + i*sH, b + j*sW, :] += dout[:, i, j, :] @ weight[a, b].T`` for each kernel offset ``(a, b)``: one
+  matrix product per offset, added into a shifted strided slice (a "full" correlation with the flipped kernel),
+  then cropped back to ``x``.
+
+These are the fast versions: the im2col buffer is reused between calls through a ``workspace`` dict, the input
+gradient is skipped when nobody needs it (the first layer), and the bias gradient is a matrix-vector product.
+:mod:`convnp.ops.reference` keeps the plain versions that the tests compare these against.
 
 Reference: CS231n notes, "Convolutional Networks", section "Implementation as Matrix Multiplication".
 """
@@ -21,10 +27,51 @@ from __future__ import annotations
 
 import numpy as np
 
-from convnp.ops.windows import pad_hw, scatter_windows, sliding_windows
+from convnp.ops.windows import pad_hw, sliding_windows
 
 
-def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride, pads):
+def _buffer(workspace: dict | None, key: str, shape: tuple, dtype) -> np.ndarray:
+    """An uninitialised array, reused from ``workspace`` when one of the same shape and dtype is there.
+
+    Reuse spares the allocator and the page faults of a fresh multi-megabyte array on every step.
+    """
+    if workspace is None:
+        return np.empty(shape, dtype=dtype)
+    buf = workspace.get(key)
+    if buf is None or buf.shape != shape or buf.dtype != dtype:
+        buf = workspace[key] = np.empty(shape, dtype=dtype)
+    return buf
+
+
+def im2col(x_padded: np.ndarray, kernel_size, stride, workspace: dict | None = None) -> np.ndarray:
+    """Copy every window of ``x_padded`` into one row.
+
+    Parameters
+    ----------
+    x_padded : ndarray of shape `(N, H, W, C)`
+    kernel_size, stride : (int, int)
+
+    Returns
+    -------
+    cols : ndarray of shape `(N*H_out*W_out, kH*kW*C)`
+        Row ``(n, i, j)`` holds window ``(i, j)`` of sample ``n`` in ``(a, b, c)`` order, matching
+        ``weight.reshape(kH*kW*C, C_out)``.
+    """
+    windows = sliding_windows(x_padded, kernel_size, stride)  # (N, H_out, W_out, kH, kW, C), a view
+    N, H_out, W_out, kH, kW, C = windows.shape
+    cols = _buffer(workspace, "cols", (N * H_out * W_out, kH * kW * C), x_padded.dtype)
+    cols6 = cols.reshape(N, H_out, W_out, kH, kW, C)  # a view of the buffer
+    if C >= 8:
+        np.copyto(cols6, windows)  # long contiguous runs of C values: one strided copy is fastest
+    else:
+        # Few channels: copy offset by offset, each a slab of whole image rows.
+        for a in range(kH):
+            for b in range(kW):
+                cols6[:, :, :, a, b, :] = windows[:, :, :, a, b, :]
+    return cols
+
+
+def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride, pads, workspace=None):
     """Convolve ``x`` with ``weight``.
 
     Parameters
@@ -35,6 +82,9 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, s
     stride : (int, int)
     pads : ((top, bottom), (left, right))
         Explicit zero padding, see :func:`convnp.ops.windows.resolve_padding`.
+    workspace : dict, optional
+        Scratch buffers kept by the caller between calls (the im2col matrix lives here and in the cache until the
+        next call overwrites it).
 
     Returns
     -------
@@ -45,27 +95,28 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, s
     """
     N, H, W, C_in = x.shape
     kH, kW, _, C_out = weight.shape
-    windows = sliding_windows(pad_hw(x, pads), (kH, kW), stride)  # (N, H_out, W_out, kH, kW, C_in), a view
-    _, H_out, W_out = windows.shape[:3]
-    cols = windows.reshape(N * H_out * W_out, kH * kW * C_in)  # copies: one row per output pixel
+    cols = im2col(pad_hw(x, pads), (kH, kW), stride, workspace)  # (N*H_out*W_out, kH*kW*C_in)
+    H_out = (H + sum(pads[0]) - kH) // stride[0] + 1
+    W_out = (W + sum(pads[1]) - kW) // stride[1] + 1
     out = cols @ weight.reshape(kH * kW * C_in, C_out)  # (N*H_out*W_out, C_out)
     if bias is not None:
         out += bias
-    out = out.reshape(N, H_out, W_out, C_out)
-    return out, (cols, x.shape, weight, bias is not None, stride, pads)
+    return out.reshape(N, H_out, W_out, C_out), (cols, x.shape, weight, bias is not None, stride, pads)
 
 
-def conv2d_backward(dout: np.ndarray, cache):
+def conv2d_backward(dout: np.ndarray, cache, input_grad: bool = True):
     """Gradients of :func:`conv2d_forward`.
 
     Parameters
     ----------
     dout : ndarray of shape `(N, H_out, W_out, C_out)`
     cache : tuple from :func:`conv2d_forward`
+    input_grad : bool
+        Compute ``dx``; ``False`` skips its ``kH*kW`` matrix products (nothing upstream of a first layer needs it).
 
     Returns
     -------
-    dx : ndarray of shape `(N, H, W, C_in)`
+    dx : ndarray of shape `(N, H, W, C_in)`, or None when ``input_grad`` is False
     dweight : ndarray of shape `(kH, kW, C_in, C_out)`
     dbias : ndarray of shape `(C_out,)` or None
     """
@@ -73,14 +124,23 @@ def conv2d_backward(dout: np.ndarray, cache):
     N, H, W, C_in = x_shape
     kH, kW, _, C_out = weight.shape
     _, H_out, W_out, _ = dout.shape
-    (top, bottom), (left, right) = pads
-    dout2d = dout.reshape(N * H_out * W_out, C_out)
+    M = N * H_out * W_out
+    dout2d = dout.reshape(M, C_out)
 
     dweight = (cols.T @ dout2d).reshape(weight.shape)  # (kH*kW*C_in, C_out) -> (kH, kW, C_in, C_out)
-    dbias = dout2d.sum(axis=0) if has_bias else None
+    # A matrix-vector product sums over rows far faster than dout2d.sum(axis=0) for few columns.
+    dbias = np.ones(M, dtype=dout.dtype) @ dout2d if has_bias else None
+    if not input_grad:
+        return None, dweight, dbias
 
-    dcols = dout2d @ weight.reshape(kH * kW * C_in, C_out).T  # (N*H_out*W_out, kH*kW*C_in)
-    dcols = dcols.reshape(N, H_out, W_out, kH, kW, C_in)
-    dx_padded = scatter_windows(dcols, (N, H + top + bottom, W + left + right, C_in), stride)
-    dx = dx_padded[:, top : top + H, left : left + W, :]
-    return dx, dweight, dbias
+    (top, bottom), (left, right) = pads
+    sH, sW = stride
+    dx_padded = np.zeros((N, H + top + bottom, W + left + right, C_in), dtype=dout.dtype)
+    part = np.empty((M, C_in), dtype=dout.dtype)
+    for a in range(kH):
+        for b in range(kW):
+            np.matmul(dout2d, weight[a, b].T, out=part)  # (M, C_out) @ (C_out, C_in)
+            dx_padded[:, a : a + sH * (H_out - 1) + 1 : sH, b : b + sW * (W_out - 1) + 1 : sW, :] += part.reshape(
+                N, H_out, W_out, C_in
+            )
+    return dx_padded[:, top : top + H, left : left + W, :], dweight, dbias

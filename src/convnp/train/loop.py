@@ -68,7 +68,7 @@ class Trainer:
                 f"try a lower learning rate (now {self.optimizer.lr:.3g})"
             )
         loss = self.loss_fn.forward(logits, yb)
-        self.model.backward(self.loss_fn.backward())
+        self.model.backward(self.loss_fn.backward(), input_grad=False)
         grads = self.model.gradients()
         if self.clip_grad_norm is not None:
             norm = clip_grad_norm(grads, self.clip_grad_norm)

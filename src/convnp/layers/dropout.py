@@ -1,0 +1,65 @@
+"""``Dropout``: the stateful wrapper around :mod:`convnp.ops.dropout`, holding the random Generator."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from convnp._checks import float_dtype
+from convnp.init import default_rng
+from convnp.layers._args import real_number
+from convnp.layers.base import Layer
+from convnp.ops.dropout import dropout_backward, dropout_forward
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, zero each element with probability ``p`` and scale the rest by ``1 / (1 - p)``.
+
+    Parameters
+    ----------
+    p : float in [0, 1), default 0.5
+        Probability of dropping an element. ``p = 0`` is the identity.
+    rng : np.random.Generator, optional
+        Source of the masks, kept as the attribute ``rng``: the same Generator state gives the same masks.
+        ``None`` draws a fresh unseeded Generator.
+    dtype : optional
+        Accepted and unused: Dropout has no parameters and takes float32 or float64 input.
+        :meth:`convnp.model.Sequential.from_config` passes ``dtype`` to every layer that takes ``rng``.
+
+    ``forward(x, training=False)`` is the identity and returns ``x`` itself, like PyTorch (no rescaling is needed:
+    training already kept ``E[out] = x``).
+    ``forward(x, training=True)`` draws a new mask from ``rng`` on every call.
+
+    Shape
+    -----
+    - Input: ``(N, ...)``, any rank with a batch axis
+    - Output: the input's shape
+
+    Gradients
+    ---------
+    ``out = x * mask`` with ``mask = [u >= p] / (1 - p)`` fixed by the forward, so ``dx = dout * mask``.
+    """
+
+    input_ndim = None  # any rank >= 1
+    input_layout = "(N, ...)"
+
+    def __init__(self, p: float = 0.5, rng: np.random.Generator | None = None, *, dtype=None):
+        super().__init__()
+        name = type(self).__name__
+        self.p = real_number(p, "p", name, low=0.0, high=1.0, high_open=True)
+        self.rng = default_rng(rng)
+        if dtype is not None:
+            float_dtype(dtype, name)  # refuse nonsense even though the value is not used
+
+    def get_config(self) -> dict:
+        return {"p": self.p}
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def _forward(self, x, training):
+        if not training:
+            return x, None
+        return dropout_forward(x, self.p, self.rng)
+
+    def _backward(self, dout, mask):
+        return dropout_backward(dout, mask)

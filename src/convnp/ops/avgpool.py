@@ -1,0 +1,95 @@
+"""Average pooling over ``kH x kW`` windows with any stride (overlapping windows included), and global average
+pooling, channels-last.
+
+Forward: ``out[n, i, j, c] = (1 / (kH * kW)) * sum_{a, b} x[n, i*sH + a, j*sW + b, c]``; no padding, so every
+window holds ``kH * kW`` real inputs (PyTorch's ``count_include_pad`` question does not arise).
+
+Backward: each input of a window receives ``dout / (kH * kW)`` from it; overlapping windows add up, and pixels
+past the last whole window get zero: ``dx[n, i*sH + a, j*sW + b, c] += dout[n, i, j, c] / (kH * kW)``.
+
+Global average pooling is the window that covers the whole map: ``out[n, c] = mean_{h, w} x[n, h, w, c]`` and
+``dx[n, h, w, c] = dout[n, c] / (H * W)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from convnp.ops.windows import scatter_windows, sliding_windows
+
+
+def avgpool2d_forward(x: np.ndarray, kernel_size: tuple[int, int], stride: tuple[int, int]):
+    """Average-pool ``x``.
+
+    Parameters
+    ----------
+    x : ndarray of shape `(N, H, W, C)`
+    kernel_size, stride : (int, int)
+
+    Returns
+    -------
+    out : ndarray of shape `(N, H_out, W_out, C)`
+        ``H_out = floor((H - kH) / sH) + 1``, likewise for W, as in PyTorch with ``ceil_mode=False``.
+    cache : tuple
+        ``x``'s shape, ``kernel_size`` and ``stride``: the backward needs no values.
+
+    The sum is a running add over the ``kH * kW`` window offsets, each one vectorised pass over a strided view.
+    """
+    kH, kW = kernel_size
+    windows = sliding_windows(x, kernel_size, stride)  # (N, H_out, W_out, kH, kW, C), a view
+    out = windows[:, :, :, 0, 0, :].copy()  # (N, H_out, W_out, C)
+    for a in range(kH):
+        for b in range(kW):
+            if a or b:
+                out += windows[:, :, :, a, b, :]
+    out /= kH * kW
+    return out, (x.shape, kernel_size, stride)
+
+
+def avgpool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
+    """Spread each window's gradient evenly over its inputs.
+
+    Parameters
+    ----------
+    dout : ndarray of shape `(N, H_out, W_out, C)`
+    cache : tuple from :func:`avgpool2d_forward`
+
+    Returns
+    -------
+    dx : ndarray of shape `(N, H, W, C)`
+    """
+    x_shape, (kH, kW), stride = cache
+    N, H_out, W_out, C = dout.shape
+    share = (dout / (kH * kW))[:, :, :, None, None, :]  # (N, H_out, W_out, 1, 1, C)
+    dwin = np.broadcast_to(share, (N, H_out, W_out, kH, kW, C))  # the same share for every input of a window
+    return scatter_windows(dwin, x_shape, stride)
+
+
+def global_avgpool2d_forward(x: np.ndarray):
+    """``out[n, c] = mean_{h, w} x[n, h, w, c]``.
+
+    Parameters
+    ----------
+    x : ndarray of shape `(N, H, W, C)`
+
+    Returns
+    -------
+    out : ndarray of shape `(N, C)`
+    cache : tuple
+        ``x``'s shape.
+
+    Each sample's ``(H * W, C)`` block is reduced with a ones-vector matrix product, which goes through BLAS (several
+    times faster than ``x.mean(axis=(1, 2))`` for the few channels of small CNNs).
+    """
+    N, H, W, C = x.shape
+    ones = np.full(H * W, 1.0 / (H * W), dtype=x.dtype)  # (H*W,)
+    out = ones @ x.reshape(N, H * W, C)  # (N, C)
+    return out, x.shape
+
+
+def global_avgpool2d_backward(dout: np.ndarray, x_shape) -> np.ndarray:
+    """``dx[n, h, w, c] = dout[n, c] / (H * W)``, of shape `(N, H, W, C)`."""
+    N, H, W, C = x_shape
+    dx = np.empty(x_shape, dtype=dout.dtype)
+    dx[...] = (dout / (H * W))[:, None, None, :]  # (N, 1, 1, C) broadcast over the map
+    return dx

@@ -1,0 +1,107 @@
+"""The fast kernels against the plain reference kernels in convnp.ops.reference, on random configurations."""
+
+import numpy as np
+import pytest
+
+from convnp.ops.conv import conv2d_backward, conv2d_forward, im2col
+from convnp.ops.pool import maxpool2d_backward, maxpool2d_forward
+from convnp.ops.reference import (
+    conv2d_backward_reference,
+    conv2d_forward_reference,
+    maxpool2d_backward_reference,
+    maxpool2d_forward_reference,
+)
+from convnp.ops.windows import pad_hw, resolve_padding, sliding_windows
+
+
+def _conv_case(seed):
+    rng = np.random.default_rng(seed)
+    N, C_in, C_out = rng.integers(1, 4), int(rng.choice([1, 2, 3, 8, 12])), rng.integers(1, 6)
+    kH, kW = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+    H, W = int(rng.integers(kH + 1, 13)), int(rng.integers(kW + 1, 13))
+    stride = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+    padding = [0, 1, (2, 1), "same", "valid"][seed % 5]
+    pads = resolve_padding(padding if isinstance(padding, str) else (padding, padding) if isinstance(padding, int)
+                           else padding, (kH, kW), stride, (H, W))
+    x = rng.standard_normal((N, H, W, C_in))
+    weight = rng.standard_normal((kH, kW, C_in, C_out))
+    bias = rng.standard_normal(C_out) if seed % 2 else None
+    return rng, x, weight, bias, stride, pads
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_conv_fast_matches_reference(seed):
+    rng, x, weight, bias, stride, pads = _conv_case(seed)
+    workspace = {}
+    for _ in range(2):  # the second call reuses the im2col buffer
+        out, cache = conv2d_forward(x, weight, bias, stride, pads, workspace)
+        ref, ref_cache = conv2d_forward_reference(x, weight, bias, stride, pads)
+        np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12, err_msg=f"forward, seed {seed}")
+        dout = rng.standard_normal(out.shape)
+        fast = conv2d_backward(dout, cache)
+        slow = conv2d_backward_reference(dout, ref_cache)
+        for name, a, b in zip(("dx", "dweight", "dbias"), fast, slow):
+            if b is None:
+                assert a is None
+            else:
+                np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=f"{name}, seed {seed}")
+    dx, dweight, _ = conv2d_backward(dout, cache, input_grad=False)
+    assert dx is None and np.allclose(dweight, slow[1])
+
+
+@pytest.mark.parametrize("channels", [1, 3, 8, 16])
+def test_im2col_rows_are_the_windows(channels):
+    x = np.random.default_rng(channels).standard_normal((2, 7, 6, channels)).astype(np.float32)
+    cols = im2col(x, (3, 2), (2, 1))
+    expected = sliding_windows(x, (3, 2), (2, 1)).reshape(cols.shape)
+    np.testing.assert_array_equal(cols, expected)
+
+
+def _pool_cases():
+    rng = np.random.default_rng(0)
+    cases = []
+    for seed in range(40):
+        kH, kW = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        tiled = seed % 2 == 0
+        stride = (kH, kW) if tiled else (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        H, W = int(rng.integers(kH, 12)), int(rng.integers(kW, 12))
+        shape = (int(rng.integers(1, 4)), H, W, int(rng.integers(1, 10)))
+        ties = seed % 4 < 2  # small integers: many tied maxima
+        cases.append((seed, shape, (kH, kW), stride, ties))
+    return cases
+
+
+@pytest.mark.parametrize("seed, shape, kernel, stride, ties", _pool_cases())
+def test_maxpool_fast_matches_reference(seed, shape, kernel, stride, ties):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 3, shape).astype(np.float32) if ties else rng.standard_normal(shape).astype(np.float32)
+    out, cache = maxpool2d_forward(x, kernel, stride)
+    ref, ref_cache = maxpool2d_forward_reference(x, kernel, stride)
+    np.testing.assert_array_equal(out, ref)
+    dout = rng.standard_normal(out.shape).astype(np.float32)
+    np.testing.assert_array_equal(maxpool2d_backward(dout, cache), maxpool2d_backward_reference(dout, ref_cache),
+                                  err_msg=f"kernel {kernel} stride {stride} ties {ties}")
+
+
+def test_maxpool_tiled_crops_uncovered_border():
+    x = np.arange(2 * 5 * 7 * 3, dtype=np.float64).reshape(2, 5, 7, 3)
+    out, cache = maxpool2d_forward(x, (2, 2), (2, 2))
+    assert out.shape == (2, 2, 3, 3)
+    dx = maxpool2d_backward(np.ones_like(out), cache)
+    assert not dx[:, 4, :, :].any() and not dx[:, :, 6, :].any()  # the last row and column are in no window
+    assert dx.sum() == out.size
+
+
+def test_conv_buffer_reuse_does_not_corrupt_an_earlier_cache():
+    """A training forward keeps its im2col buffer; an inference forward in between must not overwrite it."""
+    from convnp.layers import Conv2D
+
+    rng = np.random.default_rng(0)
+    layer = Conv2D(2, 3, 3, rng=rng, dtype=np.float64)
+    x, other = rng.standard_normal((2, 6, 6, 2)), rng.standard_normal((2, 6, 6, 2))
+    out = layer.forward(x, training=True)
+    layer.forward(other)  # inference on other data
+    dout = rng.standard_normal(out.shape)
+    layer.backward(dout)
+    _, ref_cache = conv2d_forward_reference(x, layer.params["weight"], layer.params["bias"], (1, 1), ((0, 0), (0, 0)))
+    np.testing.assert_allclose(layer.grads["weight"], conv2d_backward_reference(dout, ref_cache)[1], rtol=1e-12)
