@@ -1,0 +1,334 @@
+"""Speed and memory of convnp against PyTorch (CPU) on the same networks, measured side by side.
+
+    python benchmarks/bench.py                 # full run, writes benchmarks/RESULTS.md
+    python benchmarks/bench.py --quick         # fewer repeats and batch sizes, prints the table only
+
+Each thread count runs in its own worker process, because BLAS reads its thread count when NumPy loads
+(OPENBLAS_NUM_THREADS and friends are set for the worker; PyTorch gets torch.set_num_threads). Inside a worker,
+convnp and PyTorch are timed in alternation, repeat after repeat, so a noisy neighbour slows both; the table gives
+medians and the spread (min-max) of the repeats. PyTorch is optional: without it only convnp's figures appear.
+
+Peak memory of a training step is the growth of the process's peak RSS over three steps, measured in a fresh
+process per framework and network so that nothing else inflates it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+
+
+# ---- the networks ---------------------------------------------------------------------------------------------------
+def convnp_net(name: str):
+    import numpy as np
+
+    from convnp import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential
+    from convnp.models import notebook
+
+    rng = np.random.default_rng(0)
+    if name == "notebook":
+        return notebook(rng=rng)
+    if name == "lenet-style":  # conv 32@3x3, conv 64@3x3, pool, dense 128, dense 10 (PyTorch's MNIST example)
+        return Sequential(
+            [Conv2D(1, 32, 3, rng=rng), ReLU(), Conv2D(32, 64, 3, rng=rng), ReLU(), MaxPool2D(2), Flatten(),
+             Dense(12 * 12 * 64, 128, rng=rng), ReLU(), Dense(128, 10, rng=rng)],
+            input_shape=(28, 28, 1),
+        )
+    raise ValueError(name)
+
+
+def torch_net(name: str):
+    import torch.nn as nn
+
+    if name == "notebook":
+        return nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1352, 10))
+    return nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(9216, 128), nn.ReLU(), nn.Linear(128, 10))
+
+
+def train_flops_per_image(model) -> float:
+    """Multiply-adds x 2 of forward, weight gradient and input gradient (none for the first layer)."""
+    from convnp.layers import Conv2D, Dense
+
+    total, shape = 0.0, model.input_shape
+    for i, layer in enumerate(model.layers):
+        out = layer.output_shape(shape)
+        if isinstance(layer, Conv2D):
+            kH, kW = layer.kernel_size
+            f = 2.0 * out[0] * out[1] * kH * kW * layer.in_channels * layer.out_channels
+        elif isinstance(layer, Dense):
+            f = 2.0 * layer.in_features * layer.out_features
+        else:
+            f = 0.0
+        total += f * (2 if i == 0 else 3)
+        shape = out
+    return total
+
+
+# ---- timing inside a worker -----------------------------------------------------------------------------------------
+def convnp_steps(name: str, batch: int):
+    import numpy as np
+
+    from convnp.losses import SoftmaxCrossEntropy
+    from convnp.optim import SGD
+
+    model = convnp_net(name)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((batch, 28, 28, 1)).astype(np.float32)
+    y = rng.integers(0, 10, batch)
+    loss, opt = SoftmaxCrossEntropy(), SGD(0.01, momentum=0.9)
+
+    def train():
+        loss.forward(model.forward(x, training=True), y)
+        model.backward(loss.backward(), input_grad=False)
+        opt.step(model.parameters(), model.gradients())
+
+    def infer():
+        model.forward(x)
+
+    return train, infer
+
+
+def torch_steps(name: str, batch: int):
+    import torch
+
+    model = torch_net(name)
+    x, y = torch.randn(batch, 1, 28, 28), torch.randint(0, 10, (batch,))
+    loss, opt = torch.nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    def train():
+        opt.zero_grad()
+        loss(model(x), y).backward()
+        opt.step()
+
+    def infer():
+        with torch.no_grad():
+            model(x)
+
+    return train, infer
+
+
+def images_per_second(step, batch: int, min_time: float) -> float:
+    step()  # warm-up: buffers, caches
+    n, start = 0, time.perf_counter()
+    while True:
+        step()
+        n += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_time and n >= 3:
+            return n * batch / elapsed
+
+
+def matmul_peak_gflops() -> float:
+    import numpy as np
+
+    a = np.random.default_rng(0).standard_normal((2048, 2048)).astype(np.float32)
+    best = 0.0
+    for _ in range(5):
+        start = time.perf_counter()
+        a @ a
+        best = max(best, 2 * 2048**3 / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def worker(threads: int, nets, batches, repeats: int, min_time: float) -> dict:
+    have_torch = True
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:
+        have_torch = False
+    rows = []
+    for name in nets:
+        flops = train_flops_per_image(convnp_net(name))
+        for batch in batches:
+            ours_train, ours_infer = convnp_steps(name, batch)
+            theirs = torch_steps(name, batch) if have_torch else None
+            samples = {k: [] for k in ("convnp_train", "torch_train", "convnp_infer", "torch_infer")}
+            for _ in range(repeats):  # interleaved: a slow moment hits both frameworks
+                samples["convnp_train"].append(images_per_second(ours_train, batch, min_time))
+                if theirs:
+                    samples["torch_train"].append(images_per_second(theirs[0], batch, min_time))
+                samples["convnp_infer"].append(images_per_second(ours_infer, batch, min_time))
+                if theirs:
+                    samples["torch_infer"].append(images_per_second(theirs[1], batch, min_time))
+            rows.append({"net": name, "batch": batch, "threads": threads, "train_flops": flops,
+                         **{k: v for k, v in samples.items() if v}})
+    return {"threads": threads, "peak_gflops": matmul_peak_gflops(), "rows": rows, "torch": have_torch}
+
+
+# ---- memory and the notebook, each in a fresh process ---------------------------------------------------------------
+def memory_worker(framework: str, name: str, batch: int) -> float:
+    """MiB by which three training steps raise the process's peak RSS."""
+    train, _ = (convnp_steps if framework == "convnp" else torch_steps)(name, batch)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for _ in range(3):
+        train()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+
+
+def notebook_worker(n_images: int) -> float:
+    """Training images/s of the seed notebook's own loops (its code cells run as they are, prints silenced)."""
+    import contextlib
+    import io
+
+    import numpy as np
+
+    text = (ROOT.parent / "shared" / "seed" / "cnn-notebook.md").read_text()
+    cells = re.findall(r"```\n(.*?)```", text, flags=re.S)
+    namespace = {"np": np}
+    for cell in cells:
+        if cell.lstrip().startswith("def "):  # the function definitions only: no data download, no training run
+            exec(cell, namespace)  # noqa: S102 - our own shared seed file, run to time it
+    rng = np.random.default_rng(0)
+    x, y = rng.random((n_images, 28, 28)) - 0.5, rng.integers(0, 10, n_images)
+    with contextlib.redirect_stdout(io.StringIO()):
+        params = namespace["initialize_parameters"]()
+        start = time.perf_counter()
+        out, cache = namespace["forward_prop"](x, *params)
+        namespace["backward_prop"](x, y, out, cache, 0.1)
+        elapsed = time.perf_counter() - start
+    return n_images / elapsed
+
+
+def epoch_worker() -> float:
+    """Seconds of one epoch of the default `convnp train` (54,000 images, batch 64, notebook net), random data."""
+    import numpy as np
+
+    from convnp.models import notebook
+    from convnp.optim import SGD
+    from convnp.train import Trainer
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((54000, 28, 28, 1)).astype(np.float32)
+    y = rng.integers(0, 10, 54000)
+    trainer = Trainer(notebook(rng=rng), SGD(0.02, momentum=0.9))
+    start = time.perf_counter()
+    trainer.fit(x, y, epochs=1, batch_size=64, rng=rng)
+    return time.perf_counter() - start
+
+
+def run_in_subprocess(args: list[str], threads: int) -> dict:
+    env = {**os.environ, **{v: str(threads) for v in THREAD_VARS}}
+    out = subprocess.run([sys.executable, __file__, *args], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ---- the report -----------------------------------------------------------------------------------------------------
+def median_spread(values) -> str:
+    return f"{statistics.median(values):,.0f} ({min(values):,.0f}-{max(values):,.0f})"
+
+
+def report(results: list[dict], memory: dict, notebook_ips: float | None, epoch_s: float | None, args) -> str:
+    lines = [
+        "# convnp vs PyTorch: images per second on this machine",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"NumPy {__import__('numpy').__version__}"
+        + (f", PyTorch {__import__('torch').__version__}" if results[0]["torch"] else ", PyTorch not installed")
+        + f". Command: `python benchmarks/bench.py{' --quick' if args.quick else ''}`; {args.repeats} interleaved "
+        "repeats per cell, median (min-max). Written " + time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()) + ".",
+        "",
+        "| net | threads | batch | convnp train | PyTorch train | ratio | convnp infer | PyTorch infer | ratio | "
+        "train GFLOP/s (% of matmul peak) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        for row in result["rows"]:
+            ours_t = statistics.median(row["convnp_train"])
+            ours_i = statistics.median(row["convnp_infer"])
+            gflops = ours_t * row["train_flops"] / 1e9
+            cells = [row["net"], str(row["threads"]), str(row["batch"]), median_spread(row["convnp_train"])]
+            if "torch_train" in row:
+                cells += [median_spread(row["torch_train"]), f"{ours_t / statistics.median(row['torch_train']):.2f}x"]
+            else:
+                cells += ["-", "-"]
+            cells.append(median_spread(row["convnp_infer"]))
+            if "torch_infer" in row:
+                cells += [median_spread(row["torch_infer"]), f"{ours_i / statistics.median(row['torch_infer']):.2f}x"]
+            else:
+                cells += ["-", "-"]
+            cells.append(f"{gflops:.1f} ({100 * gflops / result['peak_gflops']:.0f}% of {result['peak_gflops']:.0f})")
+            lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Peak memory of a training step (batch 128, growth of peak RSS over three steps, fresh process):", "",
+              "| net | convnp MiB | PyTorch MiB | ratio |", "|---|---|---|---|"]
+    for name, pair in memory.items():
+        theirs = pair.get("torch")
+        ratio = f"{pair['convnp'] / theirs:.2f}x" if theirs else "-"
+        lines.append(f"| {name} | {pair['convnp']:.1f} | {'-' if theirs is None else f'{theirs:.1f}'} | {ratio} |")
+    if notebook_ips is not None:
+        nb = next(r for r in results[0]["rows"] if r["net"] == "notebook" and r["batch"] == 128)
+        ours = statistics.median(nb["convnp_train"])
+        lines += ["", f"The seed notebook's own loops train at {notebook_ips:.1f} images/s (1 thread); convnp's "
+                  f"notebook net at batch 128 trains at {ours:,.0f} images/s: **{ours / notebook_ips:,.0f}x**."]
+    if epoch_s is not None:
+        lines += ["", f"One epoch of the default `convnp train` (54,000 images, batch 64, notebook net, 1 thread): "
+                  f"**{epoch_s:.1f} s**."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="batch 128 only, 3 repeats, shorter timings")
+    p.add_argument("--repeats", type=int, default=5, help="interleaved repeats per cell")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="BLAS / PyTorch thread counts")
+    p.add_argument("--nets", nargs="+", default=["notebook", "lenet-style"], help="networks to measure")
+    p.add_argument("--out", default=str(HERE / "RESULTS.md"), help="Markdown file to write ('-' prints only)")
+    p.add_argument("--worker", choices=("speed", "memory", "notebook", "epoch"), help=argparse.SUPPRESS)
+    p.add_argument("--framework", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+
+    batches = [128] if args.quick else [32, 128, 512]
+    min_time = 0.3 if args.quick else 1.0
+    if args.quick and args.repeats == 5:
+        args.repeats = 3
+    if args.worker == "speed":
+        print(json.dumps(worker(int(os.environ["OPENBLAS_NUM_THREADS"]), args.nets, batches, args.repeats, min_time)))
+        return 0
+    if args.worker == "memory":
+        print(json.dumps(memory_worker(args.framework, args.nets[0], 128)))
+        return 0
+    if args.worker == "notebook":
+        print(json.dumps(notebook_worker(4)))
+        return 0
+    if args.worker == "epoch":
+        print(json.dumps(epoch_worker()))
+        return 0
+
+    base = ["--repeats", str(args.repeats), "--nets", *args.nets] + (["--quick"] if args.quick else [])
+    results = []
+    for threads in args.threads:
+        print(f"timing with {threads} thread(s) ...", file=sys.stderr, flush=True)
+        results.append(run_in_subprocess(["--worker", "speed", *base], threads))
+    memory = {}
+    for name in args.nets:
+        memory[name] = {"convnp": run_in_subprocess(["--worker", "memory", "--framework", "convnp", "--nets", name], 1)}
+        if results[0]["torch"]:
+            memory[name]["torch"] = run_in_subprocess(["--worker", "memory", "--framework", "torch", "--nets", name], 1)
+    seed = ROOT.parent / "shared" / "seed" / "cnn-notebook.md"
+    notebook_ips = run_in_subprocess(["--worker", "notebook"], 1) if seed.exists() and "notebook" in args.nets else None
+    epoch_s = None if args.quick else run_in_subprocess(["--worker", "epoch"], 1)
+    text = report(results, memory, notebook_ips, epoch_s, args)
+    print(text)
+    if args.out != "-" and not args.quick:
+        Path(args.out).write_text(text)
+        print(f"written to {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
