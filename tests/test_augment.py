@@ -236,21 +236,22 @@ def test_global_random_state_and_input_are_untouched(name):
 
 
 @pytest.mark.parametrize(
-    "transform",
+    "transform, per_digit",
     [
-        lambda x, rng: random_affine(x, rng),
-        lambda x, rng: elastic_distortion(x, rng),
-        lambda x, rng: Augment(elastic=(34.0, 4.0))(x, rng),
+        (lambda x, rng: random_affine(x, rng), (0.78, 1.25)),  # scaling alone changes the ink by 0.9**2 .. 1.1**2
+        # Simard's field also squeezes or stretches thin strokes (its divergence), so per digit only a loose
+        # bound holds: the ink neither vanishes nor multiplies; the batch mean is what stays put
+        (lambda x, rng: elastic_distortion(x, rng), (0.3, 3.0)),
+        (lambda x, rng: Augment(elastic=(34.0, 4.0))(x, rng), (0.3, 3.0)),
     ],
     ids=["random_affine", "elastic", "Augment+elastic"],
 )
-def test_mean_intensity_is_kept(transform):
+def test_mean_intensity_is_kept(transform, per_digit):
     x = digits(np.random.default_rng(11), 128)
     out = transform(x, np.random.default_rng(12))
     assert abs(out.mean() / x.mean() - 1) < 0.03
-    # each digit keeps most of its ink: scaling alone changes it by at most 1.1**2
     ratio = out.sum(axis=(1, 2, 3)) / x.sum(axis=(1, 2, 3))
-    assert ratio.min() > 0.75 and ratio.max() < 1.3
+    assert per_digit[0] < ratio.min() and ratio.max() < per_digit[1], (ratio.min(), ratio.max())
 
 
 def test_no_ink_lost_off_canvas_with_max_shift_2():

@@ -252,7 +252,7 @@ def test_dropout_statistics(p, dtype):
     assert out.dtype == dtype
     dropped = out == 0
     sigma = np.sqrt(p * (1 - p) / n)
-    assert abs(dropped.mean() - p) < 5 * sigma, f"dropped fraction {dropped.mean():.5f}, expected {p} +- {5 * sigma:.5f}"
+    assert abs(dropped.mean() - p) < 5 * sigma, f"dropped {dropped.mean():.5f}, expected {p} +- {5 * sigma:.5f}"
     np.testing.assert_allclose(out[~dropped], 1 / (1 - p), rtol=1e-7 if dtype == np.float32 else 1e-15)
     mean_sigma = np.sqrt(p / (1 - p) / n)  # std of one output unit is sqrt(p / (1 - p)) for inputs of 1
     assert abs(out.mean(dtype=np.float64) - 1) < 5 * mean_sigma, f"mean {out.mean():.5f}, expected 1"

@@ -80,9 +80,16 @@ class Sequential:
             dout = self.layers[i].backward(dout, input_grad=input_grad or i > 0)
         return dout
 
-    def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-        """Logits for ``x`` in inference mode, computed ``batch_size`` samples at a time to bound memory."""
-        return np.concatenate([self.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+    def predict(self, x: np.ndarray, batch_size: int = 1000, threads: int | None = None) -> np.ndarray:
+        """Logits for ``x`` in inference mode, ``batch_size`` samples at a time to bound memory, each batch split
+        across ``threads`` threads (default :func:`convnp.parallel.get_num_threads`)."""
+        from convnp.parallel import DataParallel, get_num_threads
+
+        parallel = DataParallel(self, threads or get_num_threads())
+        try:
+            return np.concatenate([parallel.predict(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+        finally:
+            parallel.close()
 
     # ---- parameters and state ------------------------------------------------------------------------------------
     def named_layers(self):
@@ -146,6 +153,15 @@ class Sequential:
             store[name] = staged[key].astype(store[name].dtype)
         for layer in self.layers:
             layer._cache = None
+
+    def replica(self) -> "Sequential":
+        """A twin sharing the parameter arrays, with its own gradients, caches and state (see Layer.replica)."""
+        return Sequential([layer.replica() for layer in self.layers], input_shape=self.input_shape)
+
+    def share_state_with(self, other: "Sequential") -> None:
+        """Point each layer's ``state`` at ``other``'s (read-only use, for parallel inference)."""
+        for mine, theirs in zip(self.layers, other.layers):
+            mine.state = theirs.state
 
     def astype(self, dtype) -> "Sequential":
         """Cast every layer's parameters and state to float32 or float64, in place; returns the model."""

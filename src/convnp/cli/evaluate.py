@@ -8,7 +8,7 @@ import json
 import numpy as np
 
 from convnp.checkpoint import load_checkpoint
-from convnp.cli._args import add_mnist_dir, positive_int
+from convnp.cli._args import add_mnist_dir, add_threads, positive_int
 from convnp.data.datasets import load_dataset
 from convnp.losses import SoftmaxCrossEntropy
 from convnp.metrics import classification_report, format_confusion, format_per_class
@@ -33,6 +33,7 @@ def add_parser(subparsers, parents) -> None:
                    help="images per forward pass (bounds memory, does not change the results)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
     add_mnist_dir(p)
+    add_threads(p)
     p.set_defaults(run=run)
 
 
@@ -71,7 +72,7 @@ def run(args) -> int:
             f"predicts {n_classes} classes (0-{n_classes - 1}); is this the data set it was trained on?"
         )
 
-    logits = checkpoint.model.predict(inputs, batch_size=args.batch_size)  # (N, K)
+    logits = checkpoint.model.predict(inputs, batch_size=args.batch_size, threads=args.threads)  # (N, K)
     loss = SoftmaxCrossEntropy().forward(logits, y)
     report = classification_report(y, logits.argmax(axis=1), n_classes=n_classes)
 

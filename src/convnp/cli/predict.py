@@ -10,7 +10,7 @@ import sys
 import numpy as np
 
 from convnp.checkpoint import load_checkpoint
-from convnp.cli._args import positive_int
+from convnp.cli._args import add_threads, positive_int
 from convnp.errors import DataError
 from convnp.ops.activations import softmax
 
@@ -40,6 +40,7 @@ def add_parser(subparsers, parents) -> None:
     p.add_argument("--json", action="store_true",
                    help="print one JSON list: per file its label, all class probabilities and the top K "
                    "(files that failed carry an 'error' instead)")
+    add_threads(p)
     p.set_defaults(run=run)
 
 
@@ -86,7 +87,7 @@ def run(args) -> int:
     if images:
         batch = np.stack(list(images.values()))  # (N, H, W, C)
         inputs = checkpoint.prepare(_to_stored_scale(batch, checkpoint.standardize))
-        probs = softmax(model.predict(inputs).astype(np.float64), axis=1)  # (N, K)
+        probs = softmax(model.predict(inputs, threads=args.threads).astype(np.float64), axis=1)  # (N, K)
         probabilities = dict(zip(images, probs))
 
     results = []

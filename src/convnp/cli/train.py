@@ -6,7 +6,7 @@ import argparse
 import datetime
 import time
 
-from convnp.cli._args import add_mnist_dir, positive_float, positive_int, unit_float
+from convnp.cli._args import add_mnist_dir, add_threads, positive_float, positive_int, unit_float
 from convnp.models import MODELS
 from convnp.train.config import DEFAULT_LR, TrainConfig
 from convnp.train.run import train_run
@@ -58,6 +58,7 @@ def add_parser(subparsers, parents) -> None:
     p.add_argument("--resume", metavar="RUN_DIR", default=None,
                    help="continue the run in RUN_DIR from its last checkpoint, with its own settings "
                    "(only --epochs may change, to extend it)")
+    add_threads(p)
     add_mnist_dir(p)
     p.set_defaults(run=run)
 
@@ -86,7 +87,7 @@ def run(args) -> int:
             weight_decay=args.weight_decay, schedule=args.schedule, warmup_epochs=args.warmup_epochs,
             step_epochs=args.step_epochs, step_gamma=args.step_gamma, clip_grad_norm=args.clip_grad_norm,
             patience=args.patience, seed=args.seed, val_split=args.val_split, limit=args.limit,
-            mnist_dir=args.mnist_dir,
+            mnist_dir=args.mnist_dir, threads=args.threads,
         )
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         result = train_run(config, args.out or f"runs/{args.model}-{stamp}")

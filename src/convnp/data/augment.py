@@ -190,9 +190,8 @@ def _bilinear_sample(x: np.ndarray, coords: np.ndarray, fill) -> np.ndarray:
     index += (np.arange(N, dtype=np.intp) * (Hp * Wp))[:, None, None]
     index = index[..., None] if C == 1 else index[..., None] * C + np.arange(C)  # (N, H, W, C)
 
-    # Blend as (1 - t) a + t b, not a + t (b - a): the latter can overshoot max(a, b) by an ulp, this form stays
-    # inside, so the output never leaves [min(x, fill), max(x, fill)]; with t = 0 it returns a exactly (integer
-    # shifts). The indices are in range by construction, and mode="clip" lets `take` write straight into `out`.
+    # Blend as (1 - t) a + t b, which returns a exactly when t = 0 (integer shifts stay exact). The indices are in
+    # range by construction, and mode="clip" lets `take` write straight into `out`.
     weight = np.subtract(1, fc, out=corner[:, 1, :, :, None])  # (N, H, W, 1), reusing the spent corners
     top = flat.take(index, mode="clip")  # (N, H, W, C)
     index += C
@@ -211,6 +210,9 @@ def _bilinear_sample(x: np.ndarray, coords: np.ndarray, fill) -> np.ndarray:
     top *= weight
     bottom *= fr
     top += bottom
+    # The weights are convex, but rounding can step an ulp past the corners' range (even (1 - t) f + t f > f);
+    # clipping makes the promise exact: the output stays within [min(x, fill), max(x, fill)].
+    np.clip(top, min(x.min(), fill), max(x.max(), fill), out=top)
     return top
 
 
@@ -439,9 +441,12 @@ class Augment:
 
     Examples
     --------
+    >>> rng = np.random.default_rng(0)
     >>> augment = Augment(max_shift=2, elastic=(34.0, 4.0))
-    >>> x_aug = augment(x_batch, rng)               # (N, H, W, C) -> same shape and dtype
-    >>> Augment.from_config(augment.get_config())   # what a run records and restores
+    >>> augment(np.zeros((8, 28, 28, 1), np.float32), rng).shape
+    (8, 28, 28, 1)
+    >>> Augment.from_config(augment.get_config()).get_config() == augment.get_config()  # what a run records
+    True
     """
 
     def __init__(

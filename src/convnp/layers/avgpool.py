@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from convnp._checks import as_pair
 from convnp.layers.base import Layer
-from convnp.ops.avgpool import avgpool2d_backward, avgpool2d_forward, global_avgpool2d_backward, global_avgpool2d_forward
+from convnp.ops.avgpool import (
+    avgpool2d_backward,
+    avgpool2d_forward,
+    global_avgpool2d_backward,
+    global_avgpool2d_forward,
+)
 from convnp.ops.windows import conv_output_size
 
 

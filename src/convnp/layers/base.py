@@ -13,6 +13,8 @@ last training cache in place). ``backward`` returns the gradient with respect to
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from convnp._checks import check_dout, check_input, float_dtype
@@ -105,6 +107,18 @@ class Layer:
         for name, grad in self.grads.items():
             assert grad.shape == self.params[name].shape, f"{self!r}: grad {name} {grad.shape} vs {self.params[name].shape}"
         return dx
+
+    def replica(self) -> "Layer":
+        """A twin that shares this layer's parameter arrays but has its own gradients, cache, buffers and state.
+
+        Used to run shards of a batch in parallel threads (:mod:`convnp.parallel`).
+        """
+        twin = copy.copy(self)
+        twin.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        twin.state = {k: v.copy() for k, v in self.state.items()}
+        twin.workspace = {}
+        twin._cache = None
+        return twin
 
     def astype(self, dtype) -> "Layer":
         """Cast parameters and state to ``dtype`` in place (float32 or float64); returns the layer."""

@@ -95,7 +95,8 @@ class BatchNorm2D(_BatchNorm):
     :func:`convnp.ops.batchnorm.batchnorm_backward` on an evaluation cache. ``backward`` always follows a training
     forward, so a layer always uses the first formula.)
 
-    References: Ioffe & Szegedy 2015, "Batch Normalization"; https://pytorch.org/docs/stable/generated/torch.nn.BatchNorm2d.html
+    References: Ioffe & Szegedy 2015, "Batch Normalization";
+    https://pytorch.org/docs/stable/generated/torch.nn.BatchNorm2d.html
     """
 
     input_ndim = 4

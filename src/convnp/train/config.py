@@ -32,6 +32,7 @@ class TrainConfig:
     val_split: float = 0.1
     limit: int | None = None
     mnist_dir: str | None = None
+    threads: int | None = None  # None: convnp.parallel.get_num_threads(); only float rounding depends on it
 
     def __post_init__(self):
         problems = []

@@ -13,20 +13,28 @@ import numpy as np
 from convnp.data.batching import iterate_minibatches
 from convnp.losses import SoftmaxCrossEntropy
 from convnp.optim import clip_grad_norm
+from convnp.parallel import DataParallel, get_num_threads
 
 
 class TrainingDiverged(RuntimeError):
     """The loss or a gradient became NaN or infinite."""
 
 
-def evaluate(model, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> dict[str, float]:
-    """Mean loss and accuracy of ``model`` on prepared inputs ``x`` and labels ``y``, in inference mode."""
+def evaluate(model, x: np.ndarray, y: np.ndarray, batch_size: int = 1000, threads=None) -> dict[str, float]:
+    """Mean loss and accuracy of ``model`` on prepared inputs ``x`` and labels ``y``, in inference mode.
+
+    ``threads`` (default :func:`convnp.parallel.get_num_threads`) splits each batch across threads.
+    """
     loss_fn = SoftmaxCrossEntropy()
     total_loss, correct = 0.0, 0
-    for xb, yb in iterate_minibatches(x, y, batch_size):
-        logits = model.forward(xb)
-        total_loss += loss_fn.forward(logits, yb) * len(yb)
-        correct += int(np.sum(logits.argmax(axis=1) == yb))
+    parallel = DataParallel(model, threads or get_num_threads())
+    try:
+        for xb, yb in iterate_minibatches(x, y, batch_size):
+            logits = parallel.predict(xb)
+            total_loss += loss_fn.forward(logits, yb) * len(yb)
+            correct += int(np.sum(logits.argmax(axis=1) == yb))
+    finally:
+        parallel.close()
     return {"loss": total_loss / len(y), "accuracy": correct / len(y)}
 
 
@@ -42,10 +50,17 @@ class Trainer:
     clip_grad_norm : float, optional
         Rescale the gradients so their joint L2 norm is at most this.
     callbacks : list of Callback
+    threads : int, optional
+        Split each batch across this many threads (:mod:`convnp.parallel`); default
+        :func:`convnp.parallel.get_num_threads`.
     """
 
-    def __init__(self, model, optimizer, *, schedule=None, clip_grad_norm: float | None = None, callbacks=()):
+    def __init__(
+        self, model, optimizer, *, schedule=None, clip_grad_norm: float | None = None, callbacks=(), threads=None
+    ):
         self.model, self.optimizer, self.schedule = model, optimizer, schedule
+        self.threads = threads or get_num_threads()
+        self.parallel: DataParallel | None = None
         self.clip_grad_norm = clip_grad_norm
         self.callbacks = list(callbacks)
         self.loss_fn = SoftmaxCrossEntropy()
@@ -61,14 +76,14 @@ class Trainer:
 
     def train_step(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, int]:
         """One forward, backward and update on a batch; returns the batch's mean loss and number correct."""
-        logits = self.model.forward(xb, training=True)
-        if not np.isfinite(logits).all():
+        if self.parallel is None:
+            self.parallel = DataParallel(self.model, self.threads)
+        loss, correct, finite = self.parallel.train_step(xb, yb)
+        if not finite:
             raise TrainingDiverged(
                 f"the network's output became NaN or infinite at step {self.step + 1}; "
                 f"try a lower learning rate (now {self.optimizer.lr:.3g})"
             )
-        loss = self.loss_fn.forward(logits, yb)
-        self.model.backward(self.loss_fn.backward(), input_grad=False)
         grads = self.model.gradients()
         if self.clip_grad_norm is not None:
             norm = clip_grad_norm(grads, self.clip_grad_norm)
@@ -83,7 +98,7 @@ class Trainer:
             self.optimizer.lr = self.schedule(self.step)
         self.optimizer.step(self.model.parameters(), grads)
         self.step += 1
-        return loss, int(np.sum(logits.argmax(axis=1) == yb))
+        return loss, correct
 
     def fit(
         self,
@@ -127,7 +142,7 @@ class Trainer:
                 self._call("on_batch_end", batch, {"loss": loss, "correct": n_correct, "size": len(yb)})
             logs = {"epoch": epoch + 1, "loss": total_loss / len(y), "accuracy": correct / len(y)}
             if validation_data is not None and len(validation_data[1]):
-                val = evaluate(self.model, *validation_data)
+                val = evaluate(self.model, *validation_data, threads=self.threads)
                 logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
             logs["lr"] = self.optimizer.lr
             logs["time"] = time.perf_counter() - start
@@ -136,6 +151,9 @@ class Trainer:
             if self.stop_training:
                 break
         self._call("on_train_end", self.history[-1] if self.history else {})
+        if self.parallel is not None:
+            self.parallel.close()
+            self.parallel = None
         return self.history
 
 
@@ -152,7 +170,9 @@ def fit(
     schedule=None,
     clip_grad_norm: float | None = None,
     callbacks=(),
+    threads: int | None = None,
 ) -> list[dict]:
     """Train ``model`` on prepared ``(x, y)`` in one call; see :class:`Trainer` for the arguments."""
-    trainer = Trainer(model, optimizer, schedule=schedule, clip_grad_norm=clip_grad_norm, callbacks=callbacks)
+    trainer = Trainer(model, optimizer, schedule=schedule, clip_grad_norm=clip_grad_norm, callbacks=callbacks,
+                      threads=threads)
     return trainer.fit(x, y, epochs=epochs, batch_size=batch_size, rng=rng, validation_data=validation_data)

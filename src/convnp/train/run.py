@@ -30,6 +30,7 @@ from convnp.data.datasets import Dataset, load_dataset
 from convnp.data.transforms import Standardize
 from convnp.models import get_model
 from convnp.optim import SGD, Adam, AdamW
+from convnp.parallel import get_num_threads
 from convnp.schedules import Constant, Cosine, Step
 from convnp.train.callbacks import Checkpoint, EarlyStopping, MetricsCSV, ProgressBar
 from convnp.train.config import TrainConfig
@@ -119,8 +120,11 @@ def train_run(
 
     if resume:
         config, checkpoint = _open_for_resume(run_dir)
+        expect = dict(expect or {})
+        if "threads" in expect:  # the thread count may change (results then differ by float rounding)
+            config.threads = expect.pop("threads")
         saved = {**config.to_dict(), "lr": config.base_lr}  # lr=None meant the optimizer's default
-        clashes = [f"{k}={v!r} (the run has {saved[k]!r})" for k, v in (expect or {}).items() if saved[k] != v]
+        clashes = [f"{k}={v!r} (the run has {saved[k]!r})" for k, v in expect.items() if saved[k] != v]
         if clashes:
             raise ValueError(f"--resume continues {run_dir} with its own settings; these differ: {', '.join(clashes)}")
         if epochs is not None:
@@ -173,6 +177,7 @@ def train_run(
         optimizer,
         schedule=make_schedule(config, steps_per_epoch),
         clip_grad_norm=config.clip_grad_norm,
+        threads=config.threads,
         callbacks=[
             ProgressBar(config.epochs, len(y_train), stream=stream),
             MetricsCSV(run_dir / "metrics.csv"),
@@ -189,7 +194,8 @@ def train_run(
         what = f"resuming {run_dir} at epoch {initial_epoch + 1}" if resume else f"run folder {run_dir}"
         say(f"{what}: {config.model} on {data.name}, {len(y_train):,} training / "
             f"{0 if validation is None else len(validation[1]):,} validation images, {config.epochs} epoch(s), "
-            f"batch {config.batch_size}, {optimizer!r}, schedule {config.schedule}, seed {config.seed}")
+            f"batch {config.batch_size}, {optimizer!r}, schedule {config.schedule}, seed {config.seed}, "
+            f"{config.threads or get_num_threads()} thread(s)")
         trainer.fit(x_train, y_train, epochs=config.epochs, batch_size=config.batch_size, rng=order_rng,
                     validation_data=validation, initial_epoch=initial_epoch)
         if trainer.stop_reason:
@@ -197,7 +203,7 @@ def train_run(
 
     test = None
     if data.x_test is not None:
-        test = evaluate(model, standardize(data.x_test, model.dtype), data.y_test)
+        test = evaluate(model, standardize(data.x_test, model.dtype), data.y_test, threads=config.threads)
         test["n_samples"] = int(len(data.y_test))
         results = {"test": test, "epochs_done": len(trainer.history), "checkpoint": str(run_dir / "last.npz")}
         atomic_write(run_dir / "results.json", lambda f: f.write(json.dumps(results, indent=2).encode()))

@@ -1,0 +1,137 @@
+"""Using several cores: each training batch split across a small pool of threads, one model replica per thread.
+
+NumPy's element-wise work runs on one core, and only BLAS uses more; so rather than asking BLAS for threads, convnp
+splits the batch. Each thread runs forward and backward on its shard with BLAS single-threaded inside it (NumPy and
+BLAS release the GIL while they work). The replicas share the parameter arrays, so an optimizer step seen by one is
+seen by all; each keeps its own gradients, caches and scratch buffers, and the gradients are summed in a fixed
+order. The mean loss over the batch is the shard means weighted by shard size, so each shard's output gradient is
+scaled by ``shard size / batch size``.
+
+With one thread this is exactly the ordinary step. With several, results differ from one thread by float rounding
+only (the sums are grouped differently); at a fixed thread count they are deterministic.
+
+Layer state (BatchNorm's running statistics) is updated by the first replica, from its shard, as PyTorch's
+DistributedDataParallel keeps rank 0's buffers.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from convnp._blas import set_blas_threads
+from convnp.losses import SoftmaxCrossEntropy
+
+_default_threads: int | None = None
+
+
+def set_num_threads(n: int | None) -> None:
+    """Set how many threads training and inference use by default; ``None`` restores the default rule."""
+    global _default_threads
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+        raise ValueError(f"set_num_threads: expected a positive integer or None, got {n!r}")
+    _default_threads = n
+
+
+def get_num_threads() -> int:
+    """The default thread count: :func:`set_num_threads`'s, else ``$CONVNP_NUM_THREADS``, else every core."""
+    if _default_threads is not None:
+        return _default_threads
+    env = os.environ.get("CONVNP_NUM_THREADS", "")
+    if env.strip():
+        try:
+            value = int(env)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise ValueError(f"CONVNP_NUM_THREADS must be a positive integer, got {env!r}")
+        return value
+    return os.cpu_count() or 1
+
+
+def shard_bounds(n: int, n_shards: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of ``n_shards`` contiguous, near-equal parts of ``range(n)`` (empty parts dropped)."""
+    edges = np.linspace(0, n, n_shards + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
+class DataParallel:
+    """Runs a model's training steps and inference on shards of each batch, in ``n_threads`` threads.
+
+    Parameters
+    ----------
+    model : Sequential
+    n_threads : int
+    """
+
+    def __init__(self, model, n_threads: int):
+        if not isinstance(n_threads, int) or n_threads < 1:
+            raise ValueError(f"DataParallel: n_threads must be a positive integer, got {n_threads!r}")
+        self.model = model
+        self.n_threads = n_threads
+        self.replicas = [model] + [model.replica() for _ in range(n_threads - 1)]
+        self.losses = [SoftmaxCrossEntropy() for _ in self.replicas]
+        self.pool = ThreadPoolExecutor(n_threads, thread_name_prefix="convnp") if n_threads > 1 else None
+        self._state_shared = False
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
+
+    def _map(self, fn, jobs):
+        if self.pool is None or len(jobs) == 1:
+            return [fn(*job) for job in jobs]
+        previous = set_blas_threads(1)  # one BLAS thread per worker: the workers are the parallelism
+        try:
+            return list(self.pool.map(lambda job: fn(*job), jobs))
+        finally:
+            if previous is not None:
+                set_blas_threads(previous)
+
+    def train_step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int, bool]:
+        """Forward and backward on ``(x, y)``; leaves the summed gradients in the model's ``grads``.
+
+        Returns the batch's mean loss, the number of correct predictions, and whether every logit was finite.
+        """
+        n = len(y)
+        bounds = shard_bounds(n, len(self.replicas))
+        if self._state_shared:  # after parallel inference: training replicas update state, so give them their own
+            for replica in self.replicas[1:]:
+                for layer in replica.layers:
+                    layer.state = {k: v.copy() for k, v in layer.state.items()}
+            self._state_shared = False
+
+        def work(i, start, stop):
+            replica, loss_fn = self.replicas[i], self.losses[i]
+            logits = replica.forward(x[start:stop], training=True)
+            finite = bool(np.isfinite(logits).all())
+            if not finite:
+                return 0.0, 0, False
+            loss = loss_fn.forward(logits, y[start:stop])
+            dlogits = loss_fn.backward()
+            if len(bounds) > 1:
+                dlogits *= np.asarray((stop - start) / n, dtype=dlogits.dtype)
+            replica.backward(dlogits, input_grad=False)
+            return loss * (stop - start) / n, int(np.sum(logits.argmax(axis=1) == y[start:stop])), True
+
+        results = self._map(work, [(i, a, b) for i, (a, b) in enumerate(bounds)])
+        if not all(r[2] for r in results):
+            return float("nan"), 0, False
+        if len(bounds) > 1:
+            total = self.model.gradients()  # replica 0's arrays, fresh from this backward: safe to add into
+            for replica in self.replicas[1 : len(bounds)]:
+                for name, grad in replica.gradients().items():
+                    total[name] += grad
+        return float(sum(r[0] for r in results)), sum(r[1] for r in results), True
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Logits for ``x`` in inference mode, the shards computed in parallel."""
+        bounds = shard_bounds(len(x), len(self.replicas))
+        for replica in self.replicas[1:]:
+            replica.share_state_with(self.model)  # inference reads the first replica's running statistics
+        self._state_shared = True
+        parts = self._map(lambda i, a, b: self.replicas[i].forward(x[a:b]), [(i, a, b) for i, (a, b) in enumerate(bounds)])
+        return np.concatenate(parts)

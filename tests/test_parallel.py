@@ -1,0 +1,97 @@
+"""Splitting batches across threads: the same results as one thread up to float rounding, deterministic per count."""
+
+import numpy as np
+import pytest
+
+from convnp import parallel
+from convnp._blas import get_blas_threads, set_blas_threads
+from convnp.losses import SoftmaxCrossEntropy
+from convnp.models import notebook
+from convnp.optim import SGD
+from convnp.parallel import DataParallel, get_num_threads, set_num_threads, shard_bounds
+from convnp.train import Trainer
+
+
+@pytest.mark.parametrize("n, k", [(10, 2), (7, 3), (2, 4), (1, 2), (128, 2)])
+def test_shard_bounds_cover_the_batch(n, k):
+    bounds = shard_bounds(n, k)
+    assert bounds[0][0] == 0 and bounds[-1][1] == n
+    assert all(a < b for a, b in bounds) and all(b1 == a2 for (_, b1), (a2, _) in zip(bounds, bounds[1:]))
+    sizes = [b - a for a, b in bounds]
+    assert max(sizes) - min(sizes) <= 1 and len(bounds) == min(n, k)
+
+
+def _data(rng, n=24):
+    return rng.standard_normal((n, 28, 28, 1)), rng.integers(0, 10, n)
+
+
+@pytest.mark.parametrize("threads, n", [(2, 24), (3, 24), (4, 3), (2, 1)])
+def test_parallel_step_matches_one_thread(threads, n):
+    rng = np.random.default_rng(0)
+    x, y = _data(rng, n)
+    model = notebook(rng=np.random.default_rng(1), dtype=np.float64)
+    loss_fn = SoftmaxCrossEntropy()
+    expected_loss = loss_fn.forward(model.forward(x, training=True), y)
+    model.backward(loss_fn.backward(), input_grad=False)
+    expected = {k: v.copy() for k, v in model.gradients().items()}
+    dp = DataParallel(model, threads)
+    loss, correct, finite = dp.train_step(x, y)
+    dp.close()
+    assert finite and loss == pytest.approx(expected_loss, rel=1e-12)
+    for name, grad in model.gradients().items():
+        np.testing.assert_allclose(grad, expected[name], rtol=1e-10, atol=1e-13, err_msg=name)
+
+
+def test_parallel_predict_matches_one_thread():
+    rng = np.random.default_rng(2)
+    model = notebook(rng=rng)
+    x = rng.standard_normal((37, 28, 28, 1)).astype(np.float32)
+    np.testing.assert_allclose(model.predict(x, threads=3), model.predict(x, threads=1), rtol=1e-5, atol=1e-6)
+
+
+def _train(threads, dtype=np.float32):
+    rng = np.random.default_rng(3)
+    x, y = _data(rng, 96)
+    model = notebook(rng=np.random.default_rng(4), dtype=dtype)
+    trainer = Trainer(model, SGD(0.05, momentum=0.9), threads=threads)
+    history = trainer.fit(x.astype(dtype), y, epochs=2, batch_size=32, rng=np.random.default_rng(5))
+    return model.state_dict(), history
+
+
+def test_training_with_two_threads_is_deterministic_and_close_to_one():
+    a, history_a = _train(2)
+    b, _ = _train(2)
+    assert all(np.array_equal(a[k], b[k]) for k in a)  # fixed thread count: the same bits
+    one, _ = _train(1, np.float64)
+    two, _ = _train(2, np.float64)
+    for k in one:  # another thread count: only float rounding differs
+        np.testing.assert_allclose(two[k], one[k], rtol=1e-9, atol=1e-11, err_msg=k)
+    assert history_a[-1]["loss"] < history_a[0]["loss"]
+
+
+def test_default_thread_count(monkeypatch):
+    monkeypatch.setattr(parallel, "_default_threads", None)
+    monkeypatch.setenv("CONVNP_NUM_THREADS", "3")
+    assert get_num_threads() == 3
+    monkeypatch.setenv("CONVNP_NUM_THREADS", "zero")
+    with pytest.raises(ValueError, match="CONVNP_NUM_THREADS must be a positive integer, got 'zero'"):
+        get_num_threads()
+    monkeypatch.delenv("CONVNP_NUM_THREADS")
+    assert get_num_threads() >= 1
+    set_num_threads(2)
+    assert get_num_threads() == 2
+    with pytest.raises(ValueError, match="expected a positive integer or None, got 0"):
+        set_num_threads(0)
+    set_num_threads(None)
+    with pytest.raises(ValueError, match="n_threads must be a positive integer"):
+        DataParallel(notebook(), 0)
+
+
+def test_blas_thread_control_round_trips():
+    before = get_blas_threads()
+    if before is None:
+        pytest.skip("no OpenBLAS found in this process (another BLAS): nothing to control")
+    assert set_blas_threads(1) == before
+    assert get_blas_threads() == 1
+    set_blas_threads(before)
+    assert get_blas_threads() == before
