@@ -95,3 +95,36 @@ def test_blas_thread_control_round_trips():
     assert get_blas_threads() == 1
     set_blas_threads(before)
     assert get_blas_threads() == before
+
+
+def test_models_with_batchnorm_or_dropout_are_not_split():
+    from convnp.layers import BatchNorm2D, Conv2D, Dense, Dropout, Flatten, ReLU
+    from convnp.model import Sequential
+
+    rng = np.random.default_rng(0)
+    plain = Sequential([Conv2D(1, 2, 3, rng=rng), ReLU(), Flatten(), Dense(2 * 26 * 26, 10, rng=rng)], (28, 28, 1))
+    assert plain.shardable and len(DataParallel(plain, 2).replicas) == 2
+    for extra in (BatchNorm2D(2), Dropout(0.3, rng=rng)):
+        model = Sequential([Conv2D(1, 2, 3, rng=rng), extra, ReLU(), Flatten(), Dense(2 * 26 * 26, 10, rng=rng)],
+                           (28, 28, 1))
+        assert not model.shardable
+        dp = DataParallel(model, 2)
+        assert len(dp.replicas) == 1  # trains in one piece: results do not depend on the thread count
+        x, y = rng.standard_normal((6, 28, 28, 1)).astype(np.float32), rng.integers(0, 10, 6)
+        assert dp.train_step(x, y)[2]
+        np.testing.assert_allclose(dp.predict(x), model.predict(x, threads=1), rtol=1e-5, atol=1e-6)
+        dp.close()
+
+
+def test_dropout_generator_states_round_trip():
+    from convnp.layers import Dense, Dropout, Flatten
+    from convnp.model import Sequential
+
+    model = Sequential([Flatten(), Dropout(0.5, rng=np.random.default_rng(1)), Dense(4, 2)], (2, 2, 1))
+    x = np.ones((3, 2, 2, 1), np.float32)
+    model.forward(x, training=True)
+    states = model.rng_states()
+    assert list(states) == ["1"]
+    first = model.forward(x, training=True)
+    model.set_rng_states(states)
+    np.testing.assert_array_equal(model.forward(x, training=True), first)  # the same masks again

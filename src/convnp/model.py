@@ -154,6 +154,25 @@ class Sequential:
         for layer in self.layers:
             layer._cache = None
 
+    def rng_states(self) -> dict[str, dict]:
+        """The state of every layer's own Generator (Dropout's), by layer index, JSON-serialisable."""
+        return {p: layer.rng.bit_generator.state for p, layer in self.named_layers() if hasattr(layer, "rng")}
+
+    def set_rng_states(self, states: dict[str, dict]) -> None:
+        """Restore what :meth:`rng_states` returned, so a resumed run draws the same dropout masks."""
+        for prefix, layer in self.named_layers():
+            if prefix in states and hasattr(layer, "rng"):
+                layer.rng.bit_generator.state = states[prefix]
+
+    @property
+    def shardable(self) -> bool:
+        """Whether splitting a training batch across threads changes results by float rounding only.
+
+        Not so with BatchNorm (statistics would come from each shard) or Dropout (masks from one Generator shared
+        between threads).
+        """
+        return all(layer.shardable for layer in self.layers)
+
     def replica(self) -> "Sequential":
         """A twin sharing the parameter arrays, with its own gradients, caches and state (see Layer.replica)."""
         return Sequential([layer.replica() for layer in self.layers], input_shape=self.input_shape)
@@ -195,8 +214,11 @@ class Sequential:
                 raise ValueError(f"Sequential.from_config: layer {i} has unknown class {name!r}; known: {sorted(LAYERS)}")
             kwargs = dict(spec.get("config") or {})
             layer_cls = LAYERS[name]
-            if _takes_rng(layer_cls):
-                kwargs.update(rng=np.random.default_rng(0), dtype=dtype)
+            accepted = inspect.signature(layer_cls.__init__).parameters
+            if "rng" in accepted:  # the weights are overwritten by the checkpoint; Dropout's state is restored
+                kwargs["rng"] = np.random.default_rng(0)
+            if "dtype" in accepted:
+                kwargs["dtype"] = dtype
             try:
                 layers.append(layer_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}))
             except TypeError as err:
@@ -252,7 +274,3 @@ def _jsonable(config: dict) -> dict:
     """Tuples become lists, so a config survives a JSON round trip unchanged."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
 
-
-def _takes_rng(layer_cls) -> bool:
-    """Layers with initialised weights take ``rng`` and ``dtype``; the others take neither."""
-    return "rng" in inspect.signature(layer_cls.__init__).parameters

@@ -10,8 +10,9 @@ scaled by ``shard size / batch size``.
 With one thread this is exactly the ordinary step. With several, results differ from one thread by float rounding
 only (the sums are grouped differently); at a fixed thread count they are deterministic.
 
-Layer state (BatchNorm's running statistics) is updated by the first replica, from its shard, as PyTorch's
-DistributedDataParallel keeps rank 0's buffers.
+Models with BatchNorm or Dropout are not split (see ``Sequential.shardable``): shard statistics and shared mask
+Generators would make results depend on the thread count. They run in one thread; a later version may synchronise
+batch statistics across shards. Inference splits any model: it reads the first replica's running statistics.
 """
 
 from __future__ import annotations
@@ -71,9 +72,12 @@ class DataParallel:
             raise ValueError(f"DataParallel: n_threads must be a positive integer, got {n_threads!r}")
         self.model = model
         self.n_threads = n_threads
-        self.replicas = [model] + [model.replica() for _ in range(n_threads - 1)]
+        # BatchNorm and Dropout would make results depend on the thread count: such models train unsplit.
+        n_replicas = n_threads if model.shardable else 1
+        self.replicas = [model] + [model.replica() for _ in range(n_replicas - 1)]
         self.losses = [SoftmaxCrossEntropy() for _ in self.replicas]
         self.pool = ThreadPoolExecutor(n_threads, thread_name_prefix="convnp") if n_threads > 1 else None
+        self._inference_replicas = None
         self._state_shared = False
 
     def close(self) -> None:
@@ -129,9 +133,14 @@ class DataParallel:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Logits for ``x`` in inference mode, the shards computed in parallel."""
-        bounds = shard_bounds(len(x), len(self.replicas))
-        for replica in self.replicas[1:]:
+        if self._inference_replicas is None:
+            self._inference_replicas = self.replicas + [
+                self.model.replica() for _ in range(self.n_threads - len(self.replicas))
+            ]
+        replicas = self._inference_replicas
+        bounds = shard_bounds(len(x), len(replicas))
+        for replica in replicas[1:]:
             replica.share_state_with(self.model)  # inference reads the first replica's running statistics
         self._state_shared = True
-        parts = self._map(lambda i, a, b: self.replicas[i].forward(x[a:b]), [(i, a, b) for i, (a, b) in enumerate(bounds)])
+        parts = self._map(lambda i, a, b: replicas[i].forward(x[a:b]), [(i, a, b) for i, (a, b) in enumerate(bounds)])
         return np.concatenate(parts)

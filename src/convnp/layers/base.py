@@ -27,6 +27,8 @@ class Layer:
     input_ndim = 4
     #: The input layout, for error messages.
     input_layout = "(N, H, W, C)"
+    #: Whether a training batch can be split into shards without changing results beyond float rounding.
+    shardable = True
 
     def __init__(self, dtype=None):
         # dtype is the parameters' dtype; None for layers without parameters, which accept float32 or float64.

@@ -18,6 +18,8 @@ from convnp.ops.batchnorm import batchnorm_backward, batchnorm_forward
 class _BatchNorm(Layer):
     """Shared by BatchNorm1D and BatchNorm2D; see :class:`BatchNorm2D` for the documentation."""
 
+    shardable = False  # see Sequential.shardable
+
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, dtype=np.float32):
         super().__init__(dtype)
         name = type(self).__name__

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from convnp._checks import float_dtype
 from convnp.init import default_rng
 from convnp.layers._args import real_number
 from convnp.layers.base import Layer
@@ -21,9 +20,6 @@ class Dropout(Layer):
     rng : np.random.Generator, optional
         Source of the masks, kept as the attribute ``rng``: the same Generator state gives the same masks.
         ``None`` draws a fresh unseeded Generator.
-    dtype : optional
-        Accepted and unused: Dropout has no parameters and takes float32 or float64 input.
-        :meth:`convnp.model.Sequential.from_config` passes ``dtype`` to every layer that takes ``rng``.
 
     ``forward(x, training=False)`` is the identity and returns ``x`` itself, like PyTorch (no rescaling is needed:
     training already kept ``E[out] = x``).
@@ -42,13 +38,13 @@ class Dropout(Layer):
     input_ndim = None  # any rank >= 1
     input_layout = "(N, ...)"
 
-    def __init__(self, p: float = 0.5, rng: np.random.Generator | None = None, *, dtype=None):
+    shardable = False  # see Sequential.shardable
+
+    def __init__(self, p: float = 0.5, rng: np.random.Generator | None = None):
         super().__init__()
         name = type(self).__name__
         self.p = real_number(p, "p", name, low=0.0, high=1.0, high_open=True)
         self.rng = default_rng(rng)
-        if dtype is not None:
-            float_dtype(dtype, name)  # refuse nonsense even though the value is not used
 
     def get_config(self) -> dict:
         return {"p": self.p}

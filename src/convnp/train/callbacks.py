@@ -145,6 +145,7 @@ class Checkpoint(Callback):
             "epoch": epoch + 1,
             "step": trainer.step,
             "rng_state": trainer.rng.bit_generator.state,
+            "layer_rng_states": trainer.model.rng_states(),
             "history": trainer.history,
             "metrics": logs,
         }

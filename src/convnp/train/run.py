@@ -159,6 +159,7 @@ def train_run(
         check_fits(model, data, config.model)
         history, step, initial_epoch = checkpoint.meta["history"], checkpoint.meta["step"], checkpoint.meta["epoch"]
         order_rng.bit_generator.state = checkpoint.meta["rng_state"]
+        model.set_rng_states(checkpoint.meta.get("layer_rng_states", {}))
         _write_config(run_dir, config)
 
     x_train = standardize(data.x_train[train_idx], model.dtype)
