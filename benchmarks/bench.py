@@ -4,7 +4,8 @@
     python benchmarks/bench.py --quick         # fewer repeats and batch sizes, prints the table only
 
 Each thread count runs in its own worker process, because BLAS reads its thread count when NumPy loads
-(OPENBLAS_NUM_THREADS and friends are set for the worker; PyTorch gets torch.set_num_threads). Inside a worker,
+(OPENBLAS_NUM_THREADS and friends are set for the worker; PyTorch gets torch.set_num_threads; convnp splits each
+batch across that many threads, as its Trainer does, with one BLAS thread in each). Inside a worker,
 convnp and PyTorch are timed in alternation, repeat after repeat, so a noisy neighbour slows both; the table gives
 medians and the spread (min-max) of the repeats. PyTorch is optional: without it only convnp's figures appear.
 
@@ -79,25 +80,25 @@ def train_flops_per_image(model) -> float:
 
 
 # ---- timing inside a worker -----------------------------------------------------------------------------------------
-def convnp_steps(name: str, batch: int):
+def convnp_steps(name: str, batch: int, threads: int = 1):
+    """convnp's training step and inference, as the Trainer runs them: the batch split across ``threads``."""
     import numpy as np
 
-    from convnp.losses import SoftmaxCrossEntropy
     from convnp.optim import SGD
+    from convnp.parallel import DataParallel
 
     model = convnp_net(name)
     rng = np.random.default_rng(1)
     x = rng.standard_normal((batch, 28, 28, 1)).astype(np.float32)
     y = rng.integers(0, 10, batch)
-    loss, opt = SoftmaxCrossEntropy(), SGD(0.01, momentum=0.9)
+    parallel, opt = DataParallel(model, threads), SGD(0.01, momentum=0.9)
 
     def train():
-        loss.forward(model.forward(x, training=True), y)
-        model.backward(loss.backward(), input_grad=False)
+        parallel.train_step(x, y)
         opt.step(model.parameters(), model.gradients())
 
     def infer():
-        model.forward(x)
+        parallel.predict(x)
 
     return train, infer
 
@@ -156,7 +157,7 @@ def worker(threads: int, nets, batches, repeats: int, min_time: float) -> dict:
     for name in nets:
         flops = train_flops_per_image(convnp_net(name))
         for batch in batches:
-            ours_train, ours_infer = convnp_steps(name, batch)
+            ours_train, ours_infer = convnp_steps(name, batch, threads)
             theirs = torch_steps(name, batch) if have_torch else None
             samples = {k: [] for k in ("convnp_train", "torch_train", "convnp_infer", "torch_infer")}
             for _ in range(repeats):  # interleaved: a slow moment hits both frameworks

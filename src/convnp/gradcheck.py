@@ -77,13 +77,21 @@ def check_layer(
     if layer.dtype not in (None, np.dtype(np.float64)) or x.dtype != np.float64:
         raise ValueError(f"check_layer: gradient checks need float64 layers and inputs, got {layer.dtype} / {x.dtype}")
     x = np.ascontiguousarray(x).copy()
-    out = layer.forward(x, training=True)
+    # A layer with its own Generator (Dropout) must draw the same mask in every forward of the check.
+    rng_state = layer.rng.bit_generator.state if hasattr(layer, "rng") else None
+
+    def forward():
+        if rng_state is not None:
+            layer.rng.bit_generator.state = rng_state
+        return layer.forward(x, training=True)
+
+    out = forward()
     dout = rng.standard_normal(out.shape)
     analytic = {"input": layer.backward(dout)}
     analytic.update({k: v.copy() for k, v in layer.grads.items()})
 
     def f():
-        return float(np.sum(layer.forward(x, training=True) * dout))
+        return float(np.sum(forward() * dout))
 
     errors = {}
     for name, grad in analytic.items():
@@ -115,13 +123,19 @@ def check_model_params(
 ) -> dict[str, float]:
     """End to end: relative error of ``d loss / d param`` through the whole model, for every parameter."""
     loss = SoftmaxCrossEntropy()
-    loss.forward(model.forward(x, training=True), y)
+    rng_states = model.rng_states()  # the same dropout masks in every forward
+
+    def forward():
+        model.set_rng_states(rng_states)
+        return model.forward(x, training=True)
+
+    loss.forward(forward(), y)
     model.backward(loss.backward())
     analytic = {k: v.copy() for k, v in model.gradients().items()}
     params = model.parameters()
 
     def f():
-        return loss.forward(model.forward(x, training=True), y)
+        return loss.forward(forward(), y)
 
     errors = {}
     for name, grad in analytic.items():
@@ -154,8 +168,8 @@ def check_model(
     """Check every layer of ``model`` on its own, then the loss, then all parameters end to end.
 
     Each layer gets a standard-normal input of the shape it sees in the model. Random inputs have no tied
-    maxima and no exact zeros at ReLU kinks, where a finite difference is not a derivative. The model is cast to
-    float64 in place.
+    maxima and no exact zeros at ReLU kinks, where a finite difference is not a derivative. Layers with their own
+    Generator (Dropout) replay the same mask in every forward. The model is cast to float64 in place.
     """
     model.astype(np.float64)
     shapes = [model.input_shape, *model.shapes()]

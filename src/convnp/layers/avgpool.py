@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from convnp._checks import as_pair
 from convnp.layers.base import Layer
+from convnp.layers.pooling import Pool2D
 from convnp.ops.avgpool import (
     avgpool2d_backward,
     avgpool2d_forward,
     global_avgpool2d_backward,
     global_avgpool2d_forward,
 )
-from convnp.ops.windows import conv_output_size
 
 
-class AvgPool2D(Layer):
+class AvgPool2D(Pool2D):
     """Average pooling over ``kernel_size`` windows, channel by channel, without padding.
 
     Parameters
@@ -33,22 +32,6 @@ class AvgPool2D(Layer):
     ``dx[n, i*sH + a, j*sW + b, c] += dout[n, i, j, c] / (kH * kW)`` for every offset ``(a, b)`` of every window
     ``(i, j)``: overlapping windows add up, and inputs that no window covers get zero.
     """
-
-    def __init__(self, kernel_size, stride=None):
-        super().__init__()
-        name = type(self).__name__
-        self.kernel_size = as_pair(kernel_size, "kernel_size", name)
-        self.stride = self.kernel_size if stride is None else as_pair(stride, "stride", name)
-
-    def get_config(self) -> dict:
-        return {"kernel_size": self.kernel_size, "stride": self.stride}
-
-    def output_shape(self, input_shape):
-        H, W, C = _map_shape(input_shape)
-        (kH, kW), (sH, sW) = self.kernel_size, self.stride
-        if H < kH or W < kW:
-            raise ValueError(f"a {kH}x{kW} pooling window does not fit in {H}x{W}")
-        return (conv_output_size(H, kH, sH), conv_output_size(W, kW, sW), C)
 
     def _forward(self, x, training):
         return avgpool2d_forward(x, self.kernel_size, self.stride)

@@ -1,4 +1,4 @@
-"""``MaxPool2D``: the stateful wrapper around :mod:`convnp.ops.pool`."""
+"""Windowed pooling: the shared ``Pool2D`` base, and ``MaxPool2D`` around :mod:`convnp.ops.pool`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,29 @@ from convnp.ops.pool import maxpool2d_backward, maxpool2d_forward
 from convnp.ops.windows import conv_output_size
 
 
-class MaxPool2D(Layer):
+class Pool2D(Layer):
+    """What every windowed pooling layer shares: ``kernel_size``, ``stride`` (default: the kernel) and the shape."""
+
+    def __init__(self, kernel_size, stride=None):
+        super().__init__()
+        name = type(self).__name__
+        self.kernel_size = as_pair(kernel_size, "kernel_size", name)
+        self.stride = self.kernel_size if stride is None else as_pair(stride, "stride", name)
+
+    def get_config(self) -> dict:
+        return {"kernel_size": self.kernel_size, "stride": self.stride}
+
+    def output_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"expected one (H, W, C) feature map per sample, got {tuple(input_shape)}")
+        H, W, C = input_shape
+        (kH, kW), (sH, sW) = self.kernel_size, self.stride
+        if H < kH or W < kW:
+            raise ValueError(f"a {kH}x{kW} pooling window does not fit in {H}x{W}")
+        return (conv_output_size(H, kH, sH), conv_output_size(W, kW, sW), C)
+
+
+class MaxPool2D(Pool2D):
     """Max pooling over ``kernel_size`` windows, channel by channel.
 
     Parameters
@@ -29,22 +51,6 @@ class MaxPool2D(Layer):
     maximum. Each window's gradient goes to exactly one input: with tied maxima, the *first* in row-major order
     within the window (PyTorch's choice too). Every other input of the window gets zero.
     """
-
-    def __init__(self, kernel_size, stride=None):
-        super().__init__()
-        name = type(self).__name__
-        self.kernel_size = as_pair(kernel_size, "kernel_size", name)
-        self.stride = self.kernel_size if stride is None else as_pair(stride, "stride", name)
-
-    def get_config(self) -> dict:
-        return {"kernel_size": self.kernel_size, "stride": self.stride}
-
-    def output_shape(self, input_shape):
-        H, W, C = input_shape
-        (kH, kW), (sH, sW) = self.kernel_size, self.stride
-        if H < kH or W < kW:
-            raise ValueError(f"a {kH}x{kW} pooling window does not fit in {H}x{W}")
-        return (conv_output_size(H, kH, sH), conv_output_size(W, kW, sW), C)
 
     def _forward(self, x, training):
         return maxpool2d_forward(x, self.kernel_size, self.stride)
