@@ -128,3 +128,15 @@ def test_dropout_generator_states_round_trip():
     first = model.forward(x, training=True)
     model.set_rng_states(states)
     np.testing.assert_array_equal(model.forward(x, training=True), first)  # the same masks again
+
+
+def test_keep_freed_memory_runs_once_and_can_be_turned_off(monkeypatch):
+    from convnp import _malloc
+
+    monkeypatch.setattr(_malloc, "_done", False)
+    monkeypatch.setenv("CONVNP_NO_MALLOPT", "1")
+    assert _malloc.keep_freed_memory() is False
+    monkeypatch.delenv("CONVNP_NO_MALLOPT")
+    first = _malloc.keep_freed_memory()
+    assert isinstance(first, bool)
+    assert _malloc.keep_freed_memory() is False  # once per process

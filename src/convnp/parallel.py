@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from convnp._blas import set_blas_threads
+from convnp._malloc import keep_freed_memory
 from convnp.losses import SoftmaxCrossEntropy
 
 _default_threads: int | None = None
@@ -70,6 +71,7 @@ class DataParallel:
     def __init__(self, model, n_threads: int):
         if not isinstance(n_threads, int) or n_threads < 1:
             raise ValueError(f"DataParallel: n_threads must be a positive integer, got {n_threads!r}")
+        keep_freed_memory()  # once per process: steps reuse freed blocks instead of faulting in fresh pages
         self.model = model
         self.n_threads = n_threads
         # BatchNorm and Dropout would make results depend on the thread count: such models train unsplit.
