@@ -60,25 +60,6 @@ def torch_net(name: str):
                          nn.Flatten(), nn.Linear(9216, 128), nn.ReLU(), nn.Linear(128, 10))
 
 
-def train_flops_per_image(model) -> float:
-    """Multiply-adds x 2 of forward, weight gradient and input gradient (none for the first layer)."""
-    from convnp.layers import Conv2D, Dense
-
-    total, shape = 0.0, model.input_shape
-    for i, layer in enumerate(model.layers):
-        out = layer.output_shape(shape)
-        if isinstance(layer, Conv2D):
-            kH, kW = layer.kernel_size
-            f = 2.0 * out[0] * out[1] * kH * kW * layer.in_channels * layer.out_channels
-        elif isinstance(layer, Dense):
-            f = 2.0 * layer.in_features * layer.out_features
-        else:
-            f = 0.0
-        total += f * (2 if i == 0 else 3)
-        shape = out
-    return total
-
-
 # ---- timing inside a worker -----------------------------------------------------------------------------------------
 def convnp_steps(name: str, batch: int, threads: int = 1):
     """convnp's training step and inference, as the Trainer runs them: the batch split across ``threads``."""
@@ -153,9 +134,11 @@ def worker(threads: int, nets, batches, repeats: int, min_time: float) -> dict:
         torch.set_num_threads(threads)
     except ImportError:
         have_torch = False
+    from convnp.flops import model_flops
+
     rows = []
     for name in nets:
-        flops = train_flops_per_image(convnp_net(name))
+        flops = model_flops(convnp_net(name))["train"]
         for batch in batches:
             ours_train, ours_infer = convnp_steps(name, batch, threads)
             theirs = torch_steps(name, batch) if have_torch else None

@@ -151,3 +151,18 @@ def test_own_npz_data_trains(tmp_path, capsys):
     assert main(["train", "--data", str(path), "--epochs", "3", "--batch-size", "16", "--out", str(tmp_path / "r")]) == 0
     line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("test accuracy"))
     assert float(line.split(":")[1].split("%")[0]) > 90
+
+
+def test_cli_model_recipe_fills_untyped_options(mnist, tmp_path, capsys):
+    from convnp.models import RECIPES
+
+    out = tmp_path / "lenet"
+    # --epochs 5 equals TrainConfig's default but is typed, so it beats the recipe's 10; --lr is left to the recipe.
+    assert main(["train", "--model", "lenet5", "--epochs", "5", "--limit", "300", "--val-split", "0.2",
+                 "--out", str(out), "--patience", "1"]) == 0
+    settings = json.loads((out / "config.json").read_text())["settings"]
+    assert settings["model"] == "lenet5" and settings["epochs"] == 5
+    assert settings["lr"] == RECIPES["lenet5"]["lr"] and settings["schedule"] == RECIPES["lenet5"]["schedule"]
+    capsys.readouterr()
+    assert main(["train", "--max-shift", "3", "--out", str(tmp_path / "x")]) == 1
+    assert "--max-shift has no effect without --augment" in capsys.readouterr().err

@@ -66,9 +66,12 @@ class DataParallel:
     ----------
     model : Sequential
     n_threads : int
+    label_smoothing : float
+        Passed to each replica's :class:`~convnp.losses.SoftmaxCrossEntropy` (one per replica: each caches its
+        shard's probabilities).
     """
 
-    def __init__(self, model, n_threads: int):
+    def __init__(self, model, n_threads: int, label_smoothing: float = 0.0):
         if not isinstance(n_threads, int) or n_threads < 1:
             raise ValueError(f"DataParallel: n_threads must be a positive integer, got {n_threads!r}")
         keep_freed_memory()  # once per process: steps reuse freed blocks instead of faulting in fresh pages
@@ -77,7 +80,7 @@ class DataParallel:
         # BatchNorm and Dropout would make results depend on the thread count: such models train unsplit.
         n_replicas = n_threads if model.shardable else 1
         self.replicas = [model] + [model.replica() for _ in range(n_replicas - 1)]
-        self.losses = [SoftmaxCrossEntropy() for _ in self.replicas]
+        self.losses = [SoftmaxCrossEntropy(label_smoothing) for _ in self.replicas]
         self.pool = ThreadPoolExecutor(n_threads, thread_name_prefix="convnp") if n_threads > 1 else None
         self._inference_replicas = None
         self._state_shared = False

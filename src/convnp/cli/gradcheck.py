@@ -42,6 +42,7 @@ def run(args) -> int:
             raise ValueError(f"--notebook-maxpool applies to --model notebook only, got --model {args.model}")
         kwargs["notebook_maxpool"] = True
     model = get_model(args.model, **kwargs)
-    rows = check_model(model, rng, tolerance=args.tolerance, max_coords=args.max_coords)
+    # Batch 4: with 2 samples BatchNorm1D's output is +-gamma whatever comes in, leaving only rounding noise to check.
+    rows = check_model(model, rng, batch_size=4, tolerance=args.tolerance, max_coords=args.max_coords)
     print(format_report(rows, args.tolerance))
     return 0 if all(row.passed for row in rows) else 1

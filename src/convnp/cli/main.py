@@ -13,9 +13,9 @@ import os
 import sys
 
 from convnp import __version__
-from convnp.cli import evaluate, gradcheck, predict, replay_notebook, train
+from convnp.cli import evaluate, gradcheck, models, predict, replay_notebook, train
 
-COMMANDS = (train, evaluate, predict, gradcheck, replay_notebook)
+COMMANDS = (train, evaluate, predict, gradcheck, models, replay_notebook)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``convnp`` with ``argv`` (default: the process arguments); returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # lets a subcommand tell typed options from defaults (train: recipes, --resume)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         return args.run(args)

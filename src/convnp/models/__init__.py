@@ -1,10 +1,19 @@
-"""The model zoo: named constructors returning a :class:`~convnp.model.Sequential`."""
+"""The model zoo: named constructors returning a :class:`~convnp.model.Sequential`.
+
+Every builder takes ``rng`` (a ``np.random.Generator``) and ``dtype`` and returns a network from ``(N, 28, 28, 1)``
+images to ``(N, 10)`` logits. Their recommended training settings are in :data:`convnp.models.recipes.RECIPES`.
+"""
 
 from __future__ import annotations
 
+from convnp.models.best import best
+from convnp.models.convnet import convnet
+from convnp.models.lenet5 import lenet5
 from convnp.models.notebook import notebook
+from convnp.models.recipes import RECIPES
 
-MODELS = {"notebook": notebook}
+# In order of size and strength, which is also the order listings and error messages use.
+MODELS = {"notebook": notebook, "lenet5": lenet5, "convnet": convnet, "best": best}
 
 
 def get_model(name: str, **kwargs):
@@ -12,8 +21,8 @@ def get_model(name: str, **kwargs):
     try:
         build = MODELS[name]
     except KeyError:
-        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(sorted(MODELS))}") from None
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}") from None
     return build(**kwargs)
 
 
-__all__ = ["MODELS", "get_model", "notebook"]
+__all__ = ["MODELS", "RECIPES", "best", "convnet", "get_model", "lenet5", "notebook"]

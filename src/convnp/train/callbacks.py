@@ -121,8 +121,12 @@ def _csv_value(value):
 
 
 class Checkpoint(Callback):
-    """After each epoch, ``last.npz``: weights, optimizer, epoch, step, RNG state, history; and ``best.npz`` when
+    """After each epoch, ``last.npz``: weights, optimizer, epoch, step, RNG states, history; and ``best.npz`` when
     ``monitor`` (default ``val_accuracy``, else ``accuracy``) improves. Both are written atomically.
+
+    The RNG states are the batch order's (``rng_state``), the layers' own (``layer_rng_states``, e.g. Dropout) and,
+    when the trainer augments its batches, the augmentation's (``augment_rng_state``): all a resume needs to draw
+    what an uninterrupted run would have drawn.
 
     ``meta`` is added to every checkpoint (the run's settings, input preprocessing, model name).
     """
@@ -149,6 +153,8 @@ class Checkpoint(Callback):
             "history": trainer.history,
             "metrics": logs,
         }
+        if trainer.augment_rng is not None:
+            meta["augment_rng_state"] = trainer.augment_rng.bit_generator.state
         save_checkpoint(self.folder / "last.npz", trainer.model, optimizer=trainer.optimizer, meta=meta)
         value = logs.get(self.monitor, logs.get("accuracy"))
         if self.best is None or value > self.best:

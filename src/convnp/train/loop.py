@@ -1,7 +1,8 @@
 """The generic training loop: mini-batches, loss, backward, optimizer step; everything else via callbacks.
 
 Every epoch reshuffles with the Generator it was given, so the same seed and settings give bitwise-identical
-weights and metrics; saving the Generator's state with the weights lets a stopped run resume exactly.
+weights and metrics; saving the Generator's state with the weights lets a stopped run resume exactly. Training
+batches can be augmented on the fly by a callable that draws from its own Generator, saved the same way.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, batch_size: int = 1000, thread
 
 
 class Trainer:
-    """Trains a model with an optimizer, an optional learning-rate schedule and gradient clipping.
+    """Trains a model with an optimizer, an optional learning-rate schedule, gradient clipping, label smoothing and
+    data augmentation.
 
     Parameters
     ----------
@@ -53,17 +55,45 @@ class Trainer:
     threads : int, optional
         Split each batch across this many threads (:mod:`convnp.parallel`); default
         :func:`convnp.parallel.get_num_threads`.
+    label_smoothing : float in [0, 1)
+        Smooth the training targets (:class:`convnp.losses.SoftmaxCrossEntropy`); the training loss reported is the
+        smoothed one. :func:`evaluate` always reports the plain cross-entropy.
+    augment : callable, optional
+        ``augment(x_batch, rng) -> x_batch`` (e.g. :class:`convnp.data.augment.Augment`), applied to every training
+        batch after it is drawn, never to validation data. It must keep the batch's shape and dtype.
+    augment_rng : np.random.Generator
+        The Generator ``augment`` draws from; required with ``augment``. Its state goes into checkpoints.
     """
 
     def __init__(
-        self, model, optimizer, *, schedule=None, clip_grad_norm: float | None = None, callbacks=(), threads=None
+        self,
+        model,
+        optimizer,
+        *,
+        schedule=None,
+        clip_grad_norm: float | None = None,
+        callbacks=(),
+        threads=None,
+        label_smoothing: float = 0.0,
+        augment=None,
+        augment_rng: np.random.Generator | None = None,
     ):
+        if augment is not None and not callable(augment):
+            raise TypeError(
+                f"Trainer: augment must be a callable (x_batch, rng) -> x_batch, got {type(augment).__name__}"
+            )
+        if augment is not None and not isinstance(augment_rng, np.random.Generator):
+            raise TypeError(
+                "Trainer: augment needs augment_rng, a numpy.random.Generator (np.random.default_rng(seed)), "
+                f"got {type(augment_rng).__name__}"
+            )
         self.model, self.optimizer, self.schedule = model, optimizer, schedule
         self.threads = threads or get_num_threads()
         self.parallel: DataParallel | None = None
         self.clip_grad_norm = clip_grad_norm
         self.callbacks = list(callbacks)
-        self.loss_fn = SoftmaxCrossEntropy()
+        self.loss_fn = SoftmaxCrossEntropy(label_smoothing)  # checks label_smoothing
+        self.augment, self.augment_rng = augment, augment_rng
         self.history: list[dict] = []
         self.step = 0
         self.stop_training = False
@@ -77,7 +107,7 @@ class Trainer:
     def train_step(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, int]:
         """One forward, backward and update on a batch; returns the batch's mean loss and number correct."""
         if self.parallel is None:
-            self.parallel = DataParallel(self.model, self.threads)
+            self.parallel = DataParallel(self.model, self.threads, label_smoothing=self.loss_fn.label_smoothing)
         loss, correct, finite = self.parallel.train_step(xb, yb)
         if not finite:
             raise TrainingDiverged(
@@ -121,7 +151,7 @@ class Trainer:
             The epoch number to stop at (not a count from ``initial_epoch``), as in Keras.
         batch_size : int
         rng : np.random.Generator
-            Draws each epoch's sample order.
+            Draws each epoch's sample order (``augment_rng``, given to the constructor, draws the augmentation).
         validation_data : (x_val, y_val), optional
         initial_epoch : int
             Epochs already done (when resuming); ``self.history`` and ``self.step`` should hold their record.
@@ -136,6 +166,8 @@ class Trainer:
             start = time.perf_counter()
             total_loss, correct = 0.0, 0
             for batch, (xb, yb) in enumerate(iterate_minibatches(x, y, batch_size, rng)):
+                if self.augment is not None:
+                    xb = self._augmented(xb)
                 loss, n_correct = self.train_step(xb, yb)
                 total_loss += loss * len(yb)
                 correct += n_correct
@@ -156,6 +188,15 @@ class Trainer:
             self.parallel = None
         return self.history
 
+    def _augmented(self, xb: np.ndarray) -> np.ndarray:
+        out = self.augment(xb, self.augment_rng)
+        if not isinstance(out, np.ndarray) or out.shape != xb.shape or out.dtype != xb.dtype:
+            raise ValueError(
+                f"Trainer: augment must return an array of the batch's shape {xb.shape} and dtype {xb.dtype}, got "
+                + (f"shape {out.shape} and dtype {out.dtype}" if isinstance(out, np.ndarray) else type(out).__name__)
+            )
+        return out
+
 
 def fit(
     model,
@@ -171,8 +212,11 @@ def fit(
     clip_grad_norm: float | None = None,
     callbacks=(),
     threads: int | None = None,
+    label_smoothing: float = 0.0,
+    augment=None,
+    augment_rng: np.random.Generator | None = None,
 ) -> list[dict]:
     """Train ``model`` on prepared ``(x, y)`` in one call; see :class:`Trainer` for the arguments."""
     trainer = Trainer(model, optimizer, schedule=schedule, clip_grad_norm=clip_grad_norm, callbacks=callbacks,
-                      threads=threads)
+                      threads=threads, label_smoothing=label_smoothing, augment=augment, augment_rng=augment_rng)
     return trainer.fit(x, y, epochs=epochs, batch_size=batch_size, rng=rng, validation_data=validation_data)

@@ -8,10 +8,12 @@ A run folder holds:
 - ``best.npz``: the checkpoint with the best validation accuracy so far;
 - ``results.json``: the final test metrics, once training ends.
 
-Three Generators are spawned from the seed, one each for the initial weights, the validation split and the batch
-order, so changing one use of randomness does not shift the others. The batch-order Generator's state is saved
-with every checkpoint: ``resume`` continues with exactly the batches an uninterrupted run would have drawn, and
-ends with bitwise-identical weights.
+Four Generators are spawned from the seed, one each for the initial weights, the validation split, the batch
+order and the data augmentation, so changing one use of randomness does not shift the others (the first three
+children of ``SeedSequence(seed).spawn(4)`` are those of ``spawn(3)``, so runs from before augmentation existed keep
+their bits). The batch-order and augmentation Generators' states are saved with every checkpoint: ``resume``
+continues with exactly the batches, and augmented images, an uninterrupted run would have drawn, and ends with
+bitwise-identical weights.
 """
 
 from __future__ import annotations
@@ -26,12 +28,13 @@ from pathlib import Path
 import numpy as np
 
 from convnp.checkpoint import atomic_write, library_versions, load_checkpoint
+from convnp.data.augment import Augment
 from convnp.data.datasets import Dataset, load_dataset
 from convnp.data.transforms import Standardize
 from convnp.models import get_model
 from convnp.optim import SGD, Adam, AdamW
 from convnp.parallel import get_num_threads
-from convnp.schedules import Constant, Cosine, Step
+from convnp.schedules import Constant, Cosine, OneCycle, Step
 from convnp.train.callbacks import Checkpoint, EarlyStopping, MetricsCSV, ProgressBar
 from convnp.train.config import TrainConfig
 from convnp.train.loop import Trainer, evaluate
@@ -66,7 +69,24 @@ def make_schedule(config: TrainConfig, steps_per_epoch: int):
         return Step(config.base_lr, total, warmup, step_size=config.step_epochs * steps_per_epoch, gamma=config.step_gamma)
     if config.schedule == "cosine":
         return Cosine(config.base_lr, total, warmup)
+    if config.schedule == "onecycle":
+        return OneCycle(config.base_lr, total, warmup)  # warm-up, if any, is the length of the cycle's rise
     return Constant(config.base_lr, total, warmup)
+
+
+def make_augment(config: TrainConfig, standardize: Standardize, dtype) -> Augment | None:
+    """The training-batch augmentation ``config`` asks for, or None.
+
+    The batches it sees are already standardised, so the area a transform uncovers is filled with the standardised
+    value of a blank (0) pixel, ``(0 * scale - mean) / std``, in the model's dtype. :class:`Augment` takes one fill
+    value for all channels: channel 0's is used (exact for the one-channel data sets convnp trains on).
+    """
+    settings = config.augment_settings
+    if settings is None:
+        return None
+    blank = np.zeros((1, 1, 1, len(standardize.mean)), dtype=np.uint8)  # (1, 1, 1, C)
+    fill = float(standardize(blank, dtype)[0, 0, 0, 0])
+    return Augment(**settings, fill=fill)
 
 
 def split_validation(n: int, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -135,8 +155,9 @@ def train_run(
                 f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out"
             )
         checkpoint = None
-    seeds = np.random.SeedSequence(config.seed).spawn(3)
-    init_rng, split_rng, order_rng = (np.random.default_rng(s) for s in seeds)
+    # spawn(4)'s first three children are spawn(3)'s: adding the augmentation stream left existing runs unchanged.
+    seeds = np.random.SeedSequence(config.seed).spawn(4)
+    init_rng, split_rng, order_rng, augment_rng = (np.random.default_rng(s) for s in seeds)
 
     # Everything that can fail on bad settings or an unwritable folder fails here, before the first step.
     data = load_dataset(config.data, mnist_dir=config.mnist_dir)
@@ -159,6 +180,8 @@ def train_run(
         check_fits(model, data, config.model)
         history, step, initial_epoch = checkpoint.meta["history"], checkpoint.meta["step"], checkpoint.meta["epoch"]
         order_rng.bit_generator.state = checkpoint.meta["rng_state"]
+        if config.augment:
+            augment_rng.bit_generator.state = checkpoint.meta["augment_rng_state"]
         model.set_rng_states(checkpoint.meta.get("layer_rng_states", {}))
         _write_config(run_dir, config)
 
@@ -166,12 +189,15 @@ def train_run(
     y_train = data.y_train[train_idx]
     validation = (standardize(data.x_train[val_idx], model.dtype), data.y_train[val_idx]) if len(val_idx) else None
 
+    augment = make_augment(config, standardize, model.dtype)
+
     steps_per_epoch = math.ceil(len(y_train) / config.batch_size)
     meta = {
         "model_name": config.model,
         "data": data.name,
         "train_config": config.to_dict(),
         "preprocessing": standardize.to_dict(),
+        "augment": None if augment is None else augment.get_config(),  # with the fill value actually used
     }
     trainer = Trainer(
         model,
@@ -179,6 +205,9 @@ def train_run(
         schedule=make_schedule(config, steps_per_epoch),
         clip_grad_norm=config.clip_grad_norm,
         threads=config.threads,
+        label_smoothing=config.label_smoothing,
+        augment=augment,
+        augment_rng=augment_rng if augment is not None else None,
         callbacks=[
             ProgressBar(config.epochs, len(y_train), stream=stream),
             MetricsCSV(run_dir / "metrics.csv"),
@@ -195,8 +224,10 @@ def train_run(
         what = f"resuming {run_dir} at epoch {initial_epoch + 1}" if resume else f"run folder {run_dir}"
         say(f"{what}: {config.model} on {data.name}, {len(y_train):,} training / "
             f"{0 if validation is None else len(validation[1]):,} validation images, {config.epochs} epoch(s), "
-            f"batch {config.batch_size}, {optimizer!r}, schedule {config.schedule}, seed {config.seed}, "
-            f"{config.threads or get_num_threads()} thread(s)")
+            f"batch {config.batch_size}, {optimizer!r}, schedule {config.schedule}, "
+            + (f"label smoothing {config.label_smoothing:g}, " if config.label_smoothing else "")
+            + (f"augmentation {augment!r}, " if augment is not None else "")
+            + f"seed {config.seed}, {config.threads or get_num_threads()} thread(s)")
         trainer.fit(x_train, y_train, epochs=config.epochs, batch_size=config.batch_size, rng=order_rng,
                     validation_data=validation, initial_epoch=initial_epoch)
         if trainer.stop_reason:
@@ -234,7 +265,8 @@ def _open_for_resume(run_dir: Path):
     if not (run_dir / "last.npz").is_file():
         raise ValueError(f"{run_dir} holds no checkpoint yet (last.npz); start it again without --resume")
     checkpoint = load_checkpoint(run_dir / "last.npz")
-    for key in ("history", "step", "epoch", "rng_state"):
+    needed = ("history", "step", "epoch", "rng_state") + (("augment_rng_state",) if config.augment else ())
+    for key in needed:
         if key not in checkpoint.meta:
             raise ValueError(f"{run_dir / 'last.npz'}: lacks {key!r}, so the run cannot be resumed exactly")
     return config, checkpoint

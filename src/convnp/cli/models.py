@@ -1,0 +1,125 @@
+"""``convnp models``: the model zoo at a glance (size, cost, recommended training), or one model in detail."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+
+import numpy as np
+
+from convnp.flops import model_flops
+from convnp.models import MODELS, RECIPES, get_model
+from convnp.train.config import TrainConfig
+
+
+def add_parser(subparsers, parents) -> None:
+    p = subparsers.add_parser(
+        "models",
+        help="list the model zoo: parameters, FLOPs per image, recommended training",
+        description="Without NAME, one line per zoo model: parameters, forward and training MFLOP per image "
+        "(see convnp.flops for the counting rules), number of layers, recommended epochs and optimizer, and a "
+        "description. With NAME, that model's layer table, its FLOPs layer by layer and its full training recipe.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        parents=parents,
+    )
+    p.add_argument("name", metavar="NAME", nargs="?", default=None,
+                   help=f"a model to describe in detail, one of: {', '.join(MODELS)}")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.set_defaults(run=run)
+
+
+def describe(name: str, model=None) -> dict:
+    """Everything the listing shows about zoo model ``name``, JSON-serialisable.
+
+    Keys: ``name``, ``description`` (the first docstring line of the model's module), ``params``, ``layers`` (count),
+    ``forward_flops`` and ``train_flops`` (per image), ``recipe`` (the overrides in
+    :data:`convnp.models.recipes.RECIPES`) and ``training`` (epochs, batch size, optimizer and learning rate after
+    TrainConfig's defaults fill the rest). ``model``: the model already built, to save building it again.
+    """
+    if model is None:
+        model = get_model(name, rng=np.random.default_rng(0))
+    flops = model_flops(model)
+    recipe = RECIPES.get(name, {})
+    config = TrainConfig(model=name, **recipe)
+    # The module's docstring, not the builder's: each zoo module opens with a one-line summary of its network,
+    # while a builder's first line may just say what it does ("Build the notebook's network.").
+    doc = inspect.getdoc(inspect.getmodule(MODELS[name])) or inspect.getdoc(MODELS[name]) or ""
+    return {
+        "name": name,
+        "description": doc.splitlines()[0] if doc else "",
+        "params": model.n_params,
+        "layers": len(model),
+        "forward_flops": flops["forward"],
+        "train_flops": flops["train"],
+        "recipe": dict(recipe),
+        "training": {
+            "epochs": config.epochs,
+            "batch_size": config.batch_size,
+            "optimizer": config.optimizer,
+            "lr": config.base_lr,
+            "schedule": config.schedule,
+        },
+    }
+
+
+def format_listing(rows: list[dict]) -> str:
+    """The one-line-per-model table of :func:`describe` results."""
+    table = [("model", "params", "fwd MFLOP", "train MFLOP", "layers", "epochs", "optimizer", "description")]
+    for r in rows:
+        table.append((
+            r["name"],
+            f"{r['params']:,}",
+            f"{r['forward_flops'] / 1e6:.2f}",
+            f"{r['train_flops'] / 1e6:.2f}",
+            str(r["layers"]),
+            str(r["training"]["epochs"]),
+            r["training"]["optimizer"],
+            r["description"],
+        ))
+    widths = [max(len(t[c]) for t in table) for c in range(len(table[0]))]
+    numeric = {1, 2, 3, 4, 5}  # right-aligned columns
+    lines = []
+    for t in table:
+        cells = [cell.rjust(w) if c in numeric else cell.ljust(w) for c, (cell, w) in enumerate(zip(t, widths))]
+        lines.append("  ".join(cells).rstrip())
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append("\nMFLOP per image; train = forward + weight and input gradients. `convnp models NAME` for details.")
+    return "\n".join(lines)
+
+
+def format_flops(rows: list[dict]) -> str:
+    """The per-layer FLOP table of :func:`convnp.flops.model_flops`."""
+    table = [("#", "layer", "forward", "train")]
+    table += [(str(r["index"]), r["layer"], f"{r['forward']:,}", f"{r['train']:,}") for r in rows]
+    widths = [max(len(t[c]) for t in table) for c in range(4)]
+    lines = ["  ".join(cell.ljust(w) if c < 2 else cell.rjust(w) for c, (cell, w) in enumerate(zip(t, widths)))
+             for t in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    if args.name is None:
+        rows = [describe(name) for name in MODELS]
+        print(json.dumps(rows, indent=2) if args.json else format_listing(rows))
+        return 0
+    # An unknown name raises ValueError listing the known ones, which main() prints as one line (exit 1).
+    model = get_model(args.name, rng=np.random.default_rng(0))
+    info = describe(args.name, model)
+    flops = model_flops(model)
+    if args.json:
+        print(json.dumps({**info, "flops_by_layer": flops["layers"], "config": model.get_config()}, indent=2))
+        return 0
+    print(f"{info['name']}: {info['description']}")
+    print()
+    print(model.summary())
+    print()
+    print("FLOPs per image, by layer:")
+    print(format_flops(flops["layers"]))
+    print(f"forward: {flops['forward'] / 1e6:.2f} MFLOP per image; training step: {flops['train'] / 1e6:.2f} MFLOP")
+    print()
+    overrides = ", ".join(f"{k}={v}" for k, v in info["recipe"].items()) or "none (TrainConfig's defaults)"
+    print(f"recommended training (convnp.models.recipes): {overrides}")
+    print("  which means: " + ", ".join(f"{k}={v}" for k, v in info["training"].items()))
+    return 0
