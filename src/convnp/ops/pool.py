@@ -8,10 +8,11 @@ window holds several equal maxima (common on MNIST: blank background, or zeros a
 *first* one in row-major window order, the same choice as PyTorch's CPU kernel. Overlapping windows that share a
 maximum add their gradients there.
 
-The forward pass records which window offset won (a strict ``>`` keeps the first of equal values), so no window is
-ever copied out and backward needs neither ``x`` nor a comparison. Windows that tile the image (stride equal to
-the kernel, the usual case) take a faster route with the same result. :mod:`convnp.ops.reference` keeps a plainer
-version that the tests compare both against.
+The forward pass keeps a running maximum over the ``kH * kW`` window offsets, each one vectorised pass over a
+strided view, and records which offset won (a strict ``>`` keeps the first of equal values), so no window is ever
+copied out and backward needs neither ``x`` nor a comparison. :mod:`convnp.ops.reference` keeps a plainer version
+that the tests compare this one against. (A route organised around whole image rows for tiling windows was
+measured slower once ``np.copyto(..., where=)`` was replaced by ``np.maximum``, and removed.)
 
 The seed notebook's backward instead spread ``max(window) * dout`` over all four inputs of each window; see
 :mod:`convnp.layers.legacy` for a labelled copy of that mistake.
@@ -40,15 +41,6 @@ def maxpool2d_forward(x: np.ndarray, kernel_size: tuple[int, int], stride: tuple
     cache : tuple
         The winning offset ``a * kW + b`` of every window (uint8 or uint16), the input shape, kernel and stride.
     """
-    if tuple(stride) == tuple(kernel_size):
-        out, winner = _tiled_max(x, kernel_size)
-    else:
-        out, winner = _windowed_max(x, kernel_size, stride)
-    return out, (winner, x.shape, kernel_size, stride)
-
-
-def _windowed_max(x, kernel_size, stride):
-    """Any stride: a running maximum over the window offsets, each a strided view of ``x``."""
     kH, kW = kernel_size
     windows = sliding_windows(x, kernel_size, stride)  # (N, H_out, W_out, kH, kW, C), a view
     out = windows[:, :, :, 0, 0, :].copy()  # (N, H_out, W_out, C)
@@ -61,57 +53,11 @@ def _windowed_max(x, kernel_size, stride):
         np.maximum(out, candidate, out=out)
         # k only grows, so "k where this offset took over, else keep" is a maximum (np.where/copyto crawl here).
         np.maximum(winner, greater.astype(index) * index.type(k), out=winner)
-    return out, winner
+    return out, (winner, x.shape, kernel_size, stride)
 
 
 def _index_dtype(n_offsets: int) -> np.dtype:
-    return np.dtype(np.uint8 if n_offsets <= 128 else np.uint16)  # room for n_offsets + offsets without overflow
-
-
-def _tiled_max(x, kernel_size):
-    """Windows that tile the image (stride == kernel): the same result, organised for long contiguous runs.
-
-    Channels-last rows are long contiguous runs, but neighbouring columns sit only ``C`` values apart, and NumPy
-    pays per inner run. So the maximum is taken down each window's rows first, on whole image rows, and only
-    then across the ``kW`` columns, on data ``kH`` times smaller, laid out contiguously. The first maximum in
-    row-major order is the one in the top-most row holding the window's maximum, left-most within that row:
-    ``a*`` is the smallest "first row" among the columns that reach the maximum, ``b*`` the first such column
-    whose first row is ``a*``.
-    """
-    kH, kW = kernel_size
-    N, H, W, C = x.shape
-    H_out, W_out = H // kH, W // kW
-    if H != H_out * kH or W != W_out * kW:
-        x = np.ascontiguousarray(x[:, : H_out * kH, : W_out * kW, :])  # drop what no window covers
-    index = _index_dtype(kH * kW)
-    rows = x.reshape(N, H_out, kH, W_out * kW * C)  # rows[:, i, a] is image row i*kH + a
-    col_max = rows[:, :, 0].copy()  # (N, H_out, W_out*kW*C): per column, the max down the window's rows
-    first_row = np.zeros(col_max.shape, dtype=index)
-    greater = np.empty(col_max.shape, dtype=bool)
-    for a in range(1, kH):
-        np.greater(rows[:, :, a], col_max, out=greater)
-        np.maximum(col_max, rows[:, :, a], out=col_max)
-        np.maximum(first_row, greater.astype(index) * index.type(a), out=first_row)  # a only grows
-    # (kW, N, H_out, W_out, C): each column offset contiguous for the step across columns.
-    col_max = np.ascontiguousarray(col_max.reshape(N, H_out, W_out, kW, C).transpose(3, 0, 1, 2, 4))
-    first_row = np.ascontiguousarray(first_row.reshape(N, H_out, W_out, kW, C).transpose(3, 0, 1, 2, 4))
-    # Loops over the kW columns, not NumPy reductions along axis 0: those transpose internally and crawl.
-    out = col_max[0].copy()  # (N, H_out, W_out, C)
-    for b in range(1, kW):
-        np.maximum(out, col_max[b], out=out)
-    # Columns that miss the maximum get first row + kH, out of reach of the minimum below.
-    not_max = [(col_max[b] != out).astype(index) * index.type(kH) for b in range(kW)]
-    top = first_row[0] + not_max[0]  # a*: the top-most row holding the maximum
-    for b in range(1, kW):
-        np.minimum(top, first_row[b] + not_max[b], out=top)
-    left = np.zeros(out.shape, dtype=index)  # b*: the first column whose maximum sits in row a*
-    found = (first_row[0] + not_max[0]) == top
-    for b in range(1, kW):
-        here = (first_row[b] + not_max[b]) == top
-        here &= ~found
-        found |= here
-        np.maximum(left, here.astype(index) * index.type(b), out=left)  # b only grows
-    return out, top * index.type(kW) + left
+    return np.dtype(np.uint8 if n_offsets <= 256 else np.uint16)  # offsets 0 .. n_offsets - 1 must fit
 
 
 def maxpool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
