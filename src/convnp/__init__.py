@@ -1,9 +1,45 @@
 """convnp: convolutional neural networks in NumPy, every forward and backward pass written by hand."""
 
-from convnp.layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU
+from convnp.layers import (
+    AvgPool2D,
+    BatchNorm1D,
+    BatchNorm2D,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2D,
+    Layer,
+    LeakyReLU,
+    MaxPool2D,
+    ReLU,
+    Sigmoid,
+    Tanh,
+)
 from convnp.losses import SoftmaxCrossEntropy
 from convnp.model import Sequential
+from convnp.parallel import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
-__all__ = ["Conv2D", "Dense", "Flatten", "Layer", "MaxPool2D", "ReLU", "Sequential", "SoftmaxCrossEntropy", "__version__"]
+__all__ = [
+    "AvgPool2D",
+    "BatchNorm1D",
+    "BatchNorm2D",
+    "Conv2D",
+    "Dense",
+    "Dropout",
+    "Flatten",
+    "GlobalAvgPool2D",
+    "Layer",
+    "LeakyReLU",
+    "MaxPool2D",
+    "ReLU",
+    "Sequential",
+    "Sigmoid",
+    "SoftmaxCrossEntropy",
+    "Tanh",
+    "__version__",
+    "get_num_threads",
+    "set_num_threads",
+]
