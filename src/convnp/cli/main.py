@@ -13,9 +13,9 @@ import os
 import sys
 
 from convnp import __version__
-from convnp.cli import evaluate, gradcheck, models, predict, replay_notebook, train
+from convnp.cli import evaluate, gradcheck, models, plot, predict, replay_notebook, serve, train
 
-COMMANDS = (train, evaluate, predict, gradcheck, models, replay_notebook)
+COMMANDS = (train, evaluate, predict, gradcheck, models, replay_notebook, serve, plot)
 
 
 def build_parser() -> argparse.ArgumentParser:

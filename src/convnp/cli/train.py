@@ -79,6 +79,8 @@ def add_parser(subparsers, parents) -> None:
     p.add_argument("--val-split", type=unit_float, default=DEFAULTS.val_split,
                    help="fraction of the training images held out for validation")
     p.add_argument("--limit", type=positive_int, default=None, help="use only the first N training images")
+    p.add_argument("--no-report", action="store_true",
+                   help="skip report.html (curves, filters, feature maps, confusion, mistakes; needs matplotlib)")
     p.add_argument("--out", metavar="RUN_DIR", default=None,
                    help="run folder to create (default: runs/<model>-<date>-<time>)")
     p.add_argument("--resume", metavar="RUN_DIR", default=None,
@@ -169,4 +171,18 @@ def run(args) -> int:
               f"(loss {result.test['loss']:.4f}); {elapsed:.0f} s in all")
     print(f"checkpoints in {result.run_dir}: last.npz, best.npz; "
           f"evaluate with: convnp evaluate {result.run_dir}")
+    if not args.no_report:
+        _report(result.run_dir)
     return 0
+
+
+def _report(run_dir) -> None:
+    """Write RUN_DIR/report.html when matplotlib is there; otherwise say how to get it, without failing the run."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print("no report.html: it needs matplotlib (pip install 'convnp[plot]'), then run: convnp plot " + str(run_dir))
+        return
+    from convnp.viz.report import write_report
+
+    print(f"report: {write_report(run_dir)}")

@@ -1,0 +1,4 @@
+"""A draw-a-digit web page for a saved model: ``convnp serve CHECKPOINT`` (needs ``pip install 'convnp[web]'``).
+
+FastAPI is imported in :mod:`convnp.web.app` only, so importing this package costs nothing.
+"""

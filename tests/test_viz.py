@@ -1,0 +1,264 @@
+"""convnp.viz: every plot renders a real PNG from a tiny training run, honours ax=, refuses bad input; the HTML
+report and ``convnp plot`` hold what they promise."""
+
+import base64
+import html.parser
+import io
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+
+from PIL import Image  # noqa: E402
+
+from convnp.checkpoint import load_checkpoint  # noqa: E402
+from convnp.cli.main import main  # noqa: E402
+from convnp.viz import (  # noqa: E402
+    ReportCallback,
+    conv_activations,
+    most_confident_mistakes,
+    plot_confusion,
+    plot_curves,
+    plot_feature_maps,
+    plot_filters,
+    plot_mistakes,
+    read_metrics,
+    write_report,
+)
+from convnp.viz._common import figure_png, new_figure  # noqa: E402
+
+pytestmark = pytest.mark.mnist  # the module's fixtures train a tiny run on real MNIST
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def check_png(data: bytes, min_side: int = 150) -> Image.Image:
+    assert data[:8] == PNG_SIGNATURE
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    assert image.format == "PNG"
+    assert min_side <= min(image.size) and max(image.size) <= 4000, image.size
+    return image
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, mnist):
+    from convnp.train.config import TrainConfig
+    from convnp.train.run import train_run
+
+    folder = tmp_path_factory.mktemp("viz") / "run"
+    train_run(TrainConfig(limit=600, epochs=2, val_split=0.2), folder, stream=io.StringIO())
+    return folder
+
+
+@pytest.fixture(scope="module")
+def checkpoint(run_dir):
+    return load_checkpoint(run_dir)
+
+
+@pytest.fixture(scope="module")
+def report(run_dir):
+    return write_report(run_dir)
+
+
+def test_read_metrics_matches_the_history(run_dir, checkpoint):
+    rows = read_metrics(run_dir / "metrics.csv")
+    assert [row["epoch"] for row in rows] == [1, 2]
+    for row, logs in zip(rows, checkpoint.meta["history"]):
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            assert row[key] == pytest.approx(logs[key], rel=1e-5)
+    assert read_metrics(run_dir) == rows  # a run folder works too
+
+
+# ---- each plot renders a PNG ---------------------------------------------------------------------------------------
+
+def test_curves_png(run_dir, checkpoint):
+    check_png(figure_png(plot_curves(read_metrics(run_dir))))
+    check_png(figure_png(plot_curves(checkpoint.meta["history"])))  # a History (list of epoch dicts) too
+
+
+def test_filters_png(checkpoint):
+    weight = checkpoint.model.layers[0].params["weight"]
+    assert weight.shape == (3, 3, 1, 8)
+    check_png(figure_png(plot_filters(weight)))
+
+
+def test_feature_maps_png_and_activations(checkpoint, mnist):
+    x = checkpoint.prepare(mnist[2][:2, :, :, None])  # (2, 28, 28, 1)
+    activations = conv_activations(checkpoint.model, x)
+    assert [name for name, _ in activations] == [f"layer 0: {checkpoint.model.layers[0]!r}"]
+    maps = activations[0][1]
+    assert maps.shape == (2, 26, 26, 8)
+    # They are the first layer's output as the model computes it.
+    np.testing.assert_array_equal(maps, checkpoint.model.layers[0].forward(x))
+    check_png(figure_png(plot_feature_maps(checkpoint.model, x[0])))
+
+
+def test_confusion_png():
+    matrix = np.array([[5, 1, 0], [2, 7, 1], [0, 0, 9]])
+    check_png(figure_png(plot_confusion(matrix, labels=["a", "b", "c"])))
+
+
+def test_mistakes_png_and_selection(mnist):
+    images, y_true = mnist[2][:50], mnist[3][:50].astype(np.int64)
+    y_pred = y_true.copy()
+    y_pred[[3, 10, 20]] = (y_true[[3, 10, 20]] + 1) % 10
+    confidence = np.full(50, 0.5)
+    confidence[[3, 10, 20]] = [0.6, 0.9, 0.7]
+    np.testing.assert_array_equal(most_confident_mistakes(y_true, y_pred, confidence, n=2), [10, 20])
+    check_png(figure_png(plot_mistakes(images, y_true, y_pred, confidence, n=16)))
+    # No mistakes: still a figure, saying so.
+    fig = plot_mistakes(images, y_true, y_true, confidence)
+    assert "no mistakes" in " ".join(t.get_text() for t in fig.axes[0].texts)
+    check_png(figure_png(fig), min_side=50)
+
+
+# ---- ax= is honoured ------------------------------------------------------------------------------------------------
+def test_plots_draw_into_a_given_axes(run_dir, checkpoint, mnist):
+    fig = new_figure((12, 8))
+    axes = fig.subplots(2, 3).ravel()
+    weight = checkpoint.model.layers[0].params["weight"]
+    x = checkpoint.prepare(mnist[2][:1, :, :, None])
+    y = np.array([1, 2, 3])
+    assert plot_filters(weight, ax=axes[0]) is fig
+    assert plot_confusion(np.eye(3, dtype=int), ax=axes[1]) is fig
+    assert plot_mistakes(mnist[2][:3], y, y[::-1], np.ones(3), ax=axes[2]) is fig
+    assert plot_feature_maps(checkpoint.model, x, ax=axes[3]) is fig
+    assert plot_curves(read_metrics(run_dir), ax=axes[4]) is fig  # one Axes: accuracy on a twin axis
+    assert plot_curves(read_metrics(run_dir), ax=(axes[5], axes[5])) is fig
+    for a in axes:
+        assert a.has_data() or a.images or a.lines
+    check_png(figure_png(fig))
+
+
+# ---- bad input ------------------------------------------------------------------------------------------------------
+def test_bad_inputs_raise_clear_errors(checkpoint):
+    with pytest.raises(ValueError, match=r"plot_curves: the history is empty"):
+        plot_curves([])
+    with pytest.raises(ValueError, match=r"epoch 0 lacks \['accuracy'\]"):
+        plot_curves([{"loss": 1.0}])
+    with pytest.raises(ValueError, match=r"pair \(ax_loss, ax_accuracy\)"):
+        plot_curves([{"loss": 1.0, "accuracy": 0.5}], ax=[None, None, None])
+    with pytest.raises(ValueError, match=r"plot_filters: expected conv weights of shape \(kH, kW, C_in, C_out\)"):
+        plot_filters(np.zeros((3, 3, 8)))
+    with pytest.raises(ValueError, match=r"NaN or inf"):
+        plot_filters(np.full((3, 3, 1, 2), np.nan))
+    with pytest.raises(ValueError, match=r"plot_confusion: expected a square confusion matrix"):
+        plot_confusion(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"plot_confusion: expected 2 labels"):
+        plot_confusion(np.eye(2), labels=["a"])
+    with pytest.raises(ValueError, match=r"inconsistent numbers of samples .*\[4, 4, 3, 4\]"):
+        plot_mistakes(np.zeros((4, 5, 5)), np.zeros(4, int), np.zeros(3, int), np.ones(4))
+    with pytest.raises(ValueError, match=r"confidence must hold probabilities in \[0, 1\]"):
+        plot_mistakes(np.zeros((2, 5, 5)), np.zeros(2, int), np.ones(2, int), np.array([0.5, 3.0]))
+    with pytest.raises(ValueError, match=r"expected images of shape \(N, H, W\)"):
+        plot_mistakes(np.zeros((2, 5)), np.zeros(2, int), np.ones(2, int), np.ones(2))
+    with pytest.raises(ValueError, match=r"expected prepared float input, got dtype uint8"):
+        conv_activations(checkpoint.model, np.zeros((1, 28, 28, 1), np.uint8))
+    with pytest.raises(ValueError, match=r"expected one image of shape \(H, W, C\)"):
+        plot_feature_maps(checkpoint.model, np.zeros((2, 28, 28, 1), np.float32))
+    with pytest.raises(ValueError, match=r"got 2 axes for 1 Conv2D layer"):
+        fig = new_figure((4, 2))
+        plot_feature_maps(checkpoint.model, np.zeros((28, 28, 1), np.float32), ax=list(fig.subplots(1, 2)))
+
+
+def test_read_metrics_errors(tmp_path):
+    with pytest.raises(ValueError, match=r"no such metrics file"):
+        read_metrics(tmp_path / "metrics.csv")
+    (tmp_path / "metrics.csv").write_text("epoch,loss,accuracy\n1,abc,0.5\n")
+    with pytest.raises(ValueError, match=r"line 2: loss must be a number, got 'abc'"):
+        read_metrics(tmp_path)
+    (tmp_path / "metrics.csv").write_text("epoch,time\n1,2\n")
+    with pytest.raises(ValueError, match=r"lacks the column\(s\) \['loss', 'accuracy'\]"):
+        read_metrics(tmp_path)
+
+
+# ---- the HTML report ------------------------------------------------------------------------------------------------
+class _Collector(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.images, self.sections, self.text = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.images.append(attrs)
+        if tag == "section":
+            self.sections.append(attrs.get("id"))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def test_report_is_self_contained_html(run_dir, report):
+    assert report == run_dir / "report.html"
+    document = report.read_text(encoding="utf-8")
+    parser = _Collector()
+    parser.feed(document)
+    parser.close()
+    assert parser.sections == ["settings", "curves", "results", "filters", "feature_maps", "confusion", "mistakes"]
+    assert len(parser.images) == 5
+    for attrs in parser.images:
+        prefix = "data:image/png;base64,"
+        assert attrs["src"].startswith(prefix) and attrs.get("alt")
+        check_png(base64.b64decode(attrs["src"][len(prefix):], validate=True))
+    assert "src=\"http" not in document and "<link" not in document and "<script" not in document
+    text = " ".join(parser.text)
+    settings = json.loads((run_dir / "config.json").read_text())["settings"]
+    for key in ("limit", "epochs", "val_split", "optimizer", "batch_size"):
+        assert key in text
+    assert str(settings["limit"]) in text and str(settings["optimizer"]) in text
+    accuracy = json.loads((run_dir / "results.json").read_text())["test"]["accuracy"]
+    assert "test accuracy" in text and f"{accuracy:.6g}" in text
+
+
+def test_report_callback_writes_a_report(run_dir, tmp_path):
+    out = tmp_path / "r.html"
+    callback = ReportCallback(run_dir, out)
+    callback.on_train_end({})
+    assert callback.path == out and out.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_report_callback_without_matplotlib_logs_one_line(run_dir, tmp_path, monkeypatch, caplog):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now raises ImportError
+    callback = ReportCallback(run_dir, tmp_path / "r.html")
+    with caplog.at_level("WARNING"):
+        callback.on_train_end({})
+    assert callback.path is None and not (tmp_path / "r.html").exists()
+    assert len(caplog.records) == 1 and "pip install 'convnp[plot]'" in caplog.records[0].getMessage()
+
+
+# ---- the command line ------------------------------------------------------------------------------------------------
+def test_cli_plot_writes_every_file(run_dir, tmp_path, capsys):
+    out = tmp_path / "plots"
+    assert main(["plot", str(run_dir), "--out", str(out), "--image", "-1"]) == 0
+    printed = capsys.readouterr().out.split()
+    names = ["curves.png", "filters.png", "feature_maps.png", "confusion.png", "mistakes.png", "report.html"]
+    assert printed == [str(out / name) for name in names]
+    for name in names[:-1]:
+        check_png((out / name).read_bytes())
+    assert "data:image/png;base64," in (out / "report.html").read_text()
+
+
+def test_cli_plot_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
+    assert main(["plot", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is not a run folder (no config.json)" in err
+
+
+def test_cli_plot_bad_image_index(run_dir, tmp_path, capsys):
+    assert main(["plot", str(run_dir), "--out", str(tmp_path), "--image", "10000"]) == 1
+    assert "image index 10000 is out of range" in capsys.readouterr().err
+
+
+def test_cli_plot_without_matplotlib(run_dir, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert main(["plot", str(run_dir)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pip install 'convnp[plot]'" in err
