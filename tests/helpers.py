@@ -149,3 +149,34 @@ def reference_maxpool_forward(x: np.ndarray, kernel_size, stride) -> np.ndarray:
         for j in range(W_out):
             out[:, i, j, :] = x[:, i * sH : i * sH + kH, j * sW : j * sW + kW, :].max(axis=(1, 2))
     return out
+
+
+# ---- small training runs (tests/test_run.py, tests/test_train_augment.py) -----------------------------------------
+SMALL_RUN = dict(limit=1200, batch_size=50, val_split=0.25, lr=0.02)
+
+
+def small_run(tmp_path, name: str, epochs: int, **overrides):
+    """A quiet ``train_run`` of SMALL_RUN's size into ``tmp_path / name``; returns its RunResult."""
+    import io
+
+    from convnp.train.config import TrainConfig
+    from convnp.train.run import train_run
+
+    config = TrainConfig(epochs=epochs, **{**SMALL_RUN, **overrides})
+    return train_run(config, tmp_path / name, stream=io.StringIO())
+
+
+def run_weights(run_dir) -> dict:
+    """The arrays of a run's ``last.npz`` (its JSON entry left out)."""
+    with np.load(run_dir / "last.npz", allow_pickle=False) as archive:
+        return {k: archive[k] for k in archive.files if k != "__meta__"}
+
+
+def same_arrays(a: dict, b: dict) -> bool:
+    """Same keys and bitwise-equal arrays."""
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def without_time(history: list[dict]) -> list[dict]:
+    """Epoch logs with the wall-clock ``time`` removed, for exact comparison."""
+    return [{k: v for k, v in row.items() if k != "time"} for row in history]

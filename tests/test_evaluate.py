@@ -6,12 +6,9 @@ import shutil
 import numpy as np
 import pytest
 
-from convnp.checkpoint import load_checkpoint, save_checkpoint
+from convnp.checkpoint import load_checkpoint
 from convnp.cli.main import main
-from convnp.data.transforms import Standardize
-from convnp.models import notebook
-from convnp.optim import SGD
-from convnp.train import evaluate, fit
+from convnp.train import evaluate
 
 TRIPPED = []
 
@@ -28,18 +25,9 @@ class Tripwire:
 
 
 @pytest.fixture(scope="module")
-def checkpoint(mnist, tmp_path_factory):
-    """A notebook model trained one epoch on 5,000 MNIST images, saved with its preprocessing (~1 s)."""
-    x_train, y_train, _, _ = mnist
-    x = x_train[:5000, ..., None]  # (N, 28, 28) -> (N, 28, 28, 1)
-    std = Standardize.fit(x)
-    rng = np.random.default_rng(0)
-    model = notebook(rng=rng)
-    fit(model, std(x), y_train[:5000].astype(np.int64), optimizer=SGD(0.02, momentum=0.9), epochs=1,
-        batch_size=64, rng=rng)
-    path = tmp_path_factory.mktemp("run") / "model.npz"
-    save_checkpoint(path, model, meta={"preprocessing": std.to_dict(), "model_name": "notebook"})
-    return path
+def checkpoint(digits_checkpoint):
+    """The shared trained notebook model (tests/conftest.py)."""
+    return digits_checkpoint
 
 
 def _one_error_line(capsys) -> str:

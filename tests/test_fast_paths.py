@@ -11,7 +11,7 @@ from convnp.ops.reference import (
     maxpool2d_backward_reference,
     maxpool2d_forward_reference,
 )
-from convnp.ops.windows import pad_hw, resolve_padding, sliding_windows
+from convnp.ops.windows import resolve_padding, sliding_windows
 
 
 def _conv_case(seed):

@@ -25,22 +25,9 @@ N_DIGITS = 50  # first test digits redrawn in each format
 
 # ---- fixtures and drawing helpers ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def checkpoint_path(tmp_path_factory, mnist):
-    """A notebook model trained for 2 epochs on 10k MNIST images (~97% test accuracy), saved once per module."""
-    from convnp.checkpoint import save_checkpoint
-    from convnp.data.transforms import Standardize
-    from convnp.models import notebook
-    from convnp.optim import SGD
-    from convnp.train import fit
-
-    x_train, y_train = mnist[0][:10000, ..., None], mnist[1][:10000].astype(np.int64)  # (N, 28, 28, 1)
-    std = Standardize.fit(x_train)
-    rng = np.random.default_rng(0)
-    model = notebook(rng=rng)
-    fit(model, std(x_train), y_train, optimizer=SGD(0.02, momentum=0.9), epochs=2, batch_size=64, rng=rng)
-    path = tmp_path_factory.mktemp("predict") / "digits.npz"
-    save_checkpoint(path, model, meta={"preprocessing": std.to_dict()})
-    return path
+def checkpoint_path(digits_checkpoint):
+    """The shared trained notebook model (tests/conftest.py)."""
+    return digits_checkpoint
 
 
 @pytest.fixture(scope="module")

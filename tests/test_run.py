@@ -1,12 +1,14 @@
 """Whole training runs: the run folder, determinism, resume, checkpoints in a fresh process, run errors."""
 
 import csv
+import io
 import json
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from helpers import SMALL_RUN, run_weights, same_arrays, small_run, without_time
 
 from convnp.checkpoint import load_checkpoint
 from convnp.cli.main import main
@@ -15,25 +17,12 @@ from convnp.train.run import train_run
 
 pytestmark = pytest.mark.mnist
 
-SMALL = dict(limit=1200, batch_size=50, val_split=0.25, lr=0.02)
 
 
-def _run(tmp_path, name, epochs, **overrides):
-    config = TrainConfig(epochs=epochs, **{**SMALL, **overrides})
-    return train_run(config, tmp_path / name, stream=open("/dev/null", "w"))
-
-
-def _weights(run_dir):
-    with np.load(run_dir / "last.npz", allow_pickle=False) as archive:
-        return {k: archive[k] for k in archive.files if k != "__meta__"}
-
-
-def _same(a, b):
-    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
 def test_run_folder_contents(mnist, tmp_path):
-    result = _run(tmp_path, "run", 2)
+    result = small_run(tmp_path, "run", 2)
     run = result.run_dir
     config = json.loads((run / "config.json").read_text())
     assert config["settings"]["epochs"] == 2 and config["settings"]["limit"] == 1200
@@ -54,23 +43,22 @@ def test_run_folder_contents(mnist, tmp_path):
 
 @pytest.mark.parametrize("optimizer, schedule", [("momentum", "cosine"), ("adam", "step")])
 def test_same_seed_gives_bitwise_identical_runs(mnist, tmp_path, optimizer, schedule):
-    a = _run(tmp_path, "a", 2, optimizer=optimizer, schedule=schedule, lr=None, warmup_epochs=0.5, step_epochs=1)
-    b = _run(tmp_path, "b", 2, optimizer=optimizer, schedule=schedule, lr=None, warmup_epochs=0.5, step_epochs=1)
-    assert _same(_weights(a.run_dir), _weights(b.run_dir))
-    strip = lambda h: [{k: v for k, v in row.items() if k != "time"} for row in h]  # noqa: E731
-    assert strip(a.history) == strip(b.history)
-    c = _run(tmp_path, "c", 2, optimizer=optimizer, schedule=schedule, lr=None, warmup_epochs=0.5, step_epochs=1,
+    a = small_run(tmp_path, "a", 2, optimizer=optimizer, schedule=schedule, lr=None, warmup_epochs=0.5, step_epochs=1)
+    b = small_run(tmp_path, "b", 2, optimizer=optimizer, schedule=schedule, lr=None, warmup_epochs=0.5, step_epochs=1)
+    assert same_arrays(run_weights(a.run_dir), run_weights(b.run_dir))
+    assert without_time(a.history) == without_time(b.history)
+    c = small_run(tmp_path, "c", 2, optimizer=optimizer, schedule=schedule, lr=None, warmup_epochs=0.5, step_epochs=1,
              seed=1)
-    assert not _same(_weights(a.run_dir), _weights(c.run_dir))
+    assert not same_arrays(run_weights(a.run_dir), run_weights(c.run_dir))
 
 
 def test_extending_a_finished_run_matches_a_longer_run(mnist, tmp_path):
     """With a constant rate, 1 epoch then ``--epochs 3`` on resume gives the bits of a 3-epoch run."""
     constant = dict(optimizer="adam", lr=None, schedule="constant")
-    whole = _run(tmp_path, "whole", 3, **constant)
-    short = _run(tmp_path, "short", 1, **constant)
-    train_run(None, short.run_dir, resume=True, epochs=3, stream=open("/dev/null", "w"))
-    assert _same(_weights(whole.run_dir), _weights(short.run_dir))
+    whole = small_run(tmp_path, "whole", 3, **constant)
+    short = small_run(tmp_path, "short", 1, **constant)
+    train_run(None, short.run_dir, resume=True, epochs=3, stream=io.StringIO())
+    assert same_arrays(run_weights(whole.run_dir), run_weights(short.run_dir))
     with open(short.run_dir / "metrics.csv", newline="") as f:
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2, 3]
 
@@ -80,25 +68,24 @@ def test_resume_after_a_stop_matches_uninterrupted_run(mnist, tmp_path, monkeypa
     from convnp.train.callbacks import Callback
 
     settings = dict(optimizer="momentum", schedule="cosine", warmup_epochs=0.5)
-    whole = _run(tmp_path, "whole", 3, **settings)
+    whole = small_run(tmp_path, "whole", 3, **settings)
 
     class Crash(Callback):
         def on_epoch_end(self, epoch, logs):
             if epoch == 1:
                 raise KeyboardInterrupt  # after the checkpoint callback has written epoch 2
 
-    config = TrainConfig(epochs=3, **{**SMALL, **settings})
+    config = TrainConfig(epochs=3, **{**SMALL_RUN, **settings})
     with pytest.raises(KeyboardInterrupt):
-        train_run(config, tmp_path / "stopped", stream=open("/dev/null", "w"), callbacks=[Crash()])
+        train_run(config, tmp_path / "stopped", stream=io.StringIO(), callbacks=[Crash()])
     assert load_checkpoint(tmp_path / "stopped" / "last.npz").meta["epoch"] == 2
-    resumed = train_run(None, tmp_path / "stopped", resume=True, stream=open("/dev/null", "w"))
-    assert _same(_weights(whole.run_dir), _weights(tmp_path / "stopped"))
-    strip = lambda h: [{k: v for k, v in row.items() if k != "time"} for row in h]  # noqa: E731
-    assert strip(resumed.history) == strip(whole.history)
+    resumed = train_run(None, tmp_path / "stopped", resume=True, stream=io.StringIO())
+    assert same_arrays(run_weights(whole.run_dir), run_weights(tmp_path / "stopped"))
+    assert without_time(resumed.history) == without_time(whole.history)
 
 
 def test_checkpoint_predicts_identically_in_a_fresh_process(mnist, tmp_path):
-    result = _run(tmp_path, "run", 1)
+    result = small_run(tmp_path, "run", 1)
     checkpoint = load_checkpoint(result.run_dir / "last.npz")
     x = mnist[2][:50][..., None]
     np.save(tmp_path / "x.npy", x)

@@ -1,11 +1,13 @@
 """Data augmentation during training: the Trainer hook, the run's fourth Generator, fill value, determinism, resume,
 learning on MNIST, and the command-line flags."""
 
+import io
 import json
 import re
 
 import numpy as np
 import pytest
+from helpers import SMALL_RUN, run_weights, same_arrays, small_run, without_time
 
 from convnp.checkpoint import load_checkpoint
 from convnp.cli.main import build_parser, main
@@ -17,26 +19,11 @@ from convnp.train import Callback, Trainer
 from convnp.train.config import TrainConfig
 from convnp.train.run import make_augment, train_run
 
-SMALL = dict(limit=1200, batch_size=50, val_split=0.25, lr=0.02)
 AUGMENTED = dict(augment=True, max_shift=2.0, max_rotation=12.0, scale_min=0.9, scale_max=1.1)
 
 
-def _run(tmp_path, name, epochs, **overrides):
-    config = TrainConfig(epochs=epochs, **{**SMALL, **overrides})
-    return train_run(config, tmp_path / name, stream=open("/dev/null", "w"))
 
 
-def _weights(run_dir):
-    with np.load(run_dir / "last.npz", allow_pickle=False) as archive:
-        return {k: archive[k] for k in archive.files if k != "__meta__"}
-
-
-def _same(a, b):
-    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
-
-
-def _strip(history):
-    return [{k: v for k, v in row.items() if k != "time"} for row in history]
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -192,17 +179,17 @@ def test_cli_augmentation_settings_without_augment_are_refused(capsys, tmp_path)
 
 @pytest.mark.mnist
 def test_augmented_runs_are_deterministic_differ_from_plain_and_still_learn(mnist, tmp_path):
-    a = _run(tmp_path, "a", 3, **AUGMENTED)
-    b = _run(tmp_path, "b", 3, **AUGMENTED)
-    assert _same(_weights(a.run_dir), _weights(b.run_dir)) and _strip(a.history) == _strip(b.history)
-    plain = _run(tmp_path, "plain", 3)
-    assert not _same(_weights(a.run_dir), _weights(plain.run_dir))
+    a = small_run(tmp_path, "a", 3, **AUGMENTED)
+    b = small_run(tmp_path, "b", 3, **AUGMENTED)
+    assert same_arrays(run_weights(a.run_dir), run_weights(b.run_dir)) and without_time(a.history) == without_time(b.history)
+    plain = small_run(tmp_path, "plain", 3)
+    assert not same_arrays(run_weights(a.run_dir), run_weights(plain.run_dir))
     # The split and the initial weights do not depend on augmentation: only the training batches differ.
     assert a.history[0]["loss"] != plain.history[0]["loss"]
     losses = [row["loss"] for row in a.history]
     assert losses == sorted(losses, reverse=True)
     assert a.history[-1]["val_accuracy"] > 0.75 and a.test["accuracy"] > 0.75, (a.history, a.test)
-    seeded = _run(tmp_path, "seed1", 1, seed=1, **AUGMENTED)
+    seeded = small_run(tmp_path, "seed1", 1, seed=1, **AUGMENTED)
     assert seeded.history[0]["loss"] != a.history[0]["loss"]
 
 
@@ -211,23 +198,23 @@ def test_resume_after_a_stop_matches_uninterrupted_augmented_run(mnist, tmp_path
     """3 epochs with augmentation (elastic too), stopped after epoch 2, resumed: the same bits as in one go."""
     settings = dict(optimizer="momentum", schedule="onecycle", warmup_epochs=0.5, label_smoothing=0.1,
                     elastic_alpha=34.0, elastic_sigma=4.0, **AUGMENTED)
-    whole = _run(tmp_path, "whole", 3, **settings)
+    whole = small_run(tmp_path, "whole", 3, **settings)
 
     class Crash(Callback):
         def on_epoch_end(self, epoch, logs):
             if epoch == 1:
                 raise KeyboardInterrupt  # after the checkpoint callback has written epoch 2
 
-    config = TrainConfig(epochs=3, **{**SMALL, **settings})
+    config = TrainConfig(epochs=3, **{**SMALL_RUN, **settings})
     with pytest.raises(KeyboardInterrupt):
-        train_run(config, tmp_path / "stopped", stream=open("/dev/null", "w"), callbacks=[Crash()])
+        train_run(config, tmp_path / "stopped", stream=io.StringIO(), callbacks=[Crash()])
     checkpoint = load_checkpoint(tmp_path / "stopped" / "last.npz")
     assert checkpoint.meta["epoch"] == 2 and "augment_rng_state" in checkpoint.meta
     assert checkpoint.meta["train_config"]["elastic_alpha"] == 34.0
     assert checkpoint.meta["augment"]["elastic"] == [34.0, 4.0] and checkpoint.meta["augment"]["fill"] < 0
-    resumed = train_run(None, tmp_path / "stopped", resume=True, stream=open("/dev/null", "w"))
-    assert _same(_weights(whole.run_dir), _weights(tmp_path / "stopped"))
-    assert _strip(resumed.history) == _strip(whole.history)
+    resumed = train_run(None, tmp_path / "stopped", resume=True, stream=io.StringIO())
+    assert same_arrays(run_weights(whole.run_dir), run_weights(tmp_path / "stopped"))
+    assert without_time(resumed.history) == without_time(whole.history)
     settings_json = json.loads((tmp_path / "stopped" / "config.json").read_text())["settings"]
     assert settings_json["augment"] is True and settings_json["max_rotation"] == 12.0
 

@@ -31,21 +31,9 @@ N_DIGITS = 10
 
 # ---- fixtures and helpers ------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def checkpoint_path(tmp_path_factory, mnist):
-    """The notebook model trained 1 epoch on 3,000 MNIST images, saved once per module."""
-    from convnp.data.transforms import Standardize
-    from convnp.models import notebook
-    from convnp.optim import SGD
-    from convnp.train import fit
-
-    x_train, y_train = mnist[0][:3000, ..., None], mnist[1][:3000].astype(np.int64)  # (N, 28, 28, 1)
-    std = Standardize.fit(x_train)
-    rng = np.random.default_rng(0)
-    model = notebook(rng=rng)
-    fit(model, std(x_train), y_train, optimizer=SGD(0.02, momentum=0.9), epochs=1, batch_size=64, rng=rng)
-    path = tmp_path_factory.mktemp("web") / "digits.npz"
-    save_checkpoint(path, model, meta={"preprocessing": std.to_dict(), "model_name": "notebook"})
-    return path
+def checkpoint_path(digits_checkpoint):
+    """The shared trained notebook model (tests/conftest.py)."""
+    return digits_checkpoint
 
 
 @pytest.fixture(scope="module")

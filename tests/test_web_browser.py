@@ -9,7 +9,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
@@ -27,22 +26,9 @@ if not os.access(CHROMIUM, os.X_OK):
 
 
 @pytest.fixture(scope="module")
-def checkpoint_path(tmp_path_factory, mnist):
-    """The notebook model trained 1 epoch on 3,000 MNIST images (as in test_web.py)."""
-    from convnp.checkpoint import save_checkpoint
-    from convnp.data.transforms import Standardize
-    from convnp.models import notebook
-    from convnp.optim import SGD
-    from convnp.train import fit
-
-    x_train, y_train = mnist[0][:3000, ..., None], mnist[1][:3000].astype(np.int64)  # (N, 28, 28, 1)
-    std = Standardize.fit(x_train)
-    rng = np.random.default_rng(0)
-    model = notebook(rng=rng)
-    fit(model, std(x_train), y_train, optimizer=SGD(0.02, momentum=0.9), epochs=1, batch_size=64, rng=rng)
-    path = tmp_path_factory.mktemp("web_browser") / "digits.npz"
-    save_checkpoint(path, model, meta={"preprocessing": std.to_dict(), "model_name": "notebook"})
-    return path
+def checkpoint_path(digits_checkpoint):
+    """The shared trained notebook model (tests/conftest.py)."""
+    return digits_checkpoint
 
 
 def free_port() -> int:
