@@ -47,7 +47,7 @@ def float_dtype(dtype, owner: str) -> np.dtype:
     return dt
 
 
-def check_finite(x: np.ndarray, what: str, owner: str) -> None:
+def check_finite(x: np.ndarray, what: str, owner) -> None:
     """Raise if ``x`` holds NaN or infinity.
 
     A sum is one fast vectorised pass and is non-finite whenever any element is; only then (or on overflow) is
@@ -66,7 +66,7 @@ def check_finite(x: np.ndarray, what: str, owner: str) -> None:
 
 
 def check_input(
-    x, owner: str, *, ndim: int | None, trailing: tuple | None, dtype: np.dtype | None, layout: str, finite: bool = True
+    x, owner, *, ndim: int | None, trailing: tuple | None, dtype: np.dtype | None, layout: str, finite: bool = True
 ) -> np.ndarray:
     """Validate a layer's input array.
 
@@ -74,8 +74,8 @@ def check_input(
     ----------
     x : array
         The input; must already be an ``np.ndarray``.
-    owner : str
-        The layer's ``repr``, named in every message.
+    owner : object
+        Who is checking (a layer, or its name); formatted with ``str`` into messages, so only when one is raised.
     ndim : int or None
         Expected rank, batch axis included; ``None`` accepts any rank of at least 1.
     trailing : tuple or None
@@ -116,7 +116,7 @@ def check_input(
     return x
 
 
-def check_dout(dout, expected_shape: tuple, dtype: np.dtype, owner: str) -> np.ndarray:
+def check_dout(dout, expected_shape: tuple, dtype: np.dtype, owner) -> np.ndarray:
     """Validate the upstream gradient given to ``backward``: an array of the forward output's shape and dtype."""
     if not isinstance(dout, np.ndarray):
         raise TypeError(f"{owner}: backward expected a NumPy array, got {type(dout).__name__}")

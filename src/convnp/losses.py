@@ -72,7 +72,7 @@ class SoftmaxCrossEntropy:
 
     def forward(self, logits: np.ndarray, y: np.ndarray) -> float:
         """Mean loss over the batch; keeps what :meth:`backward` needs."""
-        owner = repr(self)
+        owner = self  # str(self) is the repr, built only if a message needs it
         check_input(logits, owner, ndim=2, trailing=None, dtype=None, layout="(N, n_classes)")
         N, K = logits.shape
         check_labels(y, N, K, owner)
@@ -101,5 +101,5 @@ class SoftmaxCrossEntropy:
             dlogits -= np.asarray(eps / K, dtype=dlogits.dtype)  # the uniform part of the target
         dlogits[np.arange(N), y] -= np.asarray(1.0 - eps, dtype=dlogits.dtype)
         dlogits /= N
-        check_finite(dlogits, "the gradient", repr(self))
+        check_finite(dlogits, "the gradient", self)
         return dlogits
