@@ -8,6 +8,15 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "VECL
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+try:  # In CI the property tests replay the same examples every run, so a red build is always reproducible.
+    from hypothesis import settings
+
+    settings.register_profile("ci", derandomize=True, print_blob=True)
+    if os.environ.get("CI"):
+        settings.load_profile("ci")
+except ImportError:
+    pass
+
 
 @pytest.fixture(scope="session")
 def mnist():
