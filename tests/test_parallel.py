@@ -97,23 +97,90 @@ def test_blas_thread_control_round_trips():
     assert get_blas_threads() == before
 
 
-def test_models_with_batchnorm_or_dropout_are_not_split():
-    from convnp.layers import BatchNorm2D, Conv2D, Dense, Dropout, Flatten, ReLU
+def _bn_dropout_model(dtype=np.float64, seed=0):
+    from convnp.layers import BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
     from convnp.model import Sequential
+
+    rng = np.random.default_rng(seed)
+    init = {"rng": rng, "dtype": dtype}
+    return Sequential(
+        [Conv2D(1, 4, 3, padding="same", bias=False, **init), BatchNorm2D(4, dtype=dtype), ReLU(), MaxPool2D(2),
+         Dropout(0.25, rng=rng.spawn(1)[0]), Flatten(), Dense(14 * 14 * 4, 16, bias=False, **init),
+         BatchNorm1D(16, dtype=dtype), ReLU(), Dropout(0.5, rng=rng.spawn(1)[0]), Dense(16, 10, **init)],
+        (28, 28, 1),
+    )
+
+
+def _step(model, threads, x, y):
+    dp = DataParallel(model, threads)
+    loss, correct, finite = dp.train_step(x, y)
+    dp.close()
+    assert finite
+    return loss, correct, {k: v.copy() for k, v in model.gradients().items()}
+
+
+@pytest.mark.parametrize("threads, n", [(2, 24), (3, 25), (4, 5), (2, 2)])
+def test_batchnorm_and_dropout_steps_split_like_one_thread(threads, n):
+    rng = np.random.default_rng(0)
+    x, y = _data(rng, n)
+    one, split = _bn_dropout_model(), _bn_dropout_model()
+    assert split.shardable and len(DataParallel(split, threads).replicas) == threads
+    expected = _step(one, 1, x, y)
+    got = _step(split, threads, x, y)
+    assert got[0] == pytest.approx(expected[0], rel=1e-12) and got[1] == expected[1]
+    for name, grad in got[2].items():  # whole-batch statistics and the same dropout masks, else these differ
+        np.testing.assert_allclose(grad, expected[2][name], rtol=1e-9, atol=1e-12, err_msg=name)
+    for key, value in split.state_dict().items():  # running statistics of the whole batch, updated once
+        np.testing.assert_allclose(value, one.state_dict()[key], rtol=1e-12, atol=1e-14, err_msg=key)
+    assert split.rng_states() == one.rng_states()  # every Generator advanced as in one unsplit step
+    assert all(layer.shard is None for layer in split.layers)  # a later plain forward sees the whole batch
+
+
+def test_split_training_of_a_batchnorm_dropout_model_is_deterministic_and_close_to_one_thread():
+    rng = np.random.default_rng(6)
+    x, y = _data(rng, 64)
+    x = x.astype(np.float32)
+
+    def train(threads):
+        model = _bn_dropout_model(np.float32, seed=7)
+        Trainer(model, SGD(0.05, momentum=0.9), threads=threads).fit(x, y, epochs=2, batch_size=16,
+                                                                     rng=np.random.default_rng(8))
+        return model.state_dict()
+
+    one, two, again = train(1), train(2), train(2)
+    for key in one:
+        np.testing.assert_array_equal(two[key], again[key], err_msg=key)
+        np.testing.assert_allclose(two[key], one[key], rtol=1e-3, atol=1e-4, err_msg=key)
+
+
+def test_a_failing_shard_reports_its_error_without_hanging():
+    model = _bn_dropout_model()
+    dp = DataParallel(model, 2)
+    x, y = _data(np.random.default_rng(1), 8)
+    with pytest.raises(ValueError, match="label"):
+        dp.train_step(x, np.array([0, 1, 2, 3, 4, 5, 6, 99]))  # the second shard's labels are out of range
+    assert dp.train_step(x, y)[2]  # the pool and the replicas still work
+    dp.close()
+
+
+def test_a_layer_that_cannot_be_split_keeps_the_model_whole():
+    from convnp.layers import Conv2D, Dense, Flatten, ReLU
+    from convnp.model import Sequential
+
+    class Whole(ReLU):
+        shardable = False
 
     rng = np.random.default_rng(0)
     plain = Sequential([Conv2D(1, 2, 3, rng=rng), ReLU(), Flatten(), Dense(2 * 26 * 26, 10, rng=rng)], (28, 28, 1))
     assert plain.shardable and len(DataParallel(plain, 2).replicas) == 2
-    for extra in (BatchNorm2D(2), Dropout(0.3, rng=rng)):
-        model = Sequential([Conv2D(1, 2, 3, rng=rng), extra, ReLU(), Flatten(), Dense(2 * 26 * 26, 10, rng=rng)],
-                           (28, 28, 1))
-        assert not model.shardable
-        dp = DataParallel(model, 2)
-        assert len(dp.replicas) == 1  # trains in one piece: results do not depend on the thread count
-        x, y = rng.standard_normal((6, 28, 28, 1)).astype(np.float32), rng.integers(0, 10, 6)
-        assert dp.train_step(x, y)[2]
-        np.testing.assert_allclose(dp.predict(x), model.predict(x, threads=1), rtol=1e-5, atol=1e-6)
-        dp.close()
+    model = Sequential([Conv2D(1, 2, 3, rng=rng), Whole(), Flatten(), Dense(2 * 26 * 26, 10, rng=rng)], (28, 28, 1))
+    assert not model.shardable
+    dp = DataParallel(model, 2)
+    assert len(dp.replicas) == 1
+    x, y = rng.standard_normal((6, 28, 28, 1)).astype(np.float32), rng.integers(0, 10, 6)
+    assert dp.train_step(x, y)[2]
+    np.testing.assert_allclose(dp.predict(x), model.predict(x, threads=1), rtol=1e-5, atol=1e-6)
+    dp.close()
 
 
 def test_dropout_generator_states_round_trip():

@@ -166,12 +166,29 @@ class Sequential:
 
     @property
     def shardable(self) -> bool:
-        """Whether splitting a training batch across threads changes results by float rounding only.
+        """Whether a training batch may be split into shards with results changed by float rounding only.
 
-        Not so with BatchNorm (statistics would come from each shard) or Dropout (masks from one Generator shared
-        between threads).
+        True for every built-in layer: BatchNorm adds its sums over the shards and Dropout draws the whole batch's
+        mask (see :mod:`convnp.shard`). A custom layer that looks across samples without reading its ``shard``
+        attribute should set ``shardable = False``; its models then train unsplit.
         """
         return all(layer.shardable for layer in self.layers)
+
+    def set_shard(self, shard) -> None:
+        """Tell every layer which rows of the batch it sees (a :class:`convnp.shard.Shard`, or None for all)."""
+        for layer in self.layers:
+            layer.shard = shard
+
+    def sync_from(self, other: "Sequential") -> None:
+        """Give this replica copies of ``other``'s state (running statistics) and Generator states.
+
+        Before a split training step, so that every replica updates the same running statistics and draws the
+        same dropout masks as ``other``.
+        """
+        for mine, theirs in zip(self.layers, other.layers):
+            mine.state = {k: v.copy() for k, v in theirs.state.items()}
+            if hasattr(theirs, "rng"):
+                mine.rng.bit_generator.state = theirs.rng.bit_generator.state
 
     def replica(self) -> "Sequential":
         """A twin sharing the parameter arrays, with its own gradients, caches and state (see Layer.replica)."""

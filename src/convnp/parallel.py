@@ -10,21 +10,25 @@ scaled by ``shard size / batch size``.
 With one thread this is exactly the ordinary step. With several, results differ from one thread by float rounding
 only (the sums are grouped differently); at a fixed thread count they are deterministic.
 
-Models with BatchNorm or Dropout are not split (see ``Sequential.shardable``): shard statistics and shared mask
-Generators would make results depend on the thread count. They run in one thread; a later version may synchronise
-batch statistics across shards. Inference splits any model: it reads the first replica's running statistics.
+BatchNorm and Dropout look across the batch, so the shards cooperate (:mod:`convnp.shard`): BatchNorm adds its
+per-channel sums over the shards with an all-reduce among the threads, so it normalises with the whole batch's
+statistics; Dropout draws the whole batch's mask in every replica and keeps its own rows. Before each step every
+replica copies the first one's running statistics and Generator states. A model with a layer that declares itself
+not shardable trains unsplit. Inference splits any model: it reads the first replica's running statistics.
 """
 
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
 from convnp._blas import set_blas_threads
 from convnp._malloc import keep_freed_memory
 from convnp.losses import SoftmaxCrossEntropy
+from convnp.shard import Shard, ThreadAllreduce
 
 _default_threads: int | None = None
 
@@ -77,13 +81,12 @@ class DataParallel:
         keep_freed_memory()  # once per process: steps reuse freed blocks instead of faulting in fresh pages
         self.model = model
         self.n_threads = n_threads
-        # BatchNorm and Dropout would make results depend on the thread count: such models train unsplit.
+        # A layer that cannot take part in a split batch (see Sequential.shardable) makes the model train unsplit.
         n_replicas = n_threads if model.shardable else 1
         self.replicas = [model] + [model.replica() for _ in range(n_replicas - 1)]
         self.losses = [SoftmaxCrossEntropy(label_smoothing) for _ in self.replicas]
         self.pool = ThreadPoolExecutor(n_threads, thread_name_prefix="convnp") if n_threads > 1 else None
         self._inference_replicas = None
-        self._state_shared = False
 
     def close(self) -> None:
         if self.pool is not None:
@@ -95,10 +98,16 @@ class DataParallel:
             return [fn(*job) for job in jobs]
         previous = set_blas_threads(1)  # one BLAS thread per worker: the workers are the parallelism
         try:
-            return list(self.pool.map(lambda job: fn(*job), jobs))
+            futures = [self.pool.submit(fn, *job) for job in jobs]
+            wait(futures)
         finally:
             if previous is not None:
                 set_blas_threads(previous)
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        if errors:
+            # A failing shard breaks the others' all-reduce barrier; report the failure, not the broken barrier.
+            raise next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)), errors[0])
+        return [f.result() for f in futures]
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int, bool]:
         """Forward and backward on ``(x, y)``; leaves the summed gradients in the model's ``grads``.
@@ -107,29 +116,41 @@ class DataParallel:
         """
         n = len(y)
         bounds = shard_bounds(n, len(self.replicas))
-        if self._state_shared:  # after parallel inference: training replicas update state, so give them their own
-            for replica in self.replicas[1:]:
-                for layer in replica.layers:
-                    layer.state = {k: v.copy() for k, v in layer.state.items()}
-            self._state_shared = False
+        split = len(bounds) > 1
+        allreduce = ThreadAllreduce(len(bounds)) if split else None
+        for i, (start, stop) in enumerate(bounds):
+            if i > 0:
+                self.replicas[i].sync_from(self.model)  # running statistics, dropout Generators
+            self.replicas[i].set_shard(Shard(start, stop, n, allreduce.for_party(i)) if split else None)
 
         def work(i, start, stop):
             replica, loss_fn = self.replicas[i], self.losses[i]
-            logits = replica.forward(x[start:stop], training=True)
-            finite = bool(np.isfinite(logits).all())
-            if not finite:
-                return 0.0, 0, False
-            loss = loss_fn.forward(logits, y[start:stop])
-            dlogits = loss_fn.backward()
-            if len(bounds) > 1:
-                dlogits *= np.asarray((stop - start) / n, dtype=dlogits.dtype)
-            replica.backward(dlogits, input_grad=False)
-            return loss * (stop - start) / n, int(np.sum(logits.argmax(axis=1) == y[start:stop])), True
+            try:
+                logits = replica.forward(x[start:stop], training=True)
+                bad = np.array([0.0 if np.isfinite(logits).all() else 1.0])
+                if split:  # every shard must stop, or none: the backward's all-reduces need them all
+                    bad = allreduce(i, bad)
+                if bad[0]:
+                    return 0.0, 0, False
+                loss = loss_fn.forward(logits, y[start:stop])
+                dlogits = loss_fn.backward()
+                if split:
+                    dlogits *= np.asarray((stop - start) / n, dtype=dlogits.dtype)
+                replica.backward(dlogits, input_grad=False)
+                return loss * (stop - start) / n, int(np.sum(logits.argmax(axis=1) == y[start:stop])), True
+            except BaseException:
+                if allreduce is not None:
+                    allreduce.abort()  # release the shards waiting for this one
+                raise
 
-        results = self._map(work, [(i, a, b) for i, (a, b) in enumerate(bounds)])
+        try:
+            results = self._map(work, [(i, a, b) for i, (a, b) in enumerate(bounds)])
+        finally:
+            for replica in self.replicas[: len(bounds)]:
+                replica.set_shard(None)  # a later plain forward must not wait for shards that are gone
         if not all(r[2] for r in results):
             return float("nan"), 0, False
-        if len(bounds) > 1:
+        if split:
             total = self.model.gradients()  # replica 0's arrays, fresh from this backward: safe to add into
             for replica in self.replicas[1 : len(bounds)]:
                 for name, grad in replica.gradients().items():
@@ -146,6 +167,5 @@ class DataParallel:
         bounds = shard_bounds(len(x), len(replicas))
         for replica in replicas[1:]:
             replica.share_state_with(self.model)  # inference reads the first replica's running statistics
-        self._state_shared = True
         parts = self._map(lambda i, a, b: replicas[i].forward(x[a:b]), [(i, a, b) for i, (a, b) in enumerate(bounds)])
         return np.concatenate(parts)

@@ -41,6 +41,9 @@ class Layer:
         self._out_dtype: np.dtype | None = None
         self.input_grad = True  # whether the current backward must compute dL/dx
         self.workspace: dict[str, np.ndarray] = {}  # scratch buffers reused between calls (see ops.conv)
+        # Which rows of a split training batch this layer sees (convnp.shard); None: the whole batch. Only layers
+        # that look across samples (BatchNorm, Dropout's mask) read it.
+        self.shard = None
 
     # ---- what subclasses provide -------------------------------------------------------------------------------
     def _expected_trailing(self) -> tuple | None:
@@ -120,6 +123,7 @@ class Layer:
         twin.state = {k: v.copy() for k, v in self.state.items()}
         twin.workspace = {}
         twin._cache = None
+        twin.shard = None
         return twin
 
     def astype(self, dtype) -> "Layer":

@@ -18,7 +18,6 @@ from convnp.ops.batchnorm import batchnorm_backward, batchnorm_forward
 class _BatchNorm(Layer):
     """Shared by BatchNorm1D and BatchNorm2D; see :class:`BatchNorm2D` for the documentation."""
 
-    shardable = False  # see Sequential.shardable
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, dtype=np.float32):
         super().__init__(dtype)
@@ -38,14 +37,18 @@ class _BatchNorm(Layer):
         gamma, beta = self.params["weight"], self.params["bias"]
         if not training:
             return batchnorm_forward(x, gamma, beta, self.eps, self.state["running_mean"], self.state["running_var"])
-        m = x.size // self.num_features  # values per channel
+        m = x.size // self.num_features  # values per channel in this input
+        allreduce = None
+        if self.shard is not None:  # one shard of a split batch: statistics over the whole batch (convnp.shard)
+            m = m // len(x) * self.shard.total
+            allreduce = self.shard.allreduce
         if m < 2:
             # The unbiased variance of one value divides by zero; PyTorch refuses this too.
             raise ValueError(
                 f"{self!r}: training needs more than one value per channel to estimate a variance, got input of "
                 f"shape {x.shape}; use a batch of at least 2 samples, or forward(x, training=False)"
             )
-        out, cache = batchnorm_forward(x, gamma, beta, self.eps)
+        out, cache = batchnorm_forward(x, gamma, beta, self.eps, allreduce=allreduce, count=m)
         # PyTorch's update: the running variance is the UNBIASED batch variance, while normalising used the biased one.
         unbiased = cache.var * (m / (m - 1))
         for key, batch in (("running_mean", cache.mean), ("running_var", unbiased)):

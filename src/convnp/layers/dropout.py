@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from convnp.init import default_rng
@@ -38,7 +40,6 @@ class Dropout(Layer):
     input_ndim = None  # any rank >= 1
     input_layout = "(N, ...)"
 
-    shardable = False  # see Sequential.shardable
 
     def __init__(self, p: float = 0.5, rng: np.random.Generator | None = None):
         super().__init__()
@@ -55,7 +56,17 @@ class Dropout(Layer):
     def _forward(self, x, training):
         if not training:
             return x, None
-        return dropout_forward(x, self.p, self.rng)
+        if self.shard is None:
+            return dropout_forward(x, self.p, self.rng)
+        # One shard of a split batch: draw the whole batch's mask, keep this shard's rows (convnp.shard), so the
+        # masks do not depend on how the batch was split.
+        shard = self.shard
+        return dropout_forward(x, self.p, self.rng, rows=(shard.start, shard.stop, shard.total))
+
+    def replica(self):
+        twin = super().replica()
+        twin.rng = copy.deepcopy(self.rng)  # a Generator is not thread-safe: each replica draws from its own copy
+        return twin
 
     def _backward(self, dout, mask):
         return dropout_backward(dout, mask)

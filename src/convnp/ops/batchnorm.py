@@ -35,6 +35,8 @@ class BatchNormCache(NamedTuple):
     mean: np.ndarray  # (C,), the mean used
     var: np.ndarray  # (C,), the variance used (biased when it is the batch's)
     x_shape: tuple
+    count: int  # values per channel the statistics came from: M, or the whole batch's when it is split
+    allreduce: object  # None, or the sum over shards (see convnp.shard) that the backward sums go through too
 
 
 def channel_sum(a: np.ndarray) -> np.ndarray:
@@ -54,6 +56,8 @@ def batchnorm_forward(
     eps: float,
     mean: np.ndarray | None = None,
     var: np.ndarray | None = None,
+    allreduce=None,
+    count: int | None = None,
 ):
     """Normalise ``x`` per channel, then scale and shift.
 
@@ -67,6 +71,11 @@ def batchnorm_forward(
     mean, var : ndarray of shape `(C,)`, optional
         Fixed statistics (evaluation mode). Both ``None`` (the default): use the batch's mean and biased variance
         (training mode), which needs more than one value per channel.
+    allreduce : callable, optional
+        For a batch split into shards (:mod:`convnp.shard`): sums a ``(C,)`` array over every shard, so the
+        statistics are the whole batch's. ``None``: ``x`` is the whole batch.
+    count : int, optional
+        With ``allreduce``: the values per channel in the whole batch (``M`` summed over the shards).
 
     Returns
     -------
@@ -81,18 +90,22 @@ def batchnorm_forward(
     x2 = x.reshape(-1, C)  # (M, C), a view for contiguous x
     M = x2.shape[0]
     batch_stats = mean is None
+    total = (lambda a: a) if allreduce is None else allreduce  # sum over the shards of the batch
+    count = M if count is None else count
     if batch_stats:
-        if M < 2:
-            raise ValueError(f"batchnorm_forward: batch statistics need more than one value per channel, got {M}")
-        mean = channel_sum(x2) / M  # (C,)
+        if count < 2:
+            raise ValueError(f"batchnorm_forward: batch statistics need more than one value per channel, got {count}")
+        mean = total(channel_sum(x2)) / count  # (C,)
         xc = x2 - mean  # (M, C)
-        var = channel_sum(xc * xc) / M  # (C,), two passes: no cancellation of E[x^2] - E[x]^2
+        var = total(channel_sum(xc * xc)) / count  # (C,), two passes: no cancellation of E[x^2] - E[x]^2
     else:
         xc = x2 - mean
     inv_std = 1.0 / np.sqrt(var + eps)  # (C,)
     xhat = np.multiply(xc, inv_std, out=xc)  # (M, C), reuses xc's buffer
     out = xhat * gamma + beta  # (M, C)
-    return out.reshape(x.shape), BatchNormCache(xhat, inv_std, gamma, batch_stats, mean, var, x.shape)
+    return out.reshape(x.shape), BatchNormCache(
+        xhat, inv_std, gamma, batch_stats, mean, var, x.shape, count, allreduce
+    )
 
 
 def batchnorm_backward(dout: np.ndarray, cache: BatchNormCache):
@@ -107,17 +120,22 @@ def batchnorm_backward(dout: np.ndarray, cache: BatchNormCache):
     -------
     dx : ndarray of the shape of `x`
     dgamma, dbeta : ndarray of shape `(C,)`
+        Of this shard's rows only when the batch was split (the caller adds the shards' parameter gradients, as
+        for every other layer); ``dx`` uses the whole batch's sums.
 
     Training mode uses ``sum(dxhat) = gamma * dbeta`` and ``sum(dxhat * xhat) = gamma * dgamma`` to write the
     compact formula as ``dx = (gamma / (m * std)) * (m * dout - dbeta - xhat * dgamma)``: two channel sums in all.
     """
-    xhat, inv_std, gamma, batch_stats, _, _, x_shape = cache
+    xhat, inv_std, gamma, batch_stats, _, _, x_shape, count, allreduce = cache
     M, C = xhat.shape
     dout2 = dout.reshape(M, C)  # (M, C)
     dbeta = channel_sum(dout2)  # (C,)
     dgamma = channel_sum(dout2 * xhat)  # (C,)
     if batch_stats:
-        dx = (gamma * inv_std / M) * (M * dout2 - dbeta - xhat * dgamma)  # (M, C)
+        sum_dbeta, sum_dgamma = dbeta, dgamma
+        if allreduce is not None:  # the statistics came from the whole batch, so do these sums
+            sum_dbeta, sum_dgamma = allreduce(np.concatenate([dbeta, dgamma])).reshape(2, C)
+        dx = (gamma * inv_std / count) * (count * dout2 - sum_dbeta - xhat * sum_dgamma)  # (M, C)
     else:
         dx = dout2 * (gamma * inv_std)  # (M, C): a fixed per-channel scale
     return dx.reshape(x_shape), dgamma, dbeta

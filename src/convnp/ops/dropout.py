@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def dropout_forward(x: np.ndarray, p: float, rng: np.random.Generator):
+def dropout_forward(x: np.ndarray, p: float, rng: np.random.Generator, rows: tuple[int, int, int] | None = None):
     """Drop inputs at random.
 
     Parameters
@@ -24,6 +24,9 @@ def dropout_forward(x: np.ndarray, p: float, rng: np.random.Generator):
         Probability of zeroing each element.
     rng : np.random.Generator
         Source of the mask: one ``rng.random`` draw of ``x.shape`` (none when ``p == 0``).
+    rows : (start, stop, total), optional
+        ``x`` is rows ``start:stop`` of a batch of ``total``: draw the whole batch's uniforms and use these rows,
+        so a split batch gets the masks of the unsplit one.
 
     Returns
     -------
@@ -38,7 +41,12 @@ def dropout_forward(x: np.ndarray, p: float, rng: np.random.Generator):
     if p == 0:
         return x, x.dtype.type(1)
     scale = x.dtype.type(1.0 / (1.0 - p))
-    mask = (rng.random(x.shape, dtype=x.dtype) >= p) * scale  # bool * scalar of x's dtype stays in that dtype
+    if rows is None:
+        u = rng.random(x.shape, dtype=x.dtype)
+    else:
+        start, stop, total = rows
+        u = rng.random((total, *x.shape[1:]), dtype=x.dtype)[start:stop]  # (N, ...) of the whole batch's draw
+    mask = (u >= p) * scale  # bool * scalar of x's dtype stays in that dtype
     return x * mask, mask
 
 
