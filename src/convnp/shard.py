@@ -36,11 +36,6 @@ class Shard:
     allreduce: Callable[[np.ndarray], np.ndarray]
 
 
-def sum_over_shards(shard: Shard | None, a: np.ndarray) -> np.ndarray:
-    """``a`` summed over every shard of the batch (``a`` itself when the batch is not split)."""
-    return a if shard is None else shard.allreduce(a)
-
-
 class ThreadAllreduce:
     """An all-reduce among ``n_parties`` threads: each passes its index and array and gets the sum of all.
 
