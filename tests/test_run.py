@@ -144,7 +144,7 @@ def test_cli_model_recipe_fills_untyped_options(mnist, tmp_path, capsys):
     from convnp.models import RECIPES
 
     out = tmp_path / "lenet"
-    # --epochs 5 equals TrainConfig's default but is typed, so it beats the recipe's 10; --lr is left to the recipe.
+    # --epochs 5 is typed, so it beats the recipe's 10 (as a typed default value would); --lr is left to the recipe.
     assert main(["train", "--model", "lenet5", "--epochs", "5", "--limit", "300", "--val-split", "0.2",
                  "--out", str(out), "--patience", "1"]) == 0
     settings = json.loads((out / "config.json").read_text())["settings"]

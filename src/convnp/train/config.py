@@ -27,11 +27,14 @@ class TrainConfig:
     :class:`convnp.data.augment.Augment` with ``max_shift`` (pixels), ``max_rotation`` (degrees),
     ``scale_range=(scale_min, scale_max)`` and, when ``elastic_alpha > 0``, ``elastic=(elastic_alpha,
     elastic_sigma)``. The augmentation settings are ignored when ``augment`` is False.
+
+    ``skip_nonfinite`` batches over the whole run may give a NaN or infinite loss or gradient and be skipped (no
+    update); one more stops the run with :class:`~convnp.train.loop.TrainingDiverged`.
     """
 
     model: str = "notebook"
     data: str = "mnist"
-    epochs: int = 5
+    epochs: int = 8
     batch_size: int = 64
     optimizer: str = "momentum"  # sgd | momentum | adam | adamw
     lr: float | None = None
@@ -57,6 +60,7 @@ class TrainConfig:
     scale_max: float = 1.1
     elastic_alpha: float = 0.0  # 0: no elastic distortion
     elastic_sigma: float = 4.0
+    skip_nonfinite: int = 0  # batches with a NaN/inf loss or gradient that may be skipped over the run
 
     def __post_init__(self):
         problems = []
@@ -76,6 +80,8 @@ class TrainConfig:
             problems.append(f"momentum must be in [0, 1), got {self.momentum!r}")
         if self.weight_decay < 0 or self.warmup_epochs < 0:
             problems.append("weight_decay and warmup_epochs must be >= 0")
+        if not isinstance(self.skip_nonfinite, int) or isinstance(self.skip_nonfinite, bool) or self.skip_nonfinite < 0:
+            problems.append(f"skip_nonfinite must be an integer >= 0, got {self.skip_nonfinite!r}")
         if self.limit is not None and self.limit < 1:
             problems.append(f"limit must be a positive integer, got {self.limit!r}")
         if not _number(self.label_smoothing) or not 0 <= self.label_smoothing < 1:
