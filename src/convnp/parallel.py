@@ -94,10 +94,12 @@ class DataParallel:
             self.pool = None
 
     def _map(self, fn, jobs):
-        if self.pool is None or len(jobs) == 1:
-            return [fn(*job) for job in jobs]
-        previous = set_blas_threads(1)  # one BLAS thread per worker: the workers are the parallelism
+        # One BLAS thread per worker: the workers are the parallelism. With one worker too, so that --threads 1
+        # uses one core: BLAS's own second thread next to a busy process made training steps several times slower.
+        previous = set_blas_threads(1)
         try:
+            if self.pool is None or len(jobs) == 1:
+                return [fn(*job) for job in jobs]
             futures = [self.pool.submit(fn, *job) for job in jobs]
             wait(futures)
         finally:
