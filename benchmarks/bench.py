@@ -309,7 +309,11 @@ def main(argv=None) -> int:
     text = report(results, memory, notebook_ips, epoch_s, args)
     print(text)
     if args.out != "-" and not args.quick:
-        Path(args.out).write_text(text)
+        # benchmarks/load.py appends its own section; rewriting the speed figures keeps it.
+        old = Path(args.out).read_text() if Path(args.out).exists() else ""
+        marker = "## Web server under load"
+        kept = old[old.index(marker):] if marker in old else ""
+        Path(args.out).write_text(text.rstrip("\n") + "\n" + ("\n" + kept if kept else ""))
         print(f"written to {args.out}", file=sys.stderr)
     return 0
 

@@ -46,8 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         # The reader went away (`convnp ... | head`): stop quietly, as Unix tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except KeyboardInterrupt:
-        print("convnp: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        # A training run stopped by Ctrl-C says where it stopped and how to resume; 130 = 128 + SIGINT, as shells do.
+        print(f"convnp: {err}" if str(err) else "convnp: interrupted", file=sys.stderr)
         return 130
     except (ValueError, TypeError, OSError, RuntimeError) as err:
         if args.debug or os.environ.get("CONVNP_DEBUG"):

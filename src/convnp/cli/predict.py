@@ -112,7 +112,8 @@ def run(args) -> int:
                 top = "  ".join(f"{k}: {v:.3f}" for k, v in r["top"])
                 print(f"{r['file']}: {r['label']}  (p={r['top'][0][1]:.3f})  {top}")
     if errors:
-        n_failed = sum(path in errors for path in args.files)
-        print(f"convnp: {n_failed} of {len(args.files)} files could not be classified", file=sys.stderr)
+        if len(args.files) > 1:  # with one file, its own error line already says it all
+            n_failed = sum(path in errors for path in args.files)
+            print(f"convnp: {n_failed} of {len(args.files)} files could not be classified", file=sys.stderr)
         return 1
     return 0

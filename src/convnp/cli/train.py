@@ -72,6 +72,10 @@ def add_parser(subparsers, parents) -> None:
                          help="add elastic distortion (Simard et al. 2003): displacement scale ALPHA and smoothing "
                          "width SIGMA in pixels, e.g. 34 4")
     p.add_argument("--clip-grad-norm", type=positive_float, default=None, help="clip the gradients' joint L2 norm")
+    p.add_argument("--skip-nonfinite", metavar="N", type=_non_negative_int, default=DEFAULTS.skip_nonfinite,
+                   help="skip up to N batches (over the whole run) whose loss or gradient is NaN or infinite, "
+                   "counting them in metrics.csv's 'skipped' column; by default the first one stops training, "
+                   "naming the step, and the last good checkpoint is kept")
     p.add_argument("--patience", type=positive_int, default=None,
                    help="stop early after this many epochs without a lower validation loss")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed,
@@ -87,8 +91,22 @@ def add_parser(subparsers, parents) -> None:
                    help="continue the run in RUN_DIR from its last checkpoint, with its own settings "
                    "(only --epochs may change, to extend it)")
     add_threads(p)
+    p.add_argument("--distributed", action="store_true",
+                   help="train across the processes of an MPI job, started as `mpirun -n N convnp train "
+                   "--distributed ...` (needs pip install 'convnp[mpi]'): --batch-size is the global batch, split "
+                   "across the processes, one thread each; process 0 reads the data and writes the run folder")
     add_mnist_dir(p)
     p.set_defaults(run=run, parser=p)
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
 
 
 def _non_negative(text: str) -> float:
@@ -142,11 +160,19 @@ def _settings(args) -> dict:
         mnist_dir=args.mnist_dir, threads=args.threads, label_smoothing=args.label_smoothing,
         augment=args.augment, max_shift=args.max_shift, max_rotation=args.max_rotation,
         scale_min=args.scale_range[0], scale_max=args.scale_range[1],
-        elastic_alpha=elastic_alpha, elastic_sigma=elastic_sigma,
+        elastic_alpha=elastic_alpha, elastic_sigma=elastic_sigma, skip_nonfinite=args.skip_nonfinite,
     )
 
 
 def run(args) -> int:
+    if args.distributed:
+        from convnp.distributed import launch  # mpi4py is needed, and imported, only here
+
+        return launch(args, _train)
+    return _train(args)
+
+
+def _train(args, distributed=None) -> int:
     start = time.perf_counter()
     settings = _settings(args)
     typed = typed_fields(args)
@@ -154,7 +180,7 @@ def run(args) -> int:
         # Settings typed on the command line must agree with the run's own (only --epochs may extend it).
         asked = {f: settings[f] for f in typed}
         epochs = asked.pop("epochs", None)
-        result = train_run(None, args.resume, resume=True, epochs=epochs, expect=asked)
+        result = train_run(None, args.resume, resume=True, epochs=epochs, expect=asked, distributed=distributed)
     else:
         recipe = RECIPES.get(args.model, {})
         config = TrainConfig(**{**settings, **recipe, **{f: settings[f] for f in typed}})
@@ -164,14 +190,14 @@ def run(args) -> int:
             raise ValueError(f"{' and '.join(idle)} {'has' if len(idle) == 1 else 'have'} no effect without "
                              "--augment; add --augment to train on augmented batches")
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        result = train_run(config, args.out or f"runs/{args.model}-{stamp}")
+        result = train_run(config, args.out or f"runs/{args.model}-{stamp}", distributed=distributed)
     elapsed = time.perf_counter() - start
     if result.test is not None:
         print(f"test accuracy: {result.test['accuracy'] * 100:.2f}% on {result.test['n_samples']:,} test images "
               f"(loss {result.test['loss']:.4f}); {elapsed:.0f} s in all")
     print(f"checkpoints in {result.run_dir}: last.npz, best.npz; "
           f"evaluate with: convnp evaluate {result.run_dir}")
-    if not args.no_report:
+    if not args.no_report and (distributed is None or distributed.is_root):
         _report(result.run_dir)
     return 0
 

@@ -314,8 +314,8 @@ def preprocess_digit(grey: np.ndarray, size: int = 28, box: int = 20) -> np.ndar
     canvas = np.zeros((size, size))
     canvas[top : top + new_h, left : left + new_w] = x
 
-    # 5) full range, as MNIST's strokes are
-    return np.clip(canvas * (255.0 / canvas.max()), 0.0, 255.0)
+    # 5) full range, as MNIST's strokes are (divide first: peak / peak is exactly 1, so the brightest is exactly 255)
+    return np.clip(canvas / canvas.max() * 255.0, 0.0, 255.0)
 
 
 def _resize(x: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 from convnp.train.callbacks import Callback, Checkpoint, EarlyStopping, MetricsCSV, ProgressBar
 from convnp.train.config import TrainConfig
-from convnp.train.loop import Trainer, TrainingDiverged, evaluate, fit
+from convnp.train.loop import Trainer, TrainingDiverged, TrainingInterrupted, evaluate, fit
 
 __all__ = [
     "Callback",
@@ -13,6 +13,7 @@ __all__ = [
     "TrainConfig",
     "Trainer",
     "TrainingDiverged",
+    "TrainingInterrupted",
     "evaluate",
     "fit",
 ]

@@ -1,14 +1,16 @@
 """Callbacks: everything the training loop reports or saves goes through these hooks (Keras' convention).
 
 A callback may implement any of ``on_train_begin(trainer)``, ``on_epoch_begin(epoch)``,
-``on_batch_end(batch, logs)``, ``on_epoch_end(epoch, logs)``, ``on_train_end(logs)``. ``epoch`` is 0-based;
-``logs`` of an epoch hold ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy`` (with validation data), ``lr`` and
-``time``.
+``on_batch_end(batch, logs)``, ``on_epoch_end(epoch, logs)``, ``on_train_end(logs)``, and
+``on_interrupt(position)`` (instead of ``on_train_end`` when :meth:`Trainer.request_stop` stopped the run between
+two steps). ``epoch`` is 0-based; ``logs`` of an epoch hold ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``
+(with validation data), ``lr`` and ``time`` (and ``skipped`` when non-finite batches may be skipped).
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import sys
 import time
@@ -38,6 +40,22 @@ class Callback:
 
     def on_train_end(self, logs):
         pass
+
+    def on_interrupt(self, position):
+        pass
+
+
+def write_failed(path: Path, what: str, err: OSError, kept: str) -> OSError:
+    """An OSError (same errno) whose one-line message says which file could not be written, why, and what is left.
+
+    ``atomic_write`` has already removed its temporary file and left the previous file in place.
+    """
+    reason = err.strerror or str(err)
+    if err.errno == errno.ENOSPC:
+        reason += " (free some space, or train into another folder with --out)"
+    out = OSError(f"could not write {what} {path}: {reason}; {kept}")
+    out.errno = err.errno
+    return out
 
 
 class ProgressBar(Callback):
@@ -95,7 +113,8 @@ def format_epoch_line(epoch: int, epochs: int, logs: dict) -> str:
 class MetricsCSV(Callback):
     """``metrics.csv``: one row per epoch, rewritten atomically from the whole history after each epoch.
 
-    Rewriting (rather than appending) keeps the file consistent with the checkpoint after a resume.
+    Rewriting (rather than appending) keeps the file consistent with the checkpoint after a resume. A run that may
+    skip non-finite batches gets one more column, ``skipped``.
     """
 
     FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "time")
@@ -104,12 +123,17 @@ class MetricsCSV(Callback):
         self.path = Path(path)
 
     def on_epoch_end(self, epoch, logs):
+        history = self.trainer.history
+        fields = self.FIELDS + (("skipped",) if any("skipped" in row for row in history) else ())
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=self.FIELDS, extrasaction="ignore", lineterminator="\n")
+        writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
-        for row in self.trainer.history:
-            writer.writerow({k: _csv_value(row.get(k)) for k in self.FIELDS})
-        atomic_write(self.path, lambda f: f.write(buffer.getvalue().encode()))
+        for row in history:
+            writer.writerow({k: _csv_value(row.get(k)) for k in fields})
+        try:
+            atomic_write(self.path, lambda f: f.write(buffer.getvalue().encode()))
+        except OSError as err:
+            raise write_failed(self.path, "the metrics", err, "the file is left as it was before this epoch") from None
 
 
 def _csv_value(value):
@@ -124,9 +148,19 @@ class Checkpoint(Callback):
     """After each epoch, ``last.npz``: weights, optimizer, epoch, step, RNG states, history; and ``best.npz`` when
     ``monitor`` (default ``val_accuracy``, else ``accuracy``) improves. Both are written atomically.
 
-    The RNG states are the batch order's (``rng_state``), the layers' own (``layer_rng_states``, e.g. Dropout) and,
-    when the trainer augments its batches, the augmentation's (``augment_rng_state``): all a resume needs to draw
-    what an uninterrupted run would have drawn.
+    Before the first step of a new run it writes ``last.npz`` at epoch 0 (the initial weights), and when the run is
+    interrupted between two steps it writes ``last.npz`` there: so from the moment training starts, the folder
+    always holds a checkpoint to resume from. ``best.npz`` is written before ``last.npz``: a crash between the two
+    then repeats the epoch on resume, which writes the same ``best.npz`` again.
+
+    The RNG states are the batch order's at the start of epoch ``epoch`` (``rng_state``), the layers' own
+    (``layer_rng_states``, e.g. Dropout) and, when the trainer augments its batches, the augmentation's
+    (``augment_rng_state``): all a resume needs to draw what an uninterrupted run would have drawn. A checkpoint
+    written mid-epoch also holds ``batch`` (batches of epoch ``epoch + 1`` done) and ``epoch_sums`` (that epoch's
+    loss and accuracy sums so far); ``skipped_total`` counts the non-finite batches skipped over the run.
+
+    A write that fails (disk full, read-only, I/O error) raises an ``OSError`` naming the file and leaves the
+    previous checkpoint as it was.
 
     ``meta`` is added to every checkpoint (the run's settings, input preprocessing, model name).
     """
@@ -141,25 +175,51 @@ class Checkpoint(Callback):
         super().on_train_begin(trainer)
         values = [row.get(self.monitor, row.get("accuracy")) for row in trainer.history]
         self.best = max(values) if values else None
+        self.saved = f"epoch {len(trainer.history)}"
+        if trainer.step == 0 and not trainer.history:
+            self._save("last.npz", self._meta(epoch=0, rng_state=trainer.rng.bit_generator.state, logs={}),
+                       kept="nothing was trained yet")
+            self.saved = "epoch 0, the initial weights"
 
     def on_epoch_end(self, epoch, logs):
-        trainer = self.trainer
-        meta = {
-            **self.meta,
-            "epoch": epoch + 1,
-            "step": trainer.step,
-            "rng_state": trainer.rng.bit_generator.state,
-            "layer_rng_states": trainer.model.rng_states(),
-            "history": trainer.history,
-            "metrics": logs,
-        }
-        if trainer.augment_rng is not None:
-            meta["augment_rng_state"] = trainer.augment_rng.bit_generator.state
-        save_checkpoint(self.folder / "last.npz", trainer.model, optimizer=trainer.optimizer, meta=meta)
+        meta = self._meta(epoch=epoch + 1, rng_state=self.trainer.rng.bit_generator.state, logs=logs)
         value = logs.get(self.monitor, logs.get("accuracy"))
         if self.best is None or value > self.best:
             self.best = value
-            save_checkpoint(self.folder / "best.npz", trainer.model, optimizer=trainer.optimizer, meta=meta)
+            self._save("best.npz", meta, kept="best.npz is left as it was")
+        self._save("last.npz", meta, kept=f"last.npz still holds {self.saved}")
+        self.saved = f"epoch {epoch + 1}"
+
+    def on_interrupt(self, position):
+        meta = self._meta(epoch=position["epoch"], rng_state=self.trainer.epoch_rng_state,
+                          logs=self.trainer.history[-1] if self.trainer.history else {})
+        meta["batch"] = position["batch"]
+        meta["epoch_sums"] = {k: position[k] for k in ("loss_sum", "correct", "seen", "skipped")}
+        self._save("last.npz", meta, kept=f"last.npz still holds {self.saved}")
+        self.saved = f"epoch {position['epoch'] + 1}, batch {position['batch']}"
+
+    def _meta(self, *, epoch: int, rng_state: dict, logs: dict) -> dict:
+        trainer = self.trainer
+        meta = {
+            **self.meta,
+            "epoch": epoch,
+            "step": trainer.step,
+            "rng_state": rng_state,
+            "layer_rng_states": trainer.model.rng_states(),
+            "history": trainer.history,
+            "metrics": logs,
+            "skipped_total": trainer.skipped_total,
+        }
+        if trainer.augment_rng is not None:
+            meta["augment_rng_state"] = trainer.augment_rng.bit_generator.state
+        return meta
+
+    def _save(self, name: str, meta: dict, kept: str) -> None:
+        path = self.folder / name
+        try:
+            save_checkpoint(path, self.trainer.model, optimizer=self.trainer.optimizer, meta=meta)
+        except OSError as err:
+            raise write_failed(path, "the checkpoint", err, kept) from None
 
 
 class EarlyStopping(Callback):

@@ -3,10 +3,16 @@
 Every epoch reshuffles with the Generator it was given, so the same seed and settings give bitwise-identical
 weights and metrics; saving the Generator's state with the weights lets a stopped run resume exactly. Training
 batches can be augmented on the fly by a callable that draws from its own Generator, saved the same way.
+
+A run can also stop between two steps (:meth:`Trainer.request_stop`, e.g. on Ctrl-C): the callbacks get
+``on_interrupt(position)`` with everything needed to continue from that very batch (``fit(..., resume_from=...)``),
+so even a run stopped mid-epoch resumes to the bits of an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import copy
+import logging
 import time
 
 import numpy as np
@@ -17,8 +23,23 @@ from convnp.optim import clip_grad_norm
 from convnp.parallel import DataParallel, get_num_threads
 
 
+logger = logging.getLogger("convnp.train")
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """A run stopped between two steps on request (Ctrl-C); its checkpoint lets ``--resume`` continue exactly.
+
+    A ``KeyboardInterrupt``, so code that stops on Ctrl-C keeps doing so; the message says where the run stopped,
+    where its checkpoint is and how to resume.
+    """
+
+
 class TrainingDiverged(RuntimeError):
-    """The loss or a gradient became NaN or infinite."""
+    """The loss or a gradient became NaN or infinite; ``step`` is the 1-based step (batch of the run) it happened at."""
+
+    def __init__(self, message: str, step: int | None = None):
+        super().__init__(message)
+        self.step = step
 
 
 def evaluate(model, x: np.ndarray, y: np.ndarray, batch_size: int = 1000, threads=None) -> dict[str, float]:
@@ -63,6 +84,15 @@ class Trainer:
         batch after it is drawn, never to validation data. It must keep the batch's shape and dtype.
     augment_rng : np.random.Generator
         The Generator ``augment`` draws from; required with ``augment``. Its state goes into checkpoints.
+    skip_nonfinite : int
+        How many batches, over the whole run, may give a NaN or infinite loss or gradient and simply be skipped (no
+        update; the layers' running statistics are restored). Default 0: the first one raises
+        :class:`TrainingDiverged`. Skipped batches are left out of the epoch's loss and accuracy and counted in
+        its ``skipped`` log; ``skipped_total`` counts them over the run.
+    parallel : optional
+        Runs the training steps in place of a :class:`~convnp.parallel.DataParallel` over ``threads``: an object
+        with ``train_step(x, y) -> (loss, correct, finite)`` and ``close()``, such as
+        :class:`convnp.distributed.DistributedDataParallel` (training across MPI processes).
     """
 
     def __init__(
@@ -77,7 +107,11 @@ class Trainer:
         label_smoothing: float = 0.0,
         augment=None,
         augment_rng: np.random.Generator | None = None,
+        skip_nonfinite: int = 0,
+        parallel=None,
     ):
+        if not isinstance(skip_nonfinite, (int, np.integer)) or isinstance(skip_nonfinite, bool) or skip_nonfinite < 0:
+            raise ValueError(f"Trainer: skip_nonfinite must be an integer >= 0, got {skip_nonfinite!r}")
         if augment is not None and not callable(augment):
             raise TypeError(
                 f"Trainer: augment must be a callable (x_batch, rng) -> x_batch, got {type(augment).__name__}"
@@ -90,6 +124,7 @@ class Trainer:
         self.model, self.optimizer, self.schedule = model, optimizer, schedule
         self.threads = threads or get_num_threads()
         self.parallel: DataParallel | None = None
+        self._given_parallel = parallel
         self.clip_grad_norm = clip_grad_norm
         self.callbacks = list(callbacks)
         self.loss_fn = SoftmaxCrossEntropy(label_smoothing)  # checks label_smoothing
@@ -99,30 +134,54 @@ class Trainer:
         self.stop_training = False
         self.stop_reason: str | None = None
         self.rng: np.random.Generator | None = None
+        self.skip_nonfinite, self.skipped_total = int(skip_nonfinite), 0
+        # The batch order Generator's state when the current epoch began: with the batch index, where a resume
+        # picks up (the permutation is drawn again from it, then the batches already done are passed over).
+        self.epoch_rng_state: dict | None = None
+        self.stop_requested: str | None = None
+        self.interrupted: dict | None = None
+        self._at: tuple[int, int, int] | None = None  # (epoch, batch, batches per epoch) of the step running
 
     def _call(self, hook: str, *args):
         for callback in self.callbacks:
-            getattr(callback, hook)(*args)
+            method = getattr(callback, hook, None)  # on_interrupt is newer than some user callbacks
+            if method is not None:
+                method(*args)
+
+    def request_stop(self, reason: str = "stop requested") -> None:
+        """Stop at the end of the step now running (safe from a signal handler: it only sets a flag)."""
+        self.stop_requested = reason
+
+    def _where(self) -> str:
+        """``step 37 (epoch 2, batch 5 of 18)``: where the step now running is, for error messages."""
+        text = f"step {self.step + 1}"
+        if self._at is not None:
+            epoch, batch, n_batches = self._at
+            text += f" (epoch {epoch + 1}, batch {batch + 1} of {n_batches})"
+        return text
 
     def train_step(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, int]:
         """One forward, backward and update on a batch; returns the batch's mean loss and number correct."""
         if self.parallel is None:
-            self.parallel = DataParallel(self.model, self.threads, label_smoothing=self.loss_fn.label_smoothing)
-        loss, correct, finite = self.parallel.train_step(xb, yb)
-        if not finite:
-            raise TrainingDiverged(
-                f"the network's output became NaN or infinite at step {self.step + 1}; "
-                f"try a lower learning rate (now {self.optimizer.lr:.3g})"
-            )
-        grads = self.model.gradients()
-        if self.clip_grad_norm is not None:
-            norm = clip_grad_norm(grads, self.clip_grad_norm)
-        else:
-            norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
+            self.parallel = self._given_parallel or DataParallel(
+                self.model, self.threads, label_smoothing=self.loss_fn.label_smoothing)
+        # Overflow is caught just below and reported with the step; NumPy's own warnings would only add noise.
+        with np.errstate(over="ignore", invalid="ignore"):
+            loss, correct, finite = self.parallel.train_step(xb, yb)
+            if not finite:
+                raise TrainingDiverged(
+                    f"the network's output became NaN or infinite at {self._where()}; "
+                    f"try a lower learning rate (now {self.optimizer.lr:.3g})", self.step + 1
+                )
+            grads = self.model.gradients()
+            if self.clip_grad_norm is not None:
+                norm = clip_grad_norm(grads, self.clip_grad_norm)
+            else:
+                norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
         if not np.isfinite(norm):
             raise TrainingDiverged(
-                f"a gradient became NaN or infinite at step {self.step + 1}; "
-                f"try a lower learning rate (now {self.optimizer.lr:.3g}) or --clip-grad-norm"
+                f"a gradient became NaN or infinite at {self._where()}; "
+                f"try a lower learning rate (now {self.optimizer.lr:.3g}) or --clip-grad-norm", self.step + 1
             )
         if self.schedule is not None:
             self.optimizer.lr = self.schedule(self.step)
@@ -140,6 +199,7 @@ class Trainer:
         rng: np.random.Generator,
         validation_data: tuple[np.ndarray, np.ndarray] | None = None,
         initial_epoch: int = 0,
+        resume_from: dict | None = None,
     ) -> list[dict]:
         """Train from ``initial_epoch`` up to ``epochs``; returns the history (one ``logs`` dict per epoch).
 
@@ -155,24 +215,63 @@ class Trainer:
         validation_data : (x_val, y_val), optional
         initial_epoch : int
             Epochs already done (when resuming); ``self.history`` and ``self.step`` should hold their record.
+        resume_from : dict, optional
+            The ``position`` an interrupted run handed to ``on_interrupt``: continue epoch ``initial_epoch`` after
+            its first ``position["batch"]`` batches, with the epoch's sums so far. ``rng`` must then be in the
+            state the epoch began with (``position`` was taken with ``self.epoch_rng_state`` beside it).
+
+        Callbacks get ``on_interrupt(position)`` instead of ``on_train_end`` when :meth:`request_stop` stops the
+        run; ``self.interrupted`` then holds the position and ``self.stop_reason`` says where it stopped.
         """
         if len(x) != len(y):
             raise ValueError(f"Trainer.fit: inconsistent numbers of samples: {[len(x), len(y)]}")
+        resume_from = dict(resume_from or {})
+        first_batch = int(resume_from.get("batch", 0))
+        n_batches = -(-len(y) // batch_size)
+        if first_batch and not 0 < first_batch < n_batches:
+            raise ValueError(f"Trainer.fit: resume_from batch must be in [0, {n_batches}), got {first_batch}")
         self.rng = rng
         self.stop_training = False
+        self.interrupted = None
         self._call("on_train_begin", self)
         for epoch in range(initial_epoch, epochs):
+            self.epoch_rng_state = copy.deepcopy(rng.bit_generator.state)
+            # (loss sum, correct, samples used, batches skipped) of this epoch so far
+            sums = [float(resume_from.get("loss_sum", 0.0)), int(resume_from.get("correct", 0)),
+                    int(resume_from.get("seen", 0)), int(resume_from.get("skipped", 0))]
+            if self.stop_requested:  # asked during the previous epoch's validation or checkpoint
+                self._interrupt(epoch, first_batch, n_batches, sums)
+                break
             self._call("on_epoch_begin", epoch)
             start = time.perf_counter()
-            total_loss, correct = 0.0, 0
             for batch, (xb, yb) in enumerate(iterate_minibatches(x, y, batch_size, rng)):
+                if batch < first_batch:  # done before the interruption this run resumes from
+                    continue
+                if self.stop_requested:
+                    self._interrupt(epoch, batch, n_batches, sums)
+                    break
                 if self.augment is not None:
                     xb = self._augmented(xb)
-                loss, n_correct = self.train_step(xb, yb)
-                total_loss += loss * len(yb)
-                correct += n_correct
+                self._at = (epoch, batch, n_batches)
+                outcome = self._guarded_step(xb, yb)
+                if outcome is None:  # a non-finite batch, skipped
+                    sums[3] += 1
+                    continue
+                loss, n_correct = outcome
+                sums[0] += loss * len(yb)
+                sums[1] += n_correct
+                sums[2] += len(yb)
                 self._call("on_batch_end", batch, {"loss": loss, "correct": n_correct, "size": len(yb)})
-            logs = {"epoch": epoch + 1, "loss": total_loss / len(y), "accuracy": correct / len(y)}
+            self._at = None
+            first_batch, resume_from = 0, {}
+            if self.interrupted is not None:
+                break
+            total_loss, correct, seen, skipped = sums
+            # Dividing by the samples used is dividing by len(y) unless batches were skipped.
+            logs = {"epoch": epoch + 1, "loss": total_loss / seen if seen else float("nan"),
+                    "accuracy": correct / seen if seen else 0.0}
+            if self.skip_nonfinite:
+                logs["skipped"] = skipped
             if validation_data is not None and len(validation_data[1]):
                 val = evaluate(self.model, *validation_data, threads=self.threads)
                 logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
@@ -182,11 +281,43 @@ class Trainer:
             self._call("on_epoch_end", epoch, logs)
             if self.stop_training:
                 break
-        self._call("on_train_end", self.history[-1] if self.history else {})
+        if self.interrupted is None:
+            self._call("on_train_end", self.history[-1] if self.history else {})
         if self.parallel is not None:
             self.parallel.close()
             self.parallel = None
         return self.history
+
+    def _interrupt(self, epoch: int, batch: int, n_batches: int, sums: list) -> None:
+        """Record where the run stopped (before batch ``batch`` of ``epoch``) and tell the callbacks."""
+        self.interrupted = {"epoch": epoch, "batch": batch, "loss_sum": sums[0], "correct": sums[1],
+                            "seen": sums[2], "skipped": sums[3]}
+        self.stop_reason = (f"{self.stop_requested}: stopped after step {self.step} "
+                            f"(epoch {epoch + 1}, {batch} of {n_batches} batches done)")
+        self._call("on_interrupt", dict(self.interrupted))
+
+    def _guarded_step(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, int] | None:
+        """:meth:`train_step`, or None for a non-finite batch skipped within ``skip_nonfinite``."""
+        if self.skipped_total >= self.skip_nonfinite:
+            try:
+                return self.train_step(xb, yb)
+            except TrainingDiverged as err:
+                if self.skip_nonfinite:
+                    raise TrainingDiverged(f"{err}; {self.skipped_total} non-finite batch(es) skipped already, "
+                                           f"the most skip_nonfinite={self.skip_nonfinite} allows", err.step) from None
+                raise
+        # Forward in training mode updates running statistics (BatchNorm): keep a copy to undo a skipped batch.
+        saved = [(layer.state, dict((k, v.copy()) for k, v in layer.state.items())) for layer in self.model.layers]
+        try:
+            return self.train_step(xb, yb)
+        except TrainingDiverged as err:
+            for state, copies in saved:
+                state.update(copies)
+            self.skipped_total += 1
+            self.step += 1  # the schedule counts batches, skipped or not
+            logger.warning("convnp: batch skipped (%d of at most %d): %s", self.skipped_total, self.skip_nonfinite,
+                           str(err).split(";")[0])
+            return None
 
     def _augmented(self, xb: np.ndarray) -> np.ndarray:
         out = self.augment(xb, self.augment_rng)
@@ -215,8 +346,10 @@ def fit(
     label_smoothing: float = 0.0,
     augment=None,
     augment_rng: np.random.Generator | None = None,
+    skip_nonfinite: int = 0,
 ) -> list[dict]:
     """Train ``model`` on prepared ``(x, y)`` in one call; see :class:`Trainer` for the arguments."""
     trainer = Trainer(model, optimizer, schedule=schedule, clip_grad_norm=clip_grad_norm, callbacks=callbacks,
-                      threads=threads, label_smoothing=label_smoothing, augment=augment, augment_rng=augment_rng)
+                      threads=threads, label_smoothing=label_smoothing, augment=augment, augment_rng=augment_rng,
+                      skip_nonfinite=skip_nonfinite)
     return trainer.fit(x, y, epochs=epochs, batch_size=batch_size, rng=rng, validation_data=validation_data)

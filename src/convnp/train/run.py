@@ -14,14 +14,25 @@ children of ``SeedSequence(seed).spawn(4)`` are those of ``spawn(3)``, so runs f
 their bits). The batch-order and augmentation Generators' states are saved with every checkpoint: ``resume``
 continues with exactly the batches, and augmented images, an uninterrupted run would have drawn, and ends with
 bitwise-identical weights.
+
+Faults: the folder always holds a loadable ``last.npz`` once training has started (every write is atomic, and one
+is written at epoch 0), so a killed run resumes from its last epoch. Ctrl-C (SIGINT) stops at the end of the
+current step, saves ``last.npz`` there (mid-epoch included) and raises :class:`TrainingInterrupted` saying how to
+resume; a second Ctrl-C stops at once. A non-finite loss or gradient raises :class:`TrainingDiverged` naming the
+step, with the last good checkpoint left as it was (unless ``skip_nonfinite`` allows skipping the batch). A folder
+that cannot be written fails before the first step.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import math
+import shlex
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +48,7 @@ from convnp.parallel import get_num_threads
 from convnp.schedules import Constant, Cosine, OneCycle, Step
 from convnp.train.callbacks import Checkpoint, EarlyStopping, MetricsCSV, ProgressBar
 from convnp.train.config import TrainConfig
-from convnp.train.loop import Trainer, evaluate
+from convnp.train.loop import Trainer, TrainingDiverged, TrainingInterrupted, evaluate
 
 
 @dataclass
@@ -116,6 +127,7 @@ def train_run(
     expect: dict | None = None,
     stream=None,
     callbacks=(),
+    distributed=None,
 ) -> RunResult:
     """Train (or resume) a run in ``run_dir``.
 
@@ -133,9 +145,14 @@ def train_run(
     stream : file, optional
         Where progress goes (default ``sys.stdout``).
     callbacks : extra callbacks, after the built-in ones.
+    distributed : convnp.distributed.Distributed, optional
+        Train across the processes of an MPI job (every process calls this): process 0 reads the data and writes
+        ``run_dir``; the others get the data from it and use a private scratch copy of the folder.
     """
     stream = stream if stream is not None else sys.stdout
     run_dir = Path(run_dir)
+    if distributed is not None:
+        run_dir = distributed.local_run_dir(run_dir, resume)
     say = lambda text: print(text, file=stream, flush=True)  # noqa: E731
 
     if resume:
@@ -160,7 +177,11 @@ def train_run(
     init_rng, split_rng, order_rng, augment_rng = (np.random.default_rng(s) for s in seeds)
 
     # Everything that can fail on bad settings or an unwritable folder fails here, before the first step.
-    data = load_dataset(config.data, mnist_dir=config.mnist_dir)
+    if distributed is None:
+        data = load_dataset(config.data, mnist_dir=config.mnist_dir)
+    else:  # process 0 reads the files and sends the arrays
+        data = distributed.load_dataset(config.data, mnist_dir=config.mnist_dir)
+        config.threads = 1  # one thread per process: the processes are the parallelism
     if config.limit is not None:
         data.x_train, data.y_train = data.x_train[: config.limit], data.y_train[: config.limit]
     train_idx, val_idx = split_validation(len(data.y_train), config.val_split, split_rng)
@@ -173,7 +194,11 @@ def train_run(
         optimizer = make_optimizer(config)
         standardize = Standardize.fit(data.x_train[train_idx])
         history, step, initial_epoch = [], 0, 0
-        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OSError(f"cannot create the run folder {run_dir}: {err.strerror or err}") from None
+        _remove_stale_temporaries(run_dir)
         _write_config(run_dir, config)
     else:
         model, optimizer, standardize = checkpoint.model, checkpoint.optimizer(), checkpoint.standardize
@@ -183,6 +208,7 @@ def train_run(
         if config.augment:
             augment_rng.bit_generator.state = checkpoint.meta["augment_rng_state"]
         model.set_rng_states(checkpoint.meta.get("layer_rng_states", {}))
+        _remove_stale_temporaries(run_dir)
         _write_config(run_dir, config)
 
     x_train = standardize(data.x_train[train_idx], model.dtype)
@@ -199,37 +225,58 @@ def train_run(
         "preprocessing": standardize.to_dict(),
         "augment": None if augment is None else augment.get_config(),  # with the fill value actually used
     }
+    checkpointer = Checkpoint(run_dir, meta=meta)
     trainer = Trainer(
         model,
         optimizer,
+        skip_nonfinite=config.skip_nonfinite,
         schedule=make_schedule(config, steps_per_epoch),
         clip_grad_norm=config.clip_grad_norm,
         threads=config.threads,
         label_smoothing=config.label_smoothing,
+        parallel=None if distributed is None else distributed.data_parallel(model, config.label_smoothing),
         augment=augment,
         augment_rng=augment_rng if augment is not None else None,
         callbacks=[
             ProgressBar(config.epochs, len(y_train), stream=stream),
             MetricsCSV(run_dir / "metrics.csv"),
-            Checkpoint(run_dir, meta=meta),
+            checkpointer,
             *([EarlyStopping(config.patience)] if config.patience else []),
             *callbacks,
         ],
     )
     trainer.history, trainer.step = list(history), step
+    resume_from = None
+    if checkpoint is not None:
+        trainer.skipped_total = int(checkpoint.meta.get("skipped_total", 0))
+        if checkpoint.meta.get("batch"):  # stopped mid-epoch: continue after the batches already done
+            resume_from = {"batch": checkpoint.meta["batch"], **checkpoint.meta["epoch_sums"]}
 
     if initial_epoch >= config.epochs:
         say(f"{run_dir} already finished its {config.epochs} epoch(s); pass --epochs N to train further")
     else:
-        what = f"resuming {run_dir} at epoch {initial_epoch + 1}" if resume else f"run folder {run_dir}"
+        what = f"run folder {run_dir}"
+        if resume:
+            what = f"resuming {run_dir} at epoch {initial_epoch + 1}" + (
+                f", batch {resume_from['batch'] + 1}" if resume_from else "")
         say(f"{what}: {config.model} on {data.name}, {len(y_train):,} training / "
             f"{0 if validation is None else len(validation[1]):,} validation images, {config.epochs} epoch(s), "
             f"batch {config.batch_size}, {optimizer!r}, schedule {config.schedule}, "
             + (f"label smoothing {config.label_smoothing:g}, " if config.label_smoothing else "")
             + (f"augmentation {augment!r}, " if augment is not None else "")
             + f"seed {config.seed}, {config.threads or get_num_threads()} thread(s)")
-        trainer.fit(x_train, y_train, epochs=config.epochs, batch_size=config.batch_size, rng=order_rng,
-                    validation_data=validation, initial_epoch=initial_epoch)
+        try:
+            with _stop_on_sigint(trainer):
+                trainer.fit(x_train, y_train, epochs=config.epochs, batch_size=config.batch_size, rng=order_rng,
+                            validation_data=validation, initial_epoch=initial_epoch, resume_from=resume_from)
+        except TrainingDiverged as err:
+            hint = "" if config.skip_nonfinite else ", or --skip-nonfinite N to skip such batches"
+            raise TrainingDiverged(f"{err}{hint}; training stopped, {run_dir / 'last.npz'} ({checkpointer.saved}) "
+                                   "is kept", err.step) from None
+        if trainer.stop_requested:
+            where = trainer.stop_reason if trainer.interrupted else f"{trainer.stop_requested}: training had finished"
+            raise TrainingInterrupted(f"{where}; checkpoint saved in {run_dir / 'last.npz'}; resume with: "
+                                      f"convnp train --resume {shlex.quote(str(run_dir))}")
         if trainer.stop_reason:
             say(trainer.stop_reason)
 
@@ -240,6 +287,37 @@ def train_run(
         results = {"test": test, "epochs_done": len(trainer.history), "checkpoint": str(run_dir / "last.npz")}
         atomic_write(run_dir / "results.json", lambda f: f.write(json.dumps(results, indent=2).encode()))
     return RunResult(run_dir, trainer.history, test, trainer.stop_reason)
+
+
+@contextlib.contextmanager
+def _stop_on_sigint(trainer: Trainer):
+    """While training, Ctrl-C asks the trainer to stop after the current step; a second Ctrl-C stops at once.
+
+    Only in the main thread, and only where nobody installed a SIGINT handler of their own.
+    """
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+
+    def handler(signum, frame):
+        if trainer.stop_requested:
+            raise KeyboardInterrupt
+        trainer.request_stop("interrupted (Ctrl-C)")  # only a flag: the step in progress finishes untouched
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _remove_stale_temporaries(run_dir: Path) -> None:
+    """Remove the temporary files a killed run may have left mid-write (``atomic_write``'s ``.<name>.*.tmp``)."""
+    for name in ("last.npz", "best.npz", "metrics.csv", "config.json", "results.json"):
+        for stale in run_dir.glob(f".{name}.*.tmp"):
+            stale.unlink(missing_ok=True)
 
 
 def _write_config(run_dir: Path, config: TrainConfig) -> None:
@@ -266,6 +344,7 @@ def _open_for_resume(run_dir: Path):
         raise ValueError(f"{run_dir} holds no checkpoint yet (last.npz); start it again without --resume")
     checkpoint = load_checkpoint(run_dir / "last.npz")
     needed = ("history", "step", "epoch", "rng_state") + (("augment_rng_state",) if config.augment else ())
+    needed += ("epoch_sums",) if checkpoint.meta.get("batch") else ()
     for key in needed:
         if key not in checkpoint.meta:
             raise ValueError(f"{run_dir / 'last.npz'}: lacks {key!r}, so the run cannot be resumed exactly")
