@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from convnp.ops.conv import conv2d_backward, conv2d_forward, im2col
+from convnp.ops.conv import conv2d_backward, conv2d_forward, im2col, im2col_transposed
 from convnp.ops.pool import maxpool2d_backward, maxpool2d_forward
 from convnp.ops.reference import (
     conv2d_backward_reference,
@@ -55,6 +55,15 @@ def test_im2col_rows_are_the_windows(channels):
     cols = im2col(x, (3, 2), (2, 1))
     expected = sliding_windows(x, (3, 2), (2, 1)).reshape(cols.shape)
     np.testing.assert_array_equal(cols, expected)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("stride", [(1, 1), (2, 1), (2, 3)])
+def test_im2col_transposed_is_the_transpose_of_im2col(channels, stride):
+    x = np.random.default_rng(channels).standard_normal((3, 9, 8, channels)).astype(np.float32)
+    workspace = {}
+    for _ in range(2):  # the second call reuses the buffer
+        np.testing.assert_array_equal(im2col_transposed(x, (3, 2), stride, workspace), im2col(x, (3, 2), stride).T)
 
 
 def _pool_cases():
