@@ -62,13 +62,7 @@ def im2col(x_padded: np.ndarray, kernel_size, stride, workspace: dict | None = N
     N, H_out, W_out, kH, kW, C = windows.shape
     cols = _buffer(workspace, "cols", (N * H_out * W_out, kH * kW * C), x_padded.dtype)
     cols6 = cols.reshape(N, H_out, W_out, kH, kW, C)  # a view of the buffer
-    if C >= 8:
-        np.copyto(cols6, windows)  # long contiguous runs of C values: one strided copy is fastest
-    else:
-        # Few channels: copy offset by offset, each a slab of whole image rows.
-        for a in range(kH):
-            for b in range(kW):
-                cols6[:, :, :, a, b, :] = windows[:, :, :, a, b, :]
+    np.copyto(cols6, windows)  # runs of kW*C contiguous values; for one channel see im2col_transposed
     return cols
 
 
@@ -86,11 +80,12 @@ def im2col_transposed(x_padded: np.ndarray, kernel_size, stride, workspace: dict
         Row ``(a, b, c)`` holds input channel ``c`` at kernel offset ``(a, b)`` of every window, so
         ``cols_t.T`` equals ``im2col(x_padded, ...)``.
 
-    With one input channel (every zoo network's first layer) each row is a whole shifted image slab, copied with long
-    contiguous runs, where :func:`im2col` writes one value every ``kH*kW`` elements; the matrix products take the
-    transpose for free (a BLAS flag). Measured here: the 5x5 first layer of LeNet-5 went from 28 to 11 ms per
-    batch of 128. With several channels the per-offset transposition costs more than it saves, so
-    :func:`conv2d_forward` uses this only for ``C == 1``.
+    With one input channel (every zoo network's first layer) each row is a shifted image slab, copied in long
+    runs, where :func:`im2col` writes runs of only ``kW`` values ``kH*kW`` apart; the matrix products take the
+    transpose for free (a BLAS flag). Measured here, im2col plus the product for a batch of 128 28x28 images, 3x3
+    kernels: 6.7 -> 1.4 ms with 8 filters, 13.7 -> 8.2 ms with 32. From two channels on, :func:`im2col`'s runs of
+    ``kW*C`` values were as fast or faster (6 channels, 5x5: 3.3 ms against 5.3), so :func:`conv2d_forward` uses
+    this for one channel only.
     """
     kH, kW = kernel_size
     sH, sW = stride
