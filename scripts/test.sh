@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Set up .venv with the test tools, Pillow and the PyTorch oracle, then run the whole test suite.
+# Set up .venv with the test tools, Pillow, the PyTorch oracle and MPI (mpi4py, Open MPI), then run the whole test suite.
 # Extra arguments go to pytest. pytest's own exit code is returned: 5 (no tests collected) fails too.
-source "$(dirname "$0")/_venv.sh" "test,image,oracle"
+source "$(dirname "$0")/_venv.sh" "test,image,oracle,mpi"
 # The browser tests drive Debian's Chromium (never `playwright install`, which downloads a browser). As root on a
 # fresh machine, install it; if that fails, carry on: those tests skip and say why.
 if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
