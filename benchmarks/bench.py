@@ -309,10 +309,10 @@ def main(argv=None) -> int:
     text = report(results, memory, notebook_ips, epoch_s, args)
     print(text)
     if args.out != "-" and not args.quick:
-        # benchmarks/load.py appends its own section; rewriting the speed figures keeps it.
+        # Other benchmarks (load.py, distributed.py, ...) write their own "## " sections after these figures, which
+        # have no such heading: rewriting the figures keeps every one of them.
         old = Path(args.out).read_text() if Path(args.out).exists() else ""
-        marker = "## Web server under load"
-        kept = old[old.index(marker):] if marker in old else ""
+        kept = old[old.index("\n## ") + 1:] if "\n## " in old else ""
         Path(args.out).write_text(text.rstrip("\n") + "\n" + ("\n" + kept if kept else ""))
         print(f"written to {args.out}", file=sys.stderr)
     return 0
