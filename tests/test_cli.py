@@ -47,7 +47,7 @@ def test_gradcheck_reports_the_notebook_maxpool_failing(capsys):
         (["train", "--lr", "-1"], "expected a positive finite number"),
         (["train", "--momentum", "1.5"], r"expected a number in \[0, 1\)"),
         (["train", "--model", "resnet"], "invalid choice"),
-        (["gradcheck", "--tolerance", "abc"], "expected a positive number"),
+        (["gradcheck", "--tolerance", "abc"], "expected a positive finite number"),
     ],
 )
 def test_bad_options_exit_2_with_a_message(capsys, argv, message):

@@ -6,7 +6,15 @@ import argparse
 import datetime
 import time
 
-from convnp.cli._args import add_mnist_dir, add_threads, positive_float, positive_int, unit_float
+from convnp.cli._args import (
+    add_mnist_dir,
+    add_threads,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    unit_float,
+)
 from convnp.models import MODELS, RECIPES
 from convnp.train.config import DEFAULT_LR, SCHEDULE_NAMES, TrainConfig
 from convnp.train.run import train_run
@@ -38,12 +46,12 @@ def add_parser(subparsers, parents) -> None:
                    help="learning rate; default per optimizer: " + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()))
     p.add_argument("--momentum", type=unit_float, default=DEFAULTS.momentum, help="momentum of --optimizer momentum")
     p.add_argument("--nesterov", action="store_true", help="Nesterov momentum (with --optimizer momentum)")
-    p.add_argument("--weight-decay", type=_non_negative, default=DEFAULTS.weight_decay,
+    p.add_argument("--weight-decay", type=non_negative_float, default=DEFAULTS.weight_decay,
                    help="L2 weight decay (decoupled for adamw)")
     p.add_argument("--schedule", choices=SCHEDULE_NAMES, default=DEFAULTS.schedule,
                    help="learning-rate schedule over the run; onecycle: a cosine rise from lr/25 to lr over 30%% "
                    "of the steps (or --warmup-epochs), then a cosine fall to lr/2.5e5 (PyTorch's OneCycleLR)")
-    p.add_argument("--warmup-epochs", type=_non_negative, default=DEFAULTS.warmup_epochs,
+    p.add_argument("--warmup-epochs", type=non_negative_float, default=DEFAULTS.warmup_epochs,
                    help="linear learning-rate warm-up, in epochs (fractions allowed); with --schedule onecycle, "
                    "the length of its rise")
     p.add_argument("--step-epochs", type=positive_int, default=DEFAULTS.step_epochs,
@@ -60,19 +68,19 @@ def add_parser(subparsers, parents) -> None:
     augment.add_argument("--augment", action="store_true",
                          help="shift, rotate and scale every training image by random amounts (and distort it "
                          "elastically with --elastic)")
-    augment.add_argument("--max-shift", type=_non_negative, default=DEFAULTS.max_shift,
+    augment.add_argument("--max-shift", type=non_negative_float, default=DEFAULTS.max_shift,
                          help="largest shift, in pixels, along each axis")
-    augment.add_argument("--max-rotation", type=_non_negative, default=DEFAULTS.max_rotation,
+    augment.add_argument("--max-rotation", type=non_negative_float, default=DEFAULTS.max_rotation,
                          help="largest rotation, in degrees, either way")
     augment.add_argument("--scale-range", nargs=2, type=positive_float, metavar=("MIN", "MAX"),
                          default=(DEFAULTS.scale_min, DEFAULTS.scale_max), action=_ScaleRange,
                          help="range of the random zoom factor (MIN <= MAX; above 1 enlarges)")
-    augment.add_argument("--elastic", nargs=2, type=_non_negative, metavar=("ALPHA", "SIGMA"), default=None,
+    augment.add_argument("--elastic", nargs=2, type=non_negative_float, metavar=("ALPHA", "SIGMA"), default=None,
                          action=_Elastic,
                          help="add elastic distortion (Simard et al. 2003): displacement scale ALPHA and smoothing "
                          "width SIGMA in pixels, e.g. 34 4")
     p.add_argument("--clip-grad-norm", type=positive_float, default=None, help="clip the gradients' joint L2 norm")
-    p.add_argument("--skip-nonfinite", metavar="N", type=_non_negative_int, default=DEFAULTS.skip_nonfinite,
+    p.add_argument("--skip-nonfinite", metavar="N", type=non_negative_int, default=DEFAULTS.skip_nonfinite,
                    help="skip up to N batches (over the whole run) whose loss or gradient is NaN or infinite, "
                    "counting them in metrics.csv's 'skipped' column; by default the first one stops training, "
                    "naming the step, and the last good checkpoint is kept")
@@ -97,26 +105,6 @@ def add_parser(subparsers, parents) -> None:
                    "across the processes, one thread each; process 0 reads the data and writes the run folder")
     add_mnist_dir(p)
     p.set_defaults(run=run, parser=p)
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
 
 
 class _ScaleRange(argparse.Action):
