@@ -44,7 +44,8 @@ def _wide(a: np.ndarray) -> np.ndarray:
 
     Element-wise work with a per-channel vector broadcast over ``(M, C)`` rows runs NumPy's inner loop over only
     ``C`` elements (16 in the zoo's first blocks), at a cost per call that swamps the arithmetic. With one long
-    row per sample and the vector tiled ``k`` times (:func:`_tiled`), the same work ran several times faster.
+    row per sample and the vector tiled ``k`` times (:func:`_tiled`), forward and backward on (128, 28, 28, 16)
+    ran about 1.25x faster here (48 -> 37 ms and 64 -> 51 ms, measured with other work on the machine).
     """
     return a.reshape(a.shape[0], -1)
 
