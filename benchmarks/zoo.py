@@ -54,8 +54,8 @@ def table(runs: dict[str, dict[int, dict]]) -> str:
     from convnp.models import MODELS as BUILDERS
 
     lines = [
-        "| model | params | seeds | test accuracy: mean (min-max) | each seed | training time per run | command |",
-        "|---|---|---|---|---|---|---|",
+        "| model | params | seeds | test accuracy: mean (min-max) | each seed | training time per run | threads | command |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for model, by_seed in runs.items():
         done = {s: r for s, r in sorted(by_seed.items()) if r is not None}
@@ -64,10 +64,11 @@ def table(runs: dict[str, dict[int, dict]]) -> str:
         acc = [100 * r["accuracy"] for r in done.values()]
         minutes = [r["seconds"] / 60 for r in done.values()]
         params = BUILDERS[model]().n_params
+        threads = ", ".join(sorted({str(r["threads"] or "all cores") for r in done.values()}))
         lines.append(
             f"| {model} | {params:,} | {', '.join(map(str, done))} | **{statistics.mean(acc):.2f}%** "
             f"({min(acc):.2f}-{max(acc):.2f}) | {', '.join(f'{a:.2f}' for a in acc)} | "
-            f"{min(minutes):.1f}-{max(minutes):.1f} min | `convnp train --model {model} --seed S` |"
+            f"{min(minutes):.1f}-{max(minutes):.1f} min | {threads} | `convnp train --model {model} --seed S` |"
         )
     return "\n".join(lines)
 
