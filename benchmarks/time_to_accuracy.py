@@ -66,6 +66,8 @@ def batches(n: int, batch_size: int, epochs: int, seed: int):
 
 
 def run_convnp(args) -> dict:
+    import numpy as np
+
     from convnp.parallel import DataParallel
 
     x, y, x_test, y_test, model, optimizer, schedule = prepare(args)
@@ -73,8 +75,6 @@ def run_convnp(args) -> dict:
 
     def accuracy():
         logits = [parallel.predict(x_test[i : i + 1000]) for i in range(0, len(x_test), 1000)]
-        import numpy as np
-
         return float(np.mean(np.concatenate(logits).argmax(axis=1) == y_test))
 
     return _train(args, x, y, accuracy, lambda xb, yb, step: _convnp_step(parallel, model, optimizer, schedule,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -98,7 +99,7 @@ def main(argv=None) -> int:
     text = table(runs)
     print(text)
     if args.out != "-":
-        header = (f"# The model zoo on MNIST\n\nMachine: {platform.machine()}, {__import__('os').cpu_count()} "
+        header = (f"# The model zoo on MNIST\n\nMachine: {platform.machine()}, {os.cpu_count()} "
                   f"cores, Python {platform.python_version()}. Command: `python benchmarks/zoo.py`. Written "
                   f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Test accuracy on the 10,000 MNIST test "
                   "images after training with the model's recipe on 54,000 of the 60,000 training images; training "
