@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from convnp.ops.conv import conv2d_backward, conv2d_forward, im2col, im2col_transposed
+from convnp.ops.conv import CHUNK_BYTES, conv2d_backward, conv2d_forward, im2col, im2col_transposed
 from convnp.ops.pool import maxpool2d_backward, maxpool2d_forward
 from convnp.ops.reference import (
     conv2d_backward_reference,
@@ -16,7 +16,7 @@ from convnp.ops.windows import resolve_padding, sliding_windows
 
 def _conv_case(seed):
     rng = np.random.default_rng(seed)
-    N, C_in, C_out = rng.integers(1, 4), int(rng.choice([1, 2, 3, 8, 12])), rng.integers(1, 6)
+    N, C_in, C_out = rng.integers(1, 6), int(rng.choice([1, 2, 3, 8, 12])), rng.integers(1, 6)
     kH, kW = int(rng.integers(1, 5)), int(rng.integers(1, 5))
     H, W = int(rng.integers(kH + 1, 13)), int(rng.integers(kW + 1, 13))
     stride = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
@@ -29,12 +29,13 @@ def _conv_case(seed):
     return rng, x, weight, bias, stride, pads
 
 
+@pytest.mark.parametrize("chunk_bytes", [1, 700, CHUNK_BYTES])  # one sample per chunk, uneven chunks, whole batch
 @pytest.mark.parametrize("seed", range(30))
-def test_conv_fast_matches_reference(seed):
+def test_conv_fast_matches_reference(seed, chunk_bytes):
     rng, x, weight, bias, stride, pads = _conv_case(seed)
     workspace = {}
     for _ in range(2):  # the second call reuses the im2col buffer
-        out, cache = conv2d_forward(x, weight, bias, stride, pads, workspace)
+        out, cache = conv2d_forward(x, weight, bias, stride, pads, workspace, chunk_bytes=chunk_bytes)
         ref, ref_cache = conv2d_forward_reference(x, weight, bias, stride, pads)
         np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12, err_msg=f"forward, seed {seed}")
         dout = rng.standard_normal(out.shape)
