@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
 from bench import convnp_net  # noqa: E402
+from convnp._malloc import keep_freed_memory  # noqa: E402
 from convnp.losses import SoftmaxCrossEntropy  # noqa: E402
 from convnp.models import get_model  # noqa: E402
 
@@ -34,6 +35,7 @@ def profile(model, batch: int, repeats: int, seed: int = 0) -> list[tuple[str, f
 
     Returns ``(layer repr, forward ms, backward ms)`` per layer, plus a last row for the loss.
     """
+    keep_freed_memory()  # as training does: freed blocks are reused, not returned to the system
     rng = np.random.default_rng(seed)
     x = rng.random((batch, *model.input_shape), dtype=np.float32)
     y = rng.integers(0, 10, batch)

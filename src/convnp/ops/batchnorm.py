@@ -24,11 +24,13 @@ from typing import NamedTuple
 
 import numpy as np
 
+from convnp.ops.wide import channel_sum, tiled, wide
+
 
 class BatchNormCache(NamedTuple):
     """What :func:`batchnorm_backward` needs, and the batch statistics for the caller's running averages."""
 
-    xhat: np.ndarray  # (N, k * C), the normalised input in the wide layout of _wide()
+    xhat: np.ndarray  # (N, k * C), the normalised input in the wide layout of wide()
     inv_std: np.ndarray  # (C,), 1 / sqrt(var + eps)
     gamma: np.ndarray  # (C,)
     batch_stats: bool  # True: mean and var came from x itself (training)
@@ -37,31 +39,6 @@ class BatchNormCache(NamedTuple):
     x_shape: tuple
     count: int  # values per channel the statistics came from: M, or the whole batch's when it is split
     allreduce: object  # None, or the sum over shards (see convnp.shard) that the backward sums go through too
-
-
-def _wide(a: np.ndarray) -> np.ndarray:
-    """``a`` of shape ``(N, ..., C)`` as ``(N, k * C)``, one row per sample, ``k`` = values per channel per sample.
-
-    Element-wise work with a per-channel vector broadcast over ``(M, C)`` rows runs NumPy's inner loop over only
-    ``C`` elements (16 in the zoo's first blocks), at a cost per call that swamps the arithmetic. With one long
-    row per sample and the vector tiled ``k`` times (:func:`_tiled`), forward and backward on (128, 28, 28, 16)
-    ran about 1.25x faster here (48 -> 37 ms and 64 -> 51 ms, measured with other work on the machine).
-    """
-    return a.reshape(a.shape[0], -1)
-
-
-def _tiled(v: np.ndarray, width: int) -> np.ndarray:
-    """The ``(C,)`` vector ``v`` repeated to match a wide row of ``width = k * C`` values (channel fastest)."""
-    return np.tile(v, width // v.shape[0])
-
-
-def channel_sum(a: np.ndarray, C: int) -> np.ndarray:
-    """Per-channel sums of a wide ``(N, k * C)`` array: shape ``(C,)``.
-
-    The sum over rows is a matrix-vector product with a ones vector, which goes through BLAS (blocked, so also more
-    accurate than one running total per column); the remaining ``(k, C)`` fold is small.
-    """
-    return (np.ones(a.shape[0], dtype=a.dtype) @ a).reshape(-1, C).sum(axis=0)
 
 
 def batchnorm_forward(
@@ -102,7 +79,7 @@ def batchnorm_forward(
     if (mean is None) != (var is None):
         raise ValueError("batchnorm_forward: give both mean and var (evaluation) or neither (training)")
     C = x.shape[-1]
-    xw = _wide(x)  # (N, k*C), a view for contiguous x
+    xw = wide(x)  # (N, k*C), a view for contiguous x
     width = xw.shape[1]
     batch_stats = mean is None
     total = (lambda a: a) if allreduce is None else allreduce  # sum over the shards of the batch
@@ -111,14 +88,14 @@ def batchnorm_forward(
         if count < 2:
             raise ValueError(f"batchnorm_forward: batch statistics need more than one value per channel, got {count}")
         mean = total(channel_sum(xw, C)) / count  # (C,)
-        xc = xw - _tiled(mean, width)  # (N, k*C)
+        xc = xw - tiled(mean, width)  # (N, k*C)
         var = total(channel_sum(xc * xc, C)) / count  # (C,), two passes: no cancellation of E[x^2] - E[x]^2
     else:
-        xc = xw - _tiled(mean, width)
+        xc = xw - tiled(mean, width)
     inv_std = 1.0 / np.sqrt(var + eps)  # (C,)
-    xhat = np.multiply(xc, _tiled(inv_std, width), out=xc)  # (N, k*C), reuses xc's buffer
-    out = xhat * _tiled(gamma, width)
-    out += _tiled(beta, width)
+    xhat = np.multiply(xc, tiled(inv_std, width), out=xc)  # (N, k*C), reuses xc's buffer
+    out = xhat * tiled(gamma, width)
+    out += tiled(beta, width)
     return out.reshape(x.shape), BatchNormCache(
         xhat, inv_std, gamma, batch_stats, mean, var, x.shape, count, allreduce
     )
@@ -145,17 +122,17 @@ def batchnorm_backward(dout: np.ndarray, cache: BatchNormCache):
     xhat, inv_std, gamma, batch_stats, _, _, x_shape, count, allreduce = cache
     C = gamma.shape[0]
     width = xhat.shape[1]
-    dout_w = _wide(dout)  # (N, k*C)
+    dout_w = wide(dout)  # (N, k*C)
     dbeta = channel_sum(dout_w, C)  # (C,)
     dgamma = channel_sum(dout_w * xhat, C)  # (C,)
     if batch_stats:
         sum_dbeta, sum_dgamma = dbeta, dgamma
         if allreduce is not None:  # the statistics came from the whole batch, so do these sums
             sum_dbeta, sum_dgamma = allreduce(np.concatenate([dbeta, dgamma])).reshape(2, C)
-        dx = xhat * _tiled(-sum_dgamma, width)  # (N, k*C), then the other terms in place
+        dx = xhat * tiled(-sum_dgamma, width)  # (N, k*C), then the other terms in place
         dx += count * dout_w
-        dx -= _tiled(sum_dbeta, width)
-        dx *= _tiled(gamma * inv_std / count, width)
+        dx -= tiled(sum_dbeta, width)
+        dx *= tiled(gamma * inv_std / count, width)
     else:
-        dx = dout_w * _tiled(gamma * inv_std, width)  # a fixed per-channel scale
+        dx = dout_w * tiled(gamma * inv_std, width)  # a fixed per-channel scale
     return dx.reshape(x_shape), dgamma, dbeta

@@ -12,9 +12,9 @@ Laying every window out as a row of ``cols`` (shape ``(N*H_out*W_out, kH*kW*C_in
 
 - ``dweight = cols.T @ dout`` (the correlation of the input with the output gradient),
 - ``dbias = sum of dout over N, H_out, W_out``,
-- ``dcols = dout @ weight.reshape(kH*kW*C_in, C_out).T``, and each window's row of ``dcols`` is added back where
-  the window came from ("col2im"): one strided slice of ``dx_p`` per kernel offset ``(a, b)``, then ``dx_p`` is
-  cropped back to ``x``.
+- ``dx_p[:, a + i*sH, b + j*sW, :] += dout[:, i, j, :] @ weight[a, b].T`` for each kernel offset ``(a, b)``:
+  every window's share of the input gradient added back where the window came from ("col2im"), one strided slice
+  of ``dx_p`` per offset, then ``dx_p`` is cropped back to ``x``.
 
 The fast part is *where* ``cols`` lives. The whole batch's matrix is ``kH*kW`` times the input (85 MB for 128
 images of 26x26x32 and a 3x3 kernel): written to memory and read back twice, it made the layer wait on memory,
@@ -37,10 +37,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from convnp.ops.wide import tiled
 from convnp.ops.windows import conv_output_size, pad_hw, sliding_windows
 
 #: Bytes of im2col matrix built at a time (see the module docstring); at least one whole image is always taken.
-CHUNK_BYTES = 1 << 19
+CHUNK_BYTES = 1 << 21
 
 
 def _buffer(workspace: dict | None, key: str, shape: tuple, dtype) -> np.ndarray:
@@ -165,11 +166,13 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, s
     w2d = weight.reshape(kH * kW * C_in, C_out)
     out = np.empty((N * rows, C_out), dtype=np.result_type(x, weight))  # (N*H_out*W_out, C_out)
     chunks = _chunks(N, rows * w2d.shape[0] * x.itemsize, chunk_bytes)
+    bias_row = None if bias is None else tiled(bias, rows * C_out)  # (H_out*W_out*C_out,), one sample's worth
     for start, stop in chunks:
         part = out[start * rows : stop * rows]  # this chunk's rows, a view
         np.matmul(_cols(x_p[start:stop], (kH, kW), stride, workspace), w2d, out=part)
         if bias is not None:
-            part += bias  # while the chunk is still in cache
+            # While the chunk is still in cache, and one long row per sample (see convnp.ops.wide).
+            part.reshape(stop - start, rows * C_out)[...] += bias_row
     cache = (x_p, x.shape, weight, bias is not None, stride, pads, chunks, workspace)
     return out.reshape(N, H_out, W_out, C_out), cache
 
@@ -221,19 +224,20 @@ def _col2im_add(d, w2d, dx_p, kernel_size, stride, out_hw, workspace) -> None:
     """Add one chunk's ``dcols = d @ w2d.T`` into ``dx_p`` (the chunk's samples), one kernel offset at a time.
 
     ``d`` is ``(n*H_out*W_out, C_out)``, ``w2d`` is ``(kH*kW*C_in, C_out)``, ``dx_p`` is ``(n, H_p, W_p, C_in)``.
-    With one input channel ``dcols`` is made transposed, ``(kH*kW, n*H_out*W_out)``, so each offset's values are
-    one contiguous slab instead of every ``kH*kW``-th value.
+    ``dcols`` is made offset-major, ``(kH*kW, n*H_out*W_out, C_in)`` (one product per offset), so each offset's
+    values form one contiguous block that adds into the strided slice of ``dx_p`` in runs of ``W_out*C_in``. In
+    the window-major layout of :func:`im2col` the runs were only ``C_in`` long, and for 16 channels the adds took
+    longer than the products.
     """
     (kH, kW), (H_out, W_out) = kernel_size, out_hw
     n, _, _, C_in = dx_p.shape
-    if C_in == 1:
-        dcols_t = _buffer(workspace, "dcols", (kH * kW, n * H_out * W_out), d.dtype)
-        np.matmul(w2d, d.T, out=dcols_t)
-        offsets = dcols_t.reshape(kH, kW, n, H_out, W_out, 1)  # a view: offset (a, b) -> (n, H_out, W_out, 1)
-    else:
-        dcols = _buffer(workspace, "dcols", (n * H_out * W_out, kH * kW * C_in), d.dtype)
-        np.matmul(d, w2d.T, out=dcols)
-        offsets = dcols.reshape(n, H_out, W_out, kH, kW, C_in).transpose(3, 4, 0, 1, 2, 5)  # a view, offset first
+    m = n * H_out * W_out
+    dcols = _buffer(workspace, "dcols", (kH * kW, m, C_in), d.dtype)
+    if C_in == 1:  # one product: (kH*kW, C_out) @ (C_out, m)
+        np.matmul(w2d, d.T, out=dcols.reshape(kH * kW, m))
+    else:  # (m, C_out) @ (kH*kW, C_out, C_in) -> (kH*kW, m, C_in)
+        np.matmul(d, w2d.reshape(kH * kW, C_in, -1).transpose(0, 2, 1), out=dcols)
+    offsets = dcols.reshape(kH, kW, n, H_out, W_out, C_in)  # a view: offset (a, b) -> (n, H_out, W_out, C_in)
     for a in range(kH):
         for b in range(kW):
             _offset(dx_p, a, b, H_out, W_out, stride)[...] += offsets[a, b]

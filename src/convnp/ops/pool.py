@@ -14,6 +14,11 @@ copied out and backward needs neither ``x`` nor a comparison. :mod:`convnp.ops.r
 that the tests compare this one against. (A route organised around whole image rows for tiling windows was
 measured slower once ``np.copyto(..., where=)`` was replaced by ``np.maximum``, and removed.)
 
+The 2x2 windows with stride 2 of nearly every CNN take a shorter route (:func:`_forward_2x2`): a tournament of
+three ``np.maximum`` calls, remembering three yes/no answers (right beat left in the top pair, in the bottom pair,
+bottom pair beat top), from which backward routes each gradient with three products and three differences. Measured
+here at batch 128 on 26x26x8 maps: forward 2.7 -> XX ms, backward 1.8 -> XX ms.
+
 The seed notebook's backward instead spread ``max(window) * dout`` over all four inputs of each window; see
 :mod:`convnp.layers.legacy` for a labelled copy of that mistake.
 """
@@ -42,6 +47,8 @@ def maxpool2d_forward(x: np.ndarray, kernel_size: tuple[int, int], stride: tuple
         The winning offset ``a * kW + b`` of every window (uint8 or uint16), the input shape, kernel and stride.
     """
     kH, kW = kernel_size
+    if (kH, kW) == (2, 2) and tuple(stride) == (2, 2):
+        return _forward_2x2(x)
     windows = sliding_windows(x, kernel_size, stride)  # (N, H_out, W_out, kH, kW, C), a view
     out = windows[:, :, :, 0, 0, :].copy()  # (N, H_out, W_out, C)
     index = _index_dtype(kH * kW)
@@ -54,6 +61,24 @@ def maxpool2d_forward(x: np.ndarray, kernel_size: tuple[int, int], stride: tuple
         # k only grows, so "k where this offset took over, else keep" is a maximum (np.where/copyto crawl here).
         np.maximum(winner, greater.astype(index) * index.type(k), out=winner)
     return out, (winner, x.shape, kernel_size, stride)
+
+
+def _quarters(a: np.ndarray, H_out: int, W_out: int):
+    """The four ``(N, H_out, W_out, C)`` strided views of ``a`` at offsets (0, 0), (0, 1), (1, 0), (1, 1) of 2x2 tiles."""
+    return tuple(a[:, i : 2 * H_out : 2, j : 2 * W_out : 2, :] for i in (0, 1) for j in (0, 1))
+
+
+def _forward_2x2(x: np.ndarray):
+    """:func:`maxpool2d_forward` for 2x2 windows, stride 2. The cache holds three boolean maps of the output's shape.
+
+    Strict ``>`` everywhere keeps the first of tied values in row-major order: the left of a pair, the top pair.
+    """
+    N, H, W, C = x.shape
+    x00, x01, x10, x11 = _quarters(x, H // 2, W // 2)
+    top, bottom = np.maximum(x00, x01), np.maximum(x10, x11)  # (N, H_out, W_out, C) each
+    right_top, right_bottom, lower = np.greater(x01, x00), np.greater(x11, x10), np.greater(bottom, top)
+    out = np.maximum(top, bottom, out=top)
+    return out, ((lower, right_top, right_bottom), x.shape, (2, 2), (2, 2))
 
 
 def _index_dtype(n_offsets: int) -> np.dtype:
@@ -73,6 +98,8 @@ def maxpool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
     dx : ndarray of shape `(N, H, W, C)`
     """
     winner, x_shape, (kH, kW), (sH, sW) = cache
+    if isinstance(winner, tuple):
+        return _backward_2x2(dout, winner, x_shape)
     N, H_out, W_out, C = dout.shape
     dx = np.zeros(x_shape, dtype=dout.dtype)
     overlapping = sH < kH or sW < kW
@@ -86,4 +113,24 @@ def maxpool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
             target += dout * hit  # windows share inputs: gradients add up
         else:
             np.multiply(dout, hit, out=target)  # each input is in one window at most: write in place
+    return dx
+
+
+def _backward_2x2(dout: np.ndarray, answers, x_shape) -> np.ndarray:
+    """:func:`maxpool2d_backward` for :func:`_forward_2x2`'s cache: ``dout`` split pair by pair, written in place.
+
+    ``dout - dout * mask`` is ``dout`` or exactly 0, so every input gets its window's gradient or 0, as routing does.
+    """
+    lower, right_top, right_bottom = answers
+    N, H, W, C = x_shape
+    _, H_out, W_out, _ = dout.shape
+    # Only an odd row or column is in no window; everything else is written below.
+    dx = np.zeros(x_shape, dtype=dout.dtype) if H % 2 or W % 2 else np.empty(x_shape, dtype=dout.dtype)
+    d00, d01, d10, d11 = _quarters(dx, H_out, W_out)
+    d_bottom = dout * lower
+    d_top = dout - d_bottom
+    np.multiply(d_top, right_top, out=d01)
+    np.subtract(d_top, d01, out=d00)
+    np.multiply(d_bottom, right_bottom, out=d11)
+    np.subtract(d_bottom, d11, out=d10)
     return dx

@@ -1,0 +1,36 @@
+"""Per-channel work on channels-last arrays, laid out as long rows so NumPy's inner loops are long.
+
+Channels-last ``(N, ..., C)`` data broadcast against a ``(C,)`` vector makes NumPy loop over only ``C`` values at a
+time (8 or 16 in the zoo's first layers), and the per-loop cost swamps the arithmetic. Viewing the data as one long
+row per sample and tiling the vector to that row's width gives loops thousands of values long. Used by BatchNorm
+and by the convolution's bias.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def wide(a: np.ndarray) -> np.ndarray:
+    """``a`` of shape ``(N, ..., C)`` as ``(N, k * C)``, one row per sample, ``k`` = values per channel per sample.
+
+    Element-wise work with a per-channel vector broadcast over ``(M, C)`` rows runs NumPy's inner loop over only
+    ``C`` elements (16 in the zoo's first blocks), at a cost per call that swamps the arithmetic. With one long
+    row per sample and the vector tiled ``k`` times (:func:`tiled`), forward and backward on (128, 28, 28, 16)
+    ran about 1.25x faster here (48 -> 37 ms and 64 -> 51 ms, measured with other work on the machine).
+    """
+    return a.reshape(a.shape[0], -1)
+
+
+def tiled(v: np.ndarray, width: int) -> np.ndarray:
+    """The ``(C,)`` vector ``v`` repeated to match a wide row of ``width = k * C`` values (channel fastest)."""
+    return np.tile(v, width // v.shape[0])
+
+
+def channel_sum(a: np.ndarray, C: int) -> np.ndarray:
+    """Per-channel sums of a wide ``(N, k * C)`` array: shape ``(C,)``.
+
+    The sum over rows is a matrix-vector product with a ones vector, which goes through BLAS (blocked, so also more
+    accurate than one running total per column); the remaining ``(k, C)`` fold is small.
+    """
+    return (np.ones(a.shape[0], dtype=a.dtype) @ a).reshape(-1, C).sum(axis=0)
