@@ -115,3 +115,50 @@ def test_conv_buffer_reuse_does_not_corrupt_an_earlier_cache():
     layer.backward(dout)
     _, ref_cache = conv2d_forward_reference(x, layer.params["weight"], layer.params["bias"], (1, 1), ((0, 0), (0, 0)))
     np.testing.assert_allclose(layer.grads["weight"], conv2d_backward_reference(dout, ref_cache)[1], rtol=1e-12)
+
+
+def test_conv_backward_rebuilds_im2col_after_another_forward_on_the_same_workspace():
+    """A one-chunk batch's im2col matrix is reused by backward only while no other forward has refilled the buffer."""
+    rng = np.random.default_rng(3)
+    x, other = rng.standard_normal((2, 6, 6, 1)), rng.standard_normal((2, 6, 6, 1))
+    weight, pads = rng.standard_normal((3, 3, 1, 4)), ((0, 0), (0, 0))
+    workspace = {}
+    out, cache = conv2d_forward(x, weight, None, (1, 1), pads, workspace)
+    conv2d_forward(other, weight, None, (1, 1), pads, workspace)  # same buffer, other data
+    dout = rng.standard_normal(out.shape)
+    _, ref_cache = conv2d_forward_reference(x, weight, None, (1, 1), pads)
+    np.testing.assert_allclose(conv2d_backward(dout, cache)[1], conv2d_backward_reference(dout, ref_cache)[1],
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ties", [False, True])
+def test_pooling_before_relu_gives_the_same_bits(dtype, ties):
+    """Sequential runs ReLU -> MaxPool2D as MaxPool2D -> ReLU; outputs and every gradient must not change."""
+    from convnp.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+    from convnp.losses import SoftmaxCrossEntropy
+    from convnp.model import Sequential
+
+    def build():
+        rng = np.random.default_rng(5)
+        return Sequential([Conv2D(2, 4, 3, rng=rng, dtype=dtype), ReLU(), MaxPool2D(2), ReLU(), MaxPool2D(3, 1),
+                           Flatten(), Dense(4 * 2 * 2, 3, rng=rng, dtype=dtype)], input_shape=(11, 11, 2))
+
+    rng = np.random.default_rng(6)
+    x = (rng.integers(-2, 3, (5, 11, 11, 2)) if ties else rng.standard_normal((5, 11, 11, 2))).astype(dtype)
+    y = rng.integers(0, 3, 5)
+    results = []
+    for swap in (True, False):
+        model = build()
+        model.pool_before_relu = swap
+        assert model._order()[:5] == ([0, 2, 1, 4, 3] if swap else [0, 1, 2, 3, 4])
+        loss = SoftmaxCrossEntropy()
+        logits = model.forward(x, training=True)
+        loss.forward(logits, y)
+        dx = model.backward(loss.backward())
+        results.append((logits, dx, model.gradients()))
+    (a, dxa, ga), (b, dxb, gb) = results
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(dxa, dxb)
+    for name in ga:
+        np.testing.assert_array_equal(ga[name], gb[name], err_msg=name)

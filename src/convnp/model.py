@@ -8,7 +8,9 @@ import numpy as np
 
 from convnp._checks import FLOAT_DTYPES, check_finite, float_dtype
 from convnp.errors import CheckpointError
+from convnp.layers.activation import ReLU
 from convnp.layers.base import Layer
+from convnp.layers.pooling import MaxPool2D
 
 
 class Sequential:
@@ -22,7 +24,16 @@ class Sequential:
         :meth:`summary` needs no argument.
 
     Parameter names follow PyTorch's ``state_dict``: ``"<layer index>.<name>"``, e.g. ``"0.weight"``.
+
+    One reordering happens when running: a ``ReLU`` directly followed by a ``MaxPool2D`` runs after it instead. The
+    two commute exactly (``max`` of ``max(x, 0)`` is ``max(0, max x)``, and the gradient reaches the same input: a
+    window whose maximum is positive routes it to the same first maximum either way, one whose maximum is not gets
+    zero either way), and pooling first leaves ReLU a quarter of the values. Outputs and gradients are the same
+    bits; each layer's cache holds what it actually saw. Set ``pool_before_relu = False`` to run in list order.
     """
+
+    #: Run ReLU -> MaxPool2D pairs as MaxPool2D -> ReLU (see above).
+    pool_before_relu = True
 
     def __init__(self, layers, input_shape: tuple | None = None):
         layers = list(layers)
@@ -57,17 +68,29 @@ class Sequential:
         """
         if isinstance(x, np.ndarray) and x.dtype in FLOAT_DTYPES and x.dtype != self.dtype:
             x = x.astype(self.dtype)
-        x = self.layers[0].check_input(x)
+        order = self._order()
+        first = self.layers[order[0]]
+        x = first.check_input(x)
         if self.input_shape is not None and x.shape[1:] != self.input_shape:
             raise ValueError(
                 f"Sequential: expected input of shape (N, {', '.join(map(str, self.input_shape))}) (the model's "
                 f"input_shape), got {x.shape}"
             )
-        x = self.layers[0].run(x, training)
-        for layer in self.layers[1:]:
+        x = first.run(x, training)
+        for i in order[1:]:
             # Shapes only: the values were produced by the layer before, so one finite scan at the door suffices.
+            layer = self.layers[i]
             x = layer.run(layer.check_input(x, finite=False), training)
         return x
+
+    def _order(self) -> list[int]:
+        """The layer indices in the order they run: list order, each ReLU -> MaxPool2D pair swapped (see the class)."""
+        order = list(range(len(self.layers)))
+        if self.pool_before_relu:
+            for i in range(len(order) - 1):
+                if order[i] == i and type(self.layers[i]) is ReLU and type(self.layers[i + 1]) is MaxPool2D:
+                    order[i], order[i + 1] = i + 1, i
+        return order
 
     __call__ = forward
 
@@ -76,8 +99,9 @@ class Sequential:
 
         ``input_grad=False`` (what training uses) lets the first layer skip ``dL/dx`` and returns None.
         """
-        for i in range(len(self.layers) - 1, -1, -1):
-            dout = self.layers[i].backward(dout, input_grad=input_grad or i > 0)
+        order = self._order()
+        for position in range(len(order) - 1, -1, -1):
+            dout = self.layers[order[position]].backward(dout, input_grad=input_grad or position > 0)
         return dout
 
     def predict(self, x: np.ndarray, batch_size: int = 1000, threads: int | None = None) -> np.ndarray:
@@ -173,6 +197,11 @@ class Sequential:
         attribute should set ``shardable = False``; its models then train unsplit.
         """
         return all(layer.shardable for layer in self.layers)
+
+    @property
+    def collective(self) -> bool:
+        """Whether a split training step makes the shards wait for each other (some layer calls ``allreduce``)."""
+        return any(layer.collective for layer in self.layers)
 
     def set_shard(self, shard) -> None:
         """Tell every layer which rows of the batch it sees (a :class:`convnp.shard.Shard`, or None for all)."""

@@ -120,6 +120,9 @@ class DataParallel:
         bounds = shard_bounds(n, len(self.replicas))
         split = len(bounds) > 1
         allreduce = ThreadAllreduce(len(bounds)) if split else None
+        # Without collectives each shard runs on its own, and the shards' finite flags are only combined at the end:
+        # a rendezvous in mid-step cost the notebook net's small steps more than the second thread gained.
+        agree = split and self.model.collective
         for i, (start, stop) in enumerate(bounds):
             if i > 0:
                 self.replicas[i].sync_from(self.model)  # running statistics, dropout Generators
@@ -130,7 +133,7 @@ class DataParallel:
             try:
                 logits = replica.forward(x[start:stop], training=True)
                 bad = np.array([0.0 if np.isfinite(logits).all() else 1.0])
-                if split:  # every shard must stop, or none: the backward's all-reduces need them all
+                if agree:  # every shard must stop, or none: the backward's all-reduces need them all
                     bad = allreduce(i, bad)
                 if bad[0]:
                     return 0.0, 0, False

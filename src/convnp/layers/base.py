@@ -29,6 +29,8 @@ class Layer:
     input_layout = "(N, H, W, C)"
     #: Whether a training batch can be split into shards without changing results beyond float rounding.
     shardable = True
+    #: Whether a training forward or backward calls its shard's ``allreduce`` (a collective every shard must join).
+    collective = False
 
     def __init__(self, dtype=None):
         # dtype is the parameters' dtype; None for layers without parameters, which accept float32 or float64.

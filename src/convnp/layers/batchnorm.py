@@ -18,6 +18,7 @@ from convnp.ops.batchnorm import batchnorm_backward, batchnorm_forward
 class _BatchNorm(Layer):
     """Shared by BatchNorm1D and BatchNorm2D; see :class:`BatchNorm2D` for the documentation."""
 
+    collective = True  # a split batch's shards add their sums (convnp.shard)
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, dtype=np.float32):
         super().__init__(dtype)

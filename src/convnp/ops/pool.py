@@ -16,8 +16,9 @@ measured slower once ``np.copyto(..., where=)`` was replaced by ``np.maximum``, 
 
 The 2x2 windows with stride 2 of nearly every CNN take a shorter route (:func:`_forward_2x2`): a tournament of
 three ``np.maximum`` calls, remembering three yes/no answers (right beat left in the top pair, in the bottom pair,
-bottom pair beat top), from which backward routes each gradient with three products and three differences. Measured
-here at batch 128 on 26x26x8 maps: forward 2.7 -> XX ms, backward 1.8 -> XX ms.
+bottom pair beat top), from which backward routes each gradient with three products and three differences.
+Measured here against the general loop, forward and backward: 8 channels at batch 64, 1.04 + 0.64 -> 0.52 + 0.54
+ms; 64 channels at batch 128 (24x24 maps), 22.3 + 16.4 -> 13.4 + 9.3 ms.
 
 The seed notebook's backward instead spread ``max(window) * dout`` over all four inputs of each window; see
 :mod:`convnp.layers.legacy` for a labelled copy of that mistake.
@@ -63,18 +64,33 @@ def maxpool2d_forward(x: np.ndarray, kernel_size: tuple[int, int], stride: tuple
     return out, (winner, x.shape, kernel_size, stride)
 
 
-def _quarters(a: np.ndarray, H_out: int, W_out: int):
-    """The four ``(N, H_out, W_out, C)`` strided views of ``a`` at offsets (0, 0), (0, 1), (1, 0), (1, 1) of 2x2 tiles."""
-    return tuple(a[:, i : 2 * H_out : 2, j : 2 * W_out : 2, :] for i in (0, 1) for j in (0, 1))
+def _tiles(a: np.ndarray, H_out: int, W_out: int) -> np.ndarray:
+    """The ``(2, 2, N, H_out, W_out, C)`` strided view of ``a``'s 2x2 tiles, offset first: ``[i, j]`` is every
+    tile's value at row ``i``, column ``j``. Writeable when ``a`` is (backward writes through it)."""
+    bN, bH, bW, bC = a.strides
+    return np.lib.stride_tricks.as_strided(
+        a, shape=(2, 2, a.shape[0], H_out, W_out, a.shape[3]), strides=(bH, bW, bN, 2 * bH, 2 * bW, bC)
+    )
+
+
+#: Below this many channels the 2x2 forward first copies the four tile offsets apart (see _forward_2x2).
+_GATHER_BELOW = 64
 
 
 def _forward_2x2(x: np.ndarray):
     """:func:`maxpool2d_forward` for 2x2 windows, stride 2. The cache holds three boolean maps of the output's shape.
 
     Strict ``>`` everywhere keeps the first of tied values in row-major order: the left of a pair, the top pair.
+    The four offsets of the tiles are strided views whose innermost run is only ``C`` values; with few channels
+    NumPy's per-run cost dominates, so they are first gathered into four contiguous arrays by one copy (batch 64,
+    8 channels: forward 1.06 -> 0.66 ms here; batch 128, 16 channels: 8.3 -> 5.9 ms; at 64 channels the views
+    were as fast).
     """
     N, H, W, C = x.shape
-    x00, x01, x10, x11 = _quarters(x, H // 2, W // 2)
+    tiles = _tiles(x, H // 2, W // 2)  # (2, 2, N, H_out, W_out, C), a view
+    if C < _GATHER_BELOW:
+        tiles = tiles.copy()
+    (x00, x01), (x10, x11) = tiles
     top, bottom = np.maximum(x00, x01), np.maximum(x10, x11)  # (N, H_out, W_out, C) each
     right_top, right_bottom, lower = np.greater(x01, x00), np.greater(x11, x10), np.greater(bottom, top)
     out = np.maximum(top, bottom, out=top)
@@ -117,20 +133,24 @@ def maxpool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
 
 
 def _backward_2x2(dout: np.ndarray, answers, x_shape) -> np.ndarray:
-    """:func:`maxpool2d_backward` for :func:`_forward_2x2`'s cache: ``dout`` split pair by pair, written in place.
+    """:func:`maxpool2d_backward` for :func:`_forward_2x2`'s cache: ``dout`` split pair by pair.
 
     ``dout - dout * mask`` is ``dout`` or exactly 0, so every input gets its window's gradient or 0, as routing does.
+    The four parts are computed contiguous and put in place by one strided copy (faster than four strided writes
+    at every channel count measured: 8, 16 and 64).
     """
     lower, right_top, right_bottom = answers
     N, H, W, C = x_shape
     _, H_out, W_out, _ = dout.shape
-    # Only an odd row or column is in no window; everything else is written below.
-    dx = np.zeros(x_shape, dtype=dout.dtype) if H % 2 or W % 2 else np.empty(x_shape, dtype=dout.dtype)
-    d00, d01, d10, d11 = _quarters(dx, H_out, W_out)
-    d_bottom = dout * lower
-    d_top = dout - d_bottom
+    parts = np.empty((2, 2, N, H_out, W_out, C), dtype=dout.dtype)  # [i, j]: the gradient at tile offset (i, j)
+    (d00, d01), (d10, d11) = parts
+    d_bottom = np.multiply(dout, lower, out=d10)
+    d_top = np.subtract(dout, d_bottom, out=d00)
     np.multiply(d_top, right_top, out=d01)
-    np.subtract(d_top, d01, out=d00)
+    d_top -= d01
     np.multiply(d_bottom, right_bottom, out=d11)
-    np.subtract(d_bottom, d11, out=d10)
+    d_bottom -= d11
+    # Only an odd last row or column is in no window; everything else is written by the copy.
+    dx = np.zeros(x_shape, dtype=dout.dtype) if H % 2 or W % 2 else np.empty(x_shape, dtype=dout.dtype)
+    np.copyto(_tiles(dx, H_out, W_out), parts)
     return dx
