@@ -48,12 +48,20 @@ def convnp_net(name: str):
              Dense(12 * 12 * 64, 128, rng=rng), ReLU(), Dense(128, 10, rng=rng)],
             input_shape=(28, 28, 1),
         )
-    raise ValueError(name)
+    from convnp.models import MODELS
+
+    if name in MODELS:  # the other zoo networks, as `convnp train --model NAME` builds them
+        return MODELS[name](rng=rng)
+    raise ValueError(f"unknown net {name!r}: 'notebook', 'lenet-style' or a zoo model {sorted(MODELS)}")
 
 
 def torch_net(name: str):
     import torch.nn as nn
 
+    if name not in ("notebook", "lenet-style"):  # a zoo network: its exact copy, fed channels-last batches
+        from twins import torch_twin
+
+        return torch_twin(convnp_net(name))
     if name == "notebook":
         return nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1352, 10))
     return nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
@@ -88,7 +96,9 @@ def torch_steps(name: str, batch: int):
     import torch
 
     model = torch_net(name)
-    x, y = torch.randn(batch, 1, 28, 28), torch.randint(0, 10, (batch,))
+    twin = name not in ("notebook", "lenet-style")  # twins take (N, H, W, C) like convnp and permute inside
+    x = torch.randn(batch, 28, 28, 1) if twin else torch.randn(batch, 1, 28, 28)
+    y = torch.randint(0, 10, (batch,))
     loss, opt = torch.nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
     def train():
@@ -270,7 +280,7 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="batch 128 only, 3 repeats, shorter timings")
     p.add_argument("--repeats", type=int, default=5, help="interleaved repeats per cell")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="BLAS / PyTorch thread counts")
-    p.add_argument("--nets", nargs="+", default=["notebook", "lenet-style"], help="networks to measure")
+    p.add_argument("--nets", nargs="+", default=["notebook", "lenet-style"], help="networks to measure: notebook, lenet-style, or any zoo model (lenet5, convnet, best)")
     p.add_argument("--out", default=str(HERE / "RESULTS.md"), help="Markdown file to write ('-' prints only)")
     p.add_argument("--worker", choices=("speed", "memory", "notebook", "epoch"), help=argparse.SUPPRESS)
     p.add_argument("--framework", help=argparse.SUPPRESS)

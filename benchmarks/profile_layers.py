@@ -3,7 +3,8 @@
     python benchmarks/profile_layers.py                       # the zoo's networks and the LeNet-style net, batch 128
     python benchmarks/profile_layers.py --model lenet-style --batch 128 --repeats 30
 
-One thread, one BLAS thread (set before NumPy loads). Each layer is timed over ``--repeats`` whole steps (forward
+One thread, one BLAS thread (set before NumPy loads); the layers run in the order Sequential runs them (a ReLU
+that feeds a max-pool runs after it), and are listed in the model's order. Each layer is timed over ``--repeats`` whole steps (forward
 through every layer, loss, backward through every layer); the table gives each layer's median milliseconds and its
 share of the step. Profile before optimising: this is the tool that says which kernel matters.
 """
@@ -46,17 +47,20 @@ def profile(model, batch: int, repeats: int, seed: int = 0) -> list[tuple[str, f
     loss_t = []
     for step in range(repeats + 2):  # two warm-up steps fill the workspaces
         h = x
-        for i, layer in enumerate(layers):
+        order = model._order()  # as Sequential runs them: ReLU after a max-pool that follows it
+        for position, i in enumerate(order):
+            layer = layers[i]
             t = time.perf_counter()
-            h = layer.run(layer.check_input(h, finite=i == 0), training=True)  # as Sequential.forward checks
+            h = layer.run(layer.check_input(h, finite=position == 0), training=True)  # as Sequential.forward checks
             fwd[i].append(time.perf_counter() - t)
         t = time.perf_counter()
         loss.forward(h, y)
         d = loss.backward()
         loss_t.append(time.perf_counter() - t)
-        for i in range(len(layers) - 1, -1, -1):
+        for position in range(len(order) - 1, -1, -1):
+            i = order[position]
             t = time.perf_counter()
-            d = layers[i].backward(d, input_grad=i > 0)
+            d = layers[i].backward(d, input_grad=position > 0)
             bwd[i].append(time.perf_counter() - t)
     ms = lambda v: 1e3 * statistics.median(v[2:])  # noqa: E731
     rows = [(repr(layer), ms(f), ms(b)) for layer, f, b in zip(layers, fwd, bwd)]

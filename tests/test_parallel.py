@@ -87,6 +87,33 @@ def test_default_thread_count(monkeypatch):
         DataParallel(notebook(), 0)
 
 
+def test_training_threads_default_to_what_the_step_can_feed(monkeypatch):
+    from convnp.models import convnet
+    from convnp.parallel import threads_for
+
+    monkeypatch.setattr(parallel, "_default_threads", None)
+    monkeypatch.delenv("CONVNP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 4)
+    small, big = notebook(), convnet()  # 0.3 and 72 MFLOP per training image
+    assert threads_for(small, 32) == 1  # 10 MFLOP: one thread
+    assert threads_for(small, 128) == 2  # 39 MFLOP: two threads of 15 at least
+    assert threads_for(small, 4096) == 4  # never more than the cores
+    assert threads_for(big, 1) == 4
+    monkeypatch.setenv("CONVNP_NUM_THREADS", "3")  # asked for: taken as it is
+    assert threads_for(small, 32) == 3
+    monkeypatch.delenv("CONVNP_NUM_THREADS")
+    set_num_threads(2)
+    try:
+        assert threads_for(small, 32) == 2
+    finally:
+        set_num_threads(None)
+    trainer = Trainer(notebook(), SGD(0.01))
+    rng = np.random.default_rng(0)
+    trainer.fit(rng.random((40, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, 40), epochs=1, batch_size=20,
+                rng=rng)
+    assert trainer.threads == 1  # 6 MFLOP per step
+
+
 def test_blas_thread_control_round_trips():
     before = get_blas_threads()
     if before is None:

@@ -20,7 +20,7 @@ import numpy as np
 from convnp.data.batching import iterate_minibatches
 from convnp.losses import SoftmaxCrossEntropy
 from convnp.optim import clip_grad_norm
-from convnp.parallel import DataParallel, get_num_threads
+from convnp.parallel import DataParallel, get_num_threads, threads_for
 
 
 logger = logging.getLogger("convnp.train")
@@ -75,7 +75,7 @@ class Trainer:
     callbacks : list of Callback
     threads : int, optional
         Split each batch across this many threads (:mod:`convnp.parallel`); default
-        :func:`convnp.parallel.get_num_threads`.
+        :func:`convnp.parallel.threads_for` the model and the first batch's size.
     label_smoothing : float in [0, 1)
         Smooth the training targets (:class:`convnp.losses.SoftmaxCrossEntropy`); the training loss reported is the
         smoothed one. :func:`evaluate` always reports the plain cross-entropy.
@@ -122,7 +122,7 @@ class Trainer:
                 f"got {type(augment_rng).__name__}"
             )
         self.model, self.optimizer, self.schedule = model, optimizer, schedule
-        self.threads = threads or get_num_threads()
+        self.threads = threads  # None: threads_for(model, batch size), decided at the first step
         self.parallel: DataParallel | None = None
         self._given_parallel = parallel
         self.clip_grad_norm = clip_grad_norm
@@ -163,6 +163,8 @@ class Trainer:
     def train_step(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, int]:
         """One forward, backward and update on a batch; returns the batch's mean loss and number correct."""
         if self.parallel is None:
+            if self.threads is None:  # train_step called without fit: decide by this batch
+                self.threads = threads_for(self.model, len(yb))
             self.parallel = self._given_parallel or DataParallel(
                 self.model, self.threads, label_smoothing=self.loss_fn.label_smoothing)
         # Overflow is caught just below and reported with the step; NumPy's own warnings would only add noise.
@@ -228,6 +230,8 @@ class Trainer:
         resume_from = dict(resume_from or {})
         first_batch = int(resume_from.get("batch", 0))
         n_batches = -(-len(y) // batch_size)
+        if self.threads is None:  # from the configured batch size, so a resumed run splits its batches alike
+            self.threads = threads_for(self.model, batch_size)
         if first_batch and not 0 < first_batch < n_batches:
             raise ValueError(f"Trainer.fit: resume_from batch must be in [0, {n_batches}), got {first_batch}")
         self.rng = rng

@@ -44,7 +44,7 @@ from convnp.data.datasets import Dataset, load_dataset
 from convnp.data.transforms import Standardize
 from convnp.models import get_model
 from convnp.optim import SGD, Adam, AdamW
-from convnp.parallel import get_num_threads
+from convnp.parallel import threads_for
 from convnp.schedules import Constant, Cosine, OneCycle, Step
 from convnp.train.callbacks import Checkpoint, EarlyStopping, MetricsCSV, ProgressBar
 from convnp.train.config import TrainConfig
@@ -264,7 +264,7 @@ def train_run(
             f"batch {config.batch_size}, {optimizer!r}, schedule {config.schedule}, "
             + (f"label smoothing {config.label_smoothing:g}, " if config.label_smoothing else "")
             + (f"augmentation {augment!r}, " if augment is not None else "")
-            + f"seed {config.seed}, {config.threads or get_num_threads()} thread(s)")
+            + f"seed {config.seed}, {config.threads or threads_for(model, config.batch_size)} thread(s)")
         try:
             with _stop_on_sigint(trainer):
                 trainer.fit(x_train, y_train, epochs=config.epochs, batch_size=config.batch_size, rng=order_rng,
