@@ -146,8 +146,7 @@ class DataParallel:
         bounds = shard_bounds(n, len(self.replicas))
         split = len(bounds) > 1
         allreduce = ThreadAllreduce(len(bounds)) if split else None
-        # Without collectives each shard runs on its own, and the shards' finite flags are only combined at the end:
-        # a rendezvous in mid-step cost the notebook net's small steps more than the second thread gained.
+        # Without collectives no shard waits for another in mid-step: the finite flags are combined at the end.
         agree = split and self.model.collective
         for i, (start, stop) in enumerate(bounds):
             if i > 0:
