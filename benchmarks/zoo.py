@@ -43,12 +43,14 @@ def read_run(run_dir: Path) -> dict | None:
     results, metrics = run_dir / "results.json", run_dir / "metrics.csv"
     if not results.is_file() or not metrics.is_file():
         return None
-    accuracy = json.loads(results.read_text())["test"]["accuracy"]
+    results = json.loads(results.read_text())
     with metrics.open(newline="") as f:
         rows = list(csv.DictReader(f))
     settings = json.loads((run_dir / "config.json").read_text())["settings"]
-    return {"accuracy": accuracy, "seconds": sum(float(r["time"]) for r in rows), "epochs": len(rows),
-            "threads": settings.get("threads")}
+    # The count the run used (results.json has it from convnp 2026-11-28 on), else the one asked for, if any.
+    threads = results.get("threads") or settings.get("threads") or "default"
+    return {"accuracy": results["test"]["accuracy"], "seconds": sum(float(r["time"]) for r in rows),
+            "epochs": len(rows), "threads": threads}
 
 
 def table(runs: dict[str, dict[int, dict]]) -> str:
@@ -65,7 +67,7 @@ def table(runs: dict[str, dict[int, dict]]) -> str:
         acc = [100 * r["accuracy"] for r in done.values()]
         minutes = [r["seconds"] / 60 for r in done.values()]
         params = BUILDERS[model]().n_params
-        threads = ", ".join(sorted({str(r["threads"] or "all cores") for r in done.values()}))
+        threads = ", ".join(sorted({str(r["threads"]) for r in done.values()}))
         lines.append(
             f"| {model} | {params:,} | {', '.join(map(str, done))} | **{statistics.mean(acc):.2f}%** "
             f"({min(acc):.2f}-{max(acc):.2f}) | {', '.join(f'{a:.2f}' for a in acc)} | "
@@ -79,7 +81,7 @@ def main(argv=None) -> int:
     p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--runs", default="runs/zoo", help="folder of the run folders (default: runs/zoo)")
-    p.add_argument("--threads", type=int, default=None, help="passed to convnp train (default: every core)")
+    p.add_argument("--threads", type=int, default=None, help="passed to convnp train (default: its default rule)")
     p.add_argument("--collect", action="store_true", help="train nothing; tabulate the finished runs")
     p.add_argument("--out", default=str(HERE / "ZOO.md"), help="Markdown file to write ('-' prints only)")
     args = p.parse_args(argv)

@@ -284,7 +284,8 @@ def train_run(
     if data.x_test is not None:
         test = evaluate(model, standardize(data.x_test, model.dtype), data.y_test, threads=config.threads)
         test["n_samples"] = int(len(data.y_test))
-        results = {"test": test, "epochs_done": len(trainer.history), "checkpoint": str(run_dir / "last.npz")}
+        results = {"test": test, "epochs_done": len(trainer.history), "checkpoint": str(run_dir / "last.npz"),
+                   "threads": trainer.threads}
         atomic_write(run_dir / "results.json", lambda f: f.write(json.dumps(results, indent=2).encode()))
     return RunResult(run_dir, trainer.history, test, trainer.stop_reason)
 
