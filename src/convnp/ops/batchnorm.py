@@ -30,7 +30,7 @@ from convnp.ops.wide import channel_sum, tiled, wide
 class BatchNormCache(NamedTuple):
     """What :func:`batchnorm_backward` needs, and the batch statistics for the caller's running averages."""
 
-    xc: np.ndarray  # (N, k * C), the centred input x - mean in the wide layout of wide(); xhat = xc * inv_std
+    xhat: np.ndarray  # (N, k * C), the normalised input in the wide layout of wide()
     inv_std: np.ndarray  # (C,), 1 / sqrt(var + eps)
     gamma: np.ndarray  # (C,)
     batch_stats: bool  # True: mean and var came from x itself (training)
@@ -93,11 +93,11 @@ def batchnorm_forward(
     else:
         xc = xw - tiled(mean, width)
     inv_std = 1.0 / np.sqrt(var + eps)  # (C,)
-    # gamma * xhat + beta without materialising xhat: backward needs only xc and inv_std (one pass fewer each way).
-    out = xc * tiled(gamma * inv_std, width)  # (N, k*C)
+    xhat = np.multiply(xc, tiled(inv_std, width), out=xc)  # (N, k*C), reuses xc's buffer
+    out = xhat * tiled(gamma, width)
     out += tiled(beta, width)
     return out.reshape(x.shape), BatchNormCache(
-        xc, inv_std, gamma, batch_stats, mean, var, x.shape, count, allreduce
+        xhat, inv_std, gamma, batch_stats, mean, var, x.shape, count, allreduce
     )
 
 
@@ -119,23 +119,20 @@ def batchnorm_backward(dout: np.ndarray, cache: BatchNormCache):
     Training mode uses ``sum(dxhat) = gamma * dbeta`` and ``sum(dxhat * xhat) = gamma * dgamma`` to write the
     compact formula as ``dx = (gamma / (m * std)) * (m * dout - dbeta - xhat * dgamma)``: two channel sums in all.
     """
-    xc, inv_std, gamma, batch_stats, _, _, x_shape, count, allreduce = cache
+    xhat, inv_std, gamma, batch_stats, _, _, x_shape, count, allreduce = cache
     C = gamma.shape[0]
-    width = xc.shape[1]
+    width = xhat.shape[1]
     dout_w = wide(dout)  # (N, k*C)
     dbeta = channel_sum(dout_w, C)  # (C,)
-    product = dout_w * xc  # (N, k*C), reused below
-    dgamma = channel_sum(product, C) * inv_std  # (C,): sum(dout * xhat), the per-channel inv_std taken out
-    scale = gamma * inv_std  # (C,)
-    if not batch_stats:
-        return (dout_w * tiled(scale, width)).reshape(x_shape), dgamma, dbeta  # a fixed per-channel scale
-    sum_dbeta, sum_dgamma = dbeta, dgamma
-    if allreduce is not None:  # the statistics came from the whole batch, so do these sums
-        sum_dbeta, sum_dgamma = allreduce(np.concatenate([dbeta, dgamma])).reshape(2, C)
-    # dx = scale * (dout - (sum_dbeta + xhat * sum_dgamma) / count), with xhat = xc * inv_std: the per-channel
-    # factors folded so each full-size array is touched as few times as possible.
-    correction = np.multiply(xc, tiled(scale * inv_std * sum_dgamma / count, width), out=product)  # (N, k*C)
-    correction += tiled(scale * sum_dbeta / count, width)
-    dx = dout_w * tiled(scale, width)
-    dx -= correction
+    dgamma = channel_sum(dout_w * xhat, C)  # (C,)
+    if batch_stats:
+        sum_dbeta, sum_dgamma = dbeta, dgamma
+        if allreduce is not None:  # the statistics came from the whole batch, so do these sums
+            sum_dbeta, sum_dgamma = allreduce(np.concatenate([dbeta, dgamma])).reshape(2, C)
+        dx = xhat * tiled(-sum_dgamma, width)  # (N, k*C), then the other terms in place
+        dx += count * dout_w
+        dx -= tiled(sum_dbeta, width)
+        dx *= tiled(gamma * inv_std / count, width)
+    else:
+        dx = dout_w * tiled(gamma * inv_std, width)  # a fixed per-channel scale
     return dx.reshape(x_shape), dgamma, dbeta
