@@ -19,13 +19,13 @@ Laying every window out as a row of ``cols`` (shape ``(N*H_out*W_out, kH*kW*C_in
   was faster wherever the input is not much larger than the output (see :func:`conv2d_backward`).
 
 The fast part is *where* ``cols`` lives. The whole batch's matrix is ``kH*kW`` times the input (85 MB for 128
-images of 26x26x32 and a 3x3 kernel): written to memory and read back twice, it made the layer wait on memory,
-and two threads doing it at once slowed each other down. So both passes work through the batch a few images at a
-time (:data:`CHUNK_BYTES` of ``cols``, which stays in cache): build that chunk's rows, multiply,
-move on. The backward pass rebuilds each chunk from the padded input rather than keeping 85 MB around; copying
-from cache is cheaper than the memory traffic it saves. (A batch small enough to be one chunk keeps its matrix.) Measured here on that 26x26x32 -> 64 layer, forward and
-backward of 64 images: 123-150 ms whole-batch, 93-102 ms in chunks, and with two threads each on its own batch
-at once the whole-batch version lost another 10-20%, the chunked one almost nothing.
+images of 26x26x32 and a 3x3 kernel): written to memory and read back twice, it made the layer wait on memory. So
+both passes work through the batch a few images at a time (:data:`CHUNK_BYTES` of ``cols``, which stays in
+cache): build that chunk's rows, multiply, move on. The backward pass rebuilds each chunk from the padded input
+rather than keeping 85 MB around; copying from cache is cheaper than the memory traffic it saves. (A batch small
+enough to be one chunk keeps its matrix.) Measured here on that 26x26x32 -> 64 layer, forward and backward of 64
+images on one thread: 123-150 ms whole-batch, 93-106 ms in chunks of one or two images; training the LeNet-style
+net of ``benchmarks/bench.py``, alternating in one process: 334 -> 419 images/s on one thread, 557 -> 652 on two.
 
 Other details: the chunk buffers are reused between calls through a ``workspace`` dict; a one-channel input's
 im2col matrix is built transposed (long contiguous copies); the input gradient is skipped when nobody needs it
@@ -131,7 +131,8 @@ def _chunks(n: int, row_bytes: int, chunk_bytes: int):
 
 
 def _cols(x_chunk: np.ndarray, kernel_size, stride, workspace) -> np.ndarray:
-    """im2col of a chunk, ``(n*H_out*W_out, kH*kW*C)``: a transposed view of :func:`im2col_transposed` for one channel."""
+    """im2col of a chunk, ``(n*H_out*W_out, kH*kW*C)``; for one channel a transposed view of
+    :func:`im2col_transposed`."""
     if x_chunk.shape[3] == 1:
         return im2col_transposed(x_chunk, kernel_size, stride, workspace).T
     return im2col(x_chunk, kernel_size, stride, workspace)
@@ -196,7 +197,7 @@ def conv2d_backward(dout: np.ndarray, cache, input_grad: bool = True):
     dout : ndarray of shape `(N, H_out, W_out, C_out)`
     cache : tuple from :func:`conv2d_forward`
     input_grad : bool
-        Compute ``dx``; ``False`` skips ``dcols`` and col2im (nothing upstream of a first layer needs it).
+        Compute ``dx``; ``False`` skips it (nothing upstream of a first layer needs it).
 
     Returns
     -------
