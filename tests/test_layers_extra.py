@@ -104,6 +104,24 @@ def test_avgpool2d_forward_and_backward_match_loop_references():
     assert not dx[:, 7].any(), "row 7 lies in no window and must get no gradient"
 
 
+@pytest.mark.parametrize("channels", [3, 70])  # below and above GATHER_BELOW: gathered tiles, strided views
+def test_avgpool2d_2x2_fast_path_matches_loop_references(channels):
+    """2x2 windows at stride 2 take their own route; odd sizes leave the last row and column in no window."""
+    rng = np.random.default_rng(channels)
+    x = rng.standard_normal((2, 7, 9, channels))
+    layer = AvgPool2D(2)
+    out = layer.forward(x, training=True)
+    dout = rng.standard_normal(out.shape)
+    dx = layer.backward(dout)
+    expected_out, expected_dx = np.zeros(out.shape), np.zeros(x.shape)
+    for i, j in np.ndindex(out.shape[1:3]):
+        expected_out[:, i, j] = x[:, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2].mean(axis=(1, 2))
+        expected_dx[:, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2] += dout[:, i, j][:, None, None, :] / 4
+    np.testing.assert_allclose(out, expected_out, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(dx, expected_dx)
+    assert not dx[:, 6].any() and not dx[:, :, 8].any()
+
+
 def test_global_avgpool2d_is_the_mean_and_spreads_evenly():
     x = np.random.default_rng(1).standard_normal((3, 4, 5, 2))
     layer = GlobalAvgPool2D()

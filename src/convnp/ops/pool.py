@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from convnp.ops.windows import sliding_windows
+from convnp.ops.windows import GATHER_BELOW, sliding_windows, tiles_2x2
 
 
 def maxpool2d_forward(x: np.ndarray, kernel_size: tuple[int, int], stride: tuple[int, int]):
@@ -65,19 +65,6 @@ def maxpool2d_forward(x: np.ndarray, kernel_size: tuple[int, int], stride: tuple
     return out, (winner, x.shape, kernel_size, stride)
 
 
-def _tiles(a: np.ndarray, H_out: int, W_out: int) -> np.ndarray:
-    """The ``(2, 2, N, H_out, W_out, C)`` strided view of ``a``'s 2x2 tiles, offset first: ``[i, j]`` is every
-    tile's value at row ``i``, column ``j``. Writeable when ``a`` is (backward writes through it)."""
-    bN, bH, bW, bC = a.strides
-    return np.lib.stride_tricks.as_strided(
-        a, shape=(2, 2, a.shape[0], H_out, W_out, a.shape[3]), strides=(bH, bW, bN, 2 * bH, 2 * bW, bC)
-    )
-
-
-#: Below this many channels the 2x2 forward first copies the four tile offsets apart (see _forward_2x2).
-_GATHER_BELOW = 64
-
-
 def _forward_2x2(x: np.ndarray):
     """:func:`maxpool2d_forward` for 2x2 windows, stride 2. The cache holds three boolean maps of the output's shape.
 
@@ -88,8 +75,8 @@ def _forward_2x2(x: np.ndarray):
     at 64 channels the views were as fast).
     """
     N, H, W, C = x.shape
-    tiles = _tiles(x, H // 2, W // 2)  # (2, 2, N, H_out, W_out, C), a view
-    if C < _GATHER_BELOW:
+    tiles = tiles_2x2(x, H // 2, W // 2)  # (2, 2, N, H_out, W_out, C), a view
+    if C < GATHER_BELOW:
         tiles = tiles.copy()
     (x00, x01), (x10, x11) = tiles
     top, bottom = np.maximum(x00, x01), np.maximum(x10, x11)  # (N, H_out, W_out, C) each
@@ -153,5 +140,5 @@ def _backward_2x2(dout: np.ndarray, answers, x_shape) -> np.ndarray:
     d_bottom -= d11
     # Only an odd last row or column is in no window; everything else is written by the copy.
     dx = np.zeros(x_shape, dtype=dout.dtype) if H % 2 or W % 2 else np.empty(x_shape, dtype=dout.dtype)
-    np.copyto(_tiles(dx, H_out, W_out), parts)
+    np.copyto(tiles_2x2(dx, H_out, W_out), parts)
     return dx

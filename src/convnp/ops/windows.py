@@ -103,3 +103,19 @@ def scatter_windows(dwin: np.ndarray, in_shape: tuple, stride: tuple[int, int]) 
         for b in range(kW):
             dx[:, a : a + sH * (H_out - 1) + 1 : sH, b : b + sW * (W_out - 1) + 1 : sW, :] += dwin[:, :, :, a, b, :]
     return dx
+
+
+def tiles_2x2(a: np.ndarray, H_out: int, W_out: int) -> np.ndarray:
+    """The ``(2, 2, N, H_out, W_out, C)`` strided view of the 2x2 tiles of ``a`` (stride 2), offset first:
+    ``[i, j]`` is every tile's value at row ``i``, column ``j``. Writeable when ``a`` is: the pools' backward passes
+    write their four gradients through it with one copy."""
+    bN, bH, bW, bC = a.strides
+    return np.lib.stride_tricks.as_strided(
+        a, shape=(2, 2, a.shape[0], H_out, W_out, a.shape[3]), strides=(bH, bW, bN, 2 * bH, 2 * bW, bC)
+    )
+
+
+#: Below this many channels the 2x2 pools first copy the four tile offsets of :func:`tiles_2x2` apart: each offset's
+#: strided view has innermost runs of only ``C`` values, and with few channels NumPy's cost per run dominates.
+GATHER_BELOW = 64
+
