@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from convnp.ops.windows import GATHER_BELOW, sliding_windows, tiles_2x2
+from convnp.ops.windows import is_tiled_2x2, read_tiles_2x2, sliding_windows, write_tiles_2x2
 
 
 def maxpool2d_forward(x: np.ndarray, kernel_size: tuple[int, int], stride: tuple[int, int]):
@@ -49,7 +49,7 @@ def maxpool2d_forward(x: np.ndarray, kernel_size: tuple[int, int], stride: tuple
         The winning offset ``a * kW + b`` of every window (uint8 or uint16), the input shape, kernel and stride.
     """
     kH, kW = kernel_size
-    if (kH, kW) == (2, 2) and tuple(stride) == (2, 2):
+    if is_tiled_2x2(kernel_size, stride):
         return _forward_2x2(x)
     windows = sliding_windows(x, kernel_size, stride)  # (N, H_out, W_out, kH, kW, C), a view
     out = windows[:, :, :, 0, 0, :].copy()  # (N, H_out, W_out, C)
@@ -69,16 +69,9 @@ def _forward_2x2(x: np.ndarray):
     """:func:`maxpool2d_forward` for 2x2 windows, stride 2. The cache holds three boolean maps of the output's shape.
 
     Strict ``>`` everywhere keeps the first of tied values in row-major order: the left of a pair, the top pair.
-    The four offsets of the tiles are strided views whose innermost run is only ``C`` values; with few channels
-    NumPy's per-run cost dominates, so they are first gathered into four contiguous arrays by one copy (batch 64,
-    8 channels: forward 1.06 -> 0.66 ms here; batch 128, 16 channels: 8.3 -> 5.9 ms; 32 channels 1.02 -> 0.88 ms;
-    at 64 channels the views were as fast).
+    With few channels the tile offsets are first gathered apart (see :data:`convnp.ops.windows.GATHER_BELOW`).
     """
-    N, H, W, C = x.shape
-    tiles = tiles_2x2(x, H // 2, W // 2)  # (2, 2, N, H_out, W_out, C), a view
-    if C < GATHER_BELOW:
-        tiles = tiles.copy()
-    (x00, x01), (x10, x11) = tiles
+    (x00, x01), (x10, x11) = read_tiles_2x2(x)  # each (N, H_out, W_out, C)
     top, bottom = np.maximum(x00, x01), np.maximum(x10, x11)  # (N, H_out, W_out, C) each
     right_top, right_bottom, lower = np.greater(x01, x00), np.greater(x11, x10), np.greater(bottom, top)
     out = np.maximum(top, bottom, out=top)
@@ -128,9 +121,7 @@ def _backward_2x2(dout: np.ndarray, answers, x_shape) -> np.ndarray:
     strided writes at 8, 16 and 64 channels (0.69 -> 0.54 ms, 1.39 -> 1.04, 13.8 -> 9.3).
     """
     lower, right_top, right_bottom = answers
-    N, H, W, C = x_shape
-    _, H_out, W_out, _ = dout.shape
-    parts = np.empty((2, 2, N, H_out, W_out, C), dtype=dout.dtype)  # [i, j]: the gradient at tile offset (i, j)
+    parts = np.empty((2, 2, *dout.shape), dtype=dout.dtype)  # [i, j]: the gradient at tile offset (i, j)
     (d00, d01), (d10, d11) = parts
     d_bottom = np.multiply(dout, lower, out=d10)
     d_top = np.subtract(dout, d_bottom, out=d00)
@@ -138,7 +129,4 @@ def _backward_2x2(dout: np.ndarray, answers, x_shape) -> np.ndarray:
     d_top -= d01
     np.multiply(d_bottom, right_bottom, out=d11)
     d_bottom -= d11
-    # Only an odd last row or column is in no window; everything else is written by the copy.
-    dx = np.zeros(x_shape, dtype=dout.dtype) if H % 2 or W % 2 else np.empty(x_shape, dtype=dout.dtype)
-    np.copyto(tiles_2x2(dx, H_out, W_out), parts)
-    return dx
+    return write_tiles_2x2(parts, x_shape, dout.dtype)

@@ -232,7 +232,8 @@ def train_run(
         skip_nonfinite=config.skip_nonfinite,
         schedule=make_schedule(config, steps_per_epoch),
         clip_grad_norm=config.clip_grad_norm,
-        threads=config.threads,
+        # Decided once here from the configured batch size, so the header below names the count the steps use.
+        threads=config.threads or threads_for(model, config.batch_size),
         label_smoothing=config.label_smoothing,
         parallel=None if distributed is None else distributed.data_parallel(model, config.label_smoothing),
         augment=augment,
@@ -264,7 +265,7 @@ def train_run(
             f"batch {config.batch_size}, {optimizer!r}, schedule {config.schedule}, "
             + (f"label smoothing {config.label_smoothing:g}, " if config.label_smoothing else "")
             + (f"augmentation {augment!r}, " if augment is not None else "")
-            + f"seed {config.seed}, {config.threads or threads_for(model, config.batch_size)} thread(s)")
+            + f"seed {config.seed}, {trainer.threads} thread(s)")
         try:
             with _stop_on_sigint(trainer):
                 trainer.fit(x_train, y_train, epochs=config.epochs, batch_size=config.batch_size, rng=order_rng,
