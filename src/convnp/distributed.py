@@ -398,6 +398,9 @@ def launch(args, train) -> int:
             f"--threads: each process of a --distributed run trains in one thread (start more processes with "
             f"mpirun -n instead), got --threads {args.threads}"
         )
+    if getattr(args, "backend", "auto") == "processes":
+        raise ValueError("--backend processes: a --distributed run's processes are MPI's (mpirun -n N); leave "
+                         "--backend out")
     args.threads = 1
     dist = Distributed()
     if not dist.is_root:

@@ -62,11 +62,39 @@ def get_num_threads() -> int:
 #: overhead, which holds the GIL: the notebook net at batch 64 (20 MFLOP per step) trained an epoch in 4.0 s on one
 #: thread and 4.5 s on two; at batch 128 (39 MFLOP), 4.0 s and 3.2 s.
 MIN_FLOPS_PER_THREAD = 15e6
+#: The same for worker processes (:mod:`convnp.processes`), which do not share a GIL. Epoch seconds of the
+#: notebook net on one core against two processes: batch 64 (20 MFLOP per step), 3.4-3.8 against 2.6-2.8; batch 32
+#: (10 MFLOP), 2.9-4.2 against 3.5.
+MIN_FLOPS_PER_PROCESS = 8e6
+
+#: How a training batch is split: ``"threads"`` (:class:`DataParallel`), ``"processes"``
+#: (:class:`convnp.processes.ProcessDataParallel`, the same results bit for bit), or ``"auto"``: processes where
+#: they can be forked (Linux), else threads.
+BACKENDS = ("auto", "threads", "processes")
 
 
-def threads_for(model, batch_size: int) -> int:
-    """The thread count training uses when none is given: :func:`get_num_threads`, but when that is only the
-    "every core" default, no more threads than give each at least :data:`MIN_FLOPS_PER_THREAD` of work.
+def resolve_backend(backend: str, n: int = 2) -> str:
+    """``"threads"`` or ``"processes"``: what ``backend`` (one of :data:`BACKENDS`) means for ``n`` workers here.
+
+    One worker is always ``"threads"``: nothing is forked to train unsplit.
+    """
+    from convnp.processes import available  # here: convnp.processes builds on this module
+
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
+    if n == 1 or backend == "threads":
+        return "threads"
+    if not available():
+        if backend == "processes":
+            raise RuntimeError("backend 'processes' needs os.fork on Linux; use backend 'threads' here")
+        return "threads"
+    return "processes"
+
+
+def threads_for(model, batch_size: int, backend: str = "threads") -> int:
+    """The worker count training uses when none is given: :func:`get_num_threads`, but when that is only the
+    "every core" default, no more workers than give each at least :data:`MIN_FLOPS_PER_THREAD` of work (or
+    :data:`MIN_FLOPS_PER_PROCESS`, when ``backend`` comes to processes).
 
     An explicit :func:`set_num_threads` or ``$CONVNP_NUM_THREADS`` is taken as it is.
     """
@@ -79,7 +107,18 @@ def threads_for(model, batch_size: int) -> int:
         work = model_flops(model)["train"] * batch_size
     except (TypeError, ValueError):  # no input_shape to count from: every core
         return n
-    return max(1, min(n, int(work // MIN_FLOPS_PER_THREAD)))
+    per_worker = MIN_FLOPS_PER_PROCESS if resolve_backend(backend, n) == "processes" else MIN_FLOPS_PER_THREAD
+    return max(1, min(n, int(work // per_worker)))
+
+
+def data_parallel(model, n: int, backend: str = "auto", label_smoothing: float = 0.0):
+    """A :class:`DataParallel` or :class:`~convnp.processes.ProcessDataParallel` of ``n`` workers, as
+    :func:`resolve_backend` decides."""
+    if resolve_backend(backend, n) == "processes":
+        from convnp.processes import ProcessDataParallel
+
+        return ProcessDataParallel(model, n, label_smoothing)
+    return DataParallel(model, n, label_smoothing)
 
 
 def shard_bounds(n: int, n_shards: int) -> list[tuple[int, int]]:
@@ -87,6 +126,30 @@ def shard_bounds(n: int, n_shards: int) -> list[tuple[int, int]]:
     step = n / n_shards  # edge i is round(i * n / n_shards), halves to even (as np.linspace(...).round() gave)
     edges = [round(i * step) for i in range(n_shards)] + [n]
     return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
+def shard_step(model, loss_fn, x: np.ndarray, y: np.ndarray, total: int, agree=None) -> tuple[float, int, bool]:
+    """Forward and backward of one shard ``(x, y)`` of a training batch of ``total`` samples.
+
+    The output gradient is scaled by ``len(y) / total``, so the shards' gradients add up to the batch's mean
+    gradient. ``agree``, when given, is the shards' all-reduce: every shard then learns whether any produced a
+    non-finite logit, and all stop, or none (a model whose backward calls the all-reduce needs them all).
+
+    Returns this shard's share of the batch's mean loss, its number of correct predictions, and whether its
+    logits (with ``agree``: every shard's) were all finite; without them no backward is run.
+    """
+    logits = model.forward(x, training=True)
+    bad = np.array([0.0 if np.isfinite(logits).all() else 1.0])
+    if agree is not None:
+        bad = agree(bad)
+    if bad[0]:
+        return 0.0, 0, False
+    loss = loss_fn.forward(logits, y)
+    dlogits = loss_fn.backward()
+    if len(y) != total:
+        dlogits *= np.asarray(len(y) / total, dtype=dlogits.dtype)
+    model.backward(dlogits, input_grad=False)
+    return loss * len(y) / total, int(np.sum(logits.argmax(axis=1) == y)), True
 
 
 class DataParallel:
@@ -154,20 +217,9 @@ class DataParallel:
             self.replicas[i].set_shard(Shard(start, stop, n, allreduce.for_party(i)) if split else None)
 
         def work(i, start, stop):
-            replica, loss_fn = self.replicas[i], self.losses[i]
             try:
-                logits = replica.forward(x[start:stop], training=True)
-                bad = np.array([0.0 if np.isfinite(logits).all() else 1.0])
-                if agree:  # every shard must stop, or none: the backward's all-reduces need them all
-                    bad = allreduce(i, bad)
-                if bad[0]:
-                    return 0.0, 0, False
-                loss = loss_fn.forward(logits, y[start:stop])
-                dlogits = loss_fn.backward()
-                if split:
-                    dlogits *= np.asarray((stop - start) / n, dtype=dlogits.dtype)
-                replica.backward(dlogits, input_grad=False)
-                return loss * (stop - start) / n, int(np.sum(logits.argmax(axis=1) == y[start:stop])), True
+                return shard_step(self.replicas[i], self.losses[i], x[start:stop], y[start:stop], n,
+                                  allreduce.for_party(i) if agree else None)
             except BaseException:
                 if allreduce is not None:
                     allreduce.abort()  # release the shards waiting for this one

@@ -7,6 +7,8 @@ import math
 import numbers
 from dataclasses import dataclass
 
+from convnp.parallel import BACKENDS
+
 # The learning rate each optimizer gets when none is given.
 DEFAULT_LR = {"sgd": 0.1, "momentum": 0.02, "adam": 1e-3, "adamw": 1e-3}
 
@@ -51,7 +53,8 @@ class TrainConfig:
     val_split: float = 0.1
     limit: int | None = None
     mnist_dir: str | None = None
-    threads: int | None = None  # None: convnp.parallel.get_num_threads(); only float rounding depends on it
+    threads: int | None = None  # None: convnp.parallel.threads_for(); only float rounding depends on it
+    backend: str = "auto"  # auto | threads | processes (convnp.parallel.BACKENDS): the same results, bit for bit
     label_smoothing: float = 0.0
     augment: bool = False
     max_shift: float = 2.0
@@ -66,6 +69,8 @@ class TrainConfig:
         problems = []
         if self.optimizer not in DEFAULT_LR:
             problems.append(f"optimizer must be one of {sorted(DEFAULT_LR)}, got {self.optimizer!r}")
+        if self.backend not in BACKENDS:
+            problems.append(f"backend must be one of {list(BACKENDS)}, got {self.backend!r}")
         if self.schedule not in SCHEDULE_NAMES:
             problems.append(f"schedule must be one of {list(SCHEDULE_NAMES)}, got {self.schedule!r}")
         for name in ("epochs", "batch_size", "step_epochs"):

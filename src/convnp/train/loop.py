@@ -20,7 +20,7 @@ import numpy as np
 from convnp.data.batching import iterate_minibatches
 from convnp.losses import SoftmaxCrossEntropy
 from convnp.optim import clip_grad_norm
-from convnp.parallel import DataParallel, get_num_threads, threads_for
+from convnp.parallel import DataParallel, data_parallel, get_num_threads, resolve_backend, threads_for
 
 
 logger = logging.getLogger("convnp.train")
@@ -74,8 +74,12 @@ class Trainer:
         Rescale the gradients so their joint L2 norm is at most this.
     callbacks : list of Callback
     threads : int, optional
-        Split each batch across this many threads (:mod:`convnp.parallel`); default
-        :func:`convnp.parallel.threads_for` the model and the first batch's size.
+        Split each batch across this many workers (:mod:`convnp.parallel`); default
+        :func:`convnp.parallel.threads_for` the model and the configured batch size.
+    backend : {"auto", "threads", "processes"}
+        What the workers are (:func:`convnp.parallel.resolve_backend`): threads, or forked processes
+        (:mod:`convnp.processes`), which give the same results bit for bit and are faster on small networks.
+        ``"auto"``: processes on Linux. :attr:`backend` holds the choice made, once training starts.
     label_smoothing : float in [0, 1)
         Smooth the training targets (:class:`convnp.losses.SoftmaxCrossEntropy`); the training loss reported is the
         smoothed one. :func:`evaluate` always reports the plain cross-entropy.
@@ -104,6 +108,7 @@ class Trainer:
         clip_grad_norm: float | None = None,
         callbacks=(),
         threads=None,
+        backend: str = "auto",
         label_smoothing: float = 0.0,
         augment=None,
         augment_rng: np.random.Generator | None = None,
@@ -122,8 +127,10 @@ class Trainer:
                 f"got {type(augment_rng).__name__}"
             )
         self.model, self.optimizer, self.schedule = model, optimizer, schedule
+        resolve_backend(backend)  # checks the name
         self.threads = threads  # None: threads_for(model, batch size), decided at the first step
-        self.parallel: DataParallel | None = None
+        self.backend = backend  # "auto" until the first step resolves it
+        self.parallel = None  # made at the first step: a DataParallel, ProcessDataParallel or the one given
         self._given_parallel = parallel
         self.clip_grad_norm = clip_grad_norm
         self.callbacks = list(callbacks)
@@ -164,9 +171,12 @@ class Trainer:
         """One forward, backward and update on a batch; returns the batch's mean loss and number correct."""
         if self.parallel is None:
             if self.threads is None:  # train_step called without fit: decide by this batch
-                self.threads = threads_for(self.model, len(yb))
-            self.parallel = self._given_parallel or DataParallel(
-                self.model, self.threads, label_smoothing=self.loss_fn.label_smoothing)
+                self.threads = threads_for(self.model, len(yb), self.backend)
+            if self._given_parallel is None:
+                self.backend = resolve_backend(self.backend, self.threads)
+                self.parallel = data_parallel(self.model, self.threads, self.backend, self.loss_fn.label_smoothing)
+            else:
+                self.parallel = self._given_parallel
         # Overflow is caught just below and reported with the step; NumPy's own warnings would only add noise.
         with np.errstate(over="ignore", invalid="ignore"):
             loss, correct, finite = self.parallel.train_step(xb, yb)
@@ -231,7 +241,7 @@ class Trainer:
         first_batch = int(resume_from.get("batch", 0))
         n_batches = -(-len(y) // batch_size)
         if self.threads is None:  # from the configured batch size, so a resumed run splits its batches alike
-            self.threads = threads_for(self.model, batch_size)
+            self.threads = threads_for(self.model, batch_size, self.backend)
         if first_batch and not 0 < first_batch < n_batches:
             raise ValueError(f"Trainer.fit: resume_from batch must be in [0, {n_batches}), got {first_batch}")
         self.rng = rng

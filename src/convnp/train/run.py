@@ -44,7 +44,7 @@ from convnp.data.datasets import Dataset, load_dataset
 from convnp.data.transforms import Standardize
 from convnp.models import get_model
 from convnp.optim import SGD, Adam, AdamW
-from convnp.parallel import threads_for
+from convnp.parallel import resolve_backend, threads_for
 from convnp.schedules import Constant, Cosine, OneCycle, Step
 from convnp.train.callbacks import Checkpoint, EarlyStopping, MetricsCSV, ProgressBar
 from convnp.train.config import TrainConfig
@@ -160,6 +160,8 @@ def train_run(
         expect = dict(expect or {})
         if "threads" in expect:  # the thread count may change (results then differ by float rounding)
             config.threads = expect.pop("threads")
+        if "backend" in expect:  # threads or processes: the same results
+            config.backend = expect.pop("backend")
         saved = {**config.to_dict(), "lr": config.base_lr}  # lr=None meant the optimizer's default
         clashes = [f"{k}={v!r} (the run has {saved[k]!r})" for k, v in expect.items() if saved[k] != v]
         if clashes:
@@ -233,7 +235,8 @@ def train_run(
         schedule=make_schedule(config, steps_per_epoch),
         clip_grad_norm=config.clip_grad_norm,
         # Decided once here from the configured batch size, so the header below names the count the steps use.
-        threads=config.threads or threads_for(model, config.batch_size),
+        threads=config.threads or threads_for(model, config.batch_size, config.backend),
+        backend=config.backend,
         label_smoothing=config.label_smoothing,
         parallel=None if distributed is None else distributed.data_parallel(model, config.label_smoothing),
         augment=augment,
@@ -265,7 +268,7 @@ def train_run(
             f"batch {config.batch_size}, {optimizer!r}, schedule {config.schedule}, "
             + (f"label smoothing {config.label_smoothing:g}, " if config.label_smoothing else "")
             + (f"augmentation {augment!r}, " if augment is not None else "")
-            + f"seed {config.seed}, {trainer.threads} thread(s)")
+            + f"seed {config.seed}, {_workers(trainer, distributed)}")
         try:
             with _stop_on_sigint(trainer):
                 trainer.fit(x_train, y_train, epochs=config.epochs, batch_size=config.batch_size, rng=order_rng,
@@ -286,9 +289,18 @@ def train_run(
         test = evaluate(model, standardize(data.x_test, model.dtype), data.y_test, threads=config.threads)
         test["n_samples"] = int(len(data.y_test))
         results = {"test": test, "epochs_done": len(trainer.history), "checkpoint": str(run_dir / "last.npz"),
-                   "threads": trainer.threads}
+                   "threads": trainer.threads,
+                   "backend": "mpi" if distributed is not None else resolve_backend(trainer.backend, trainer.threads)}
         atomic_write(run_dir / "results.json", lambda f: f.write(json.dumps(results, indent=2).encode()))
     return RunResult(run_dir, trainer.history, test, trainer.stop_reason)
+
+
+def _workers(trainer: Trainer, distributed) -> str:
+    """``1 thread``, ``2 threads`` or ``2 processes``: how each training batch is split."""
+    n = trainer.threads
+    if distributed is not None or resolve_backend(trainer.backend, n) == "threads":
+        return f"{n} thread{'s' if n > 1 else ''}"
+    return f"{n} processes"
 
 
 @contextlib.contextmanager
