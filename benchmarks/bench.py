@@ -5,7 +5,8 @@
 
 Each thread count runs in its own worker process, because BLAS reads its thread count when NumPy loads
 (OPENBLAS_NUM_THREADS and friends are set for the worker; PyTorch gets torch.set_num_threads; convnp splits each
-batch across that many threads, as its Trainer does, with one BLAS thread in each). Inside a worker,
+batch across that many workers, as its Trainer does, with one BLAS thread in each: processes forked from the worker
+by default, threads with ``--backend threads``). Inside a worker,
 convnp and PyTorch are timed in alternation, repeat after repeat, so a noisy neighbour slows both; the table gives
 medians and the spread (min-max) of the repeats. PyTorch is optional: without it only convnp's figures appear.
 
@@ -69,18 +70,19 @@ def torch_net(name: str):
 
 
 # ---- timing inside a worker -----------------------------------------------------------------------------------------
-def convnp_steps(name: str, batch: int, threads: int = 1):
-    """convnp's training step and inference, as the Trainer runs them: the batch split across ``threads``."""
+def convnp_steps(name: str, batch: int, threads: int = 1, backend: str = "auto"):
+    """convnp's training step and inference, as the Trainer runs them: the batch split across ``threads`` workers
+    (threads or processes, :func:`convnp.parallel.resolve_backend`)."""
     import numpy as np
 
     from convnp.optim import SGD
-    from convnp.parallel import DataParallel
+    from convnp.parallel import data_parallel
 
     model = convnp_net(name)
     rng = np.random.default_rng(1)
     x = rng.standard_normal((batch, 28, 28, 1)).astype(np.float32)
     y = rng.integers(0, 10, batch)
-    parallel, opt = DataParallel(model, threads), SGD(0.01, momentum=0.9)
+    parallel, opt = data_parallel(model, threads, backend), SGD(0.01, momentum=0.9)
 
     def train():
         parallel.train_step(x, y)
@@ -136,7 +138,7 @@ def matmul_peak_gflops() -> float:
     return best
 
 
-def worker(threads: int, nets, batches, repeats: int, min_time: float) -> dict:
+def worker(threads: int, nets, batches, repeats: int, min_time: float, backend: str = "auto") -> dict:
     have_torch = True
     try:
         import torch
@@ -150,7 +152,7 @@ def worker(threads: int, nets, batches, repeats: int, min_time: float) -> dict:
     for name in nets:
         flops = model_flops(convnp_net(name))["train"]
         for batch in batches:
-            ours_train, ours_infer = convnp_steps(name, batch, threads)
+            ours_train, ours_infer = convnp_steps(name, batch, threads, backend)
             theirs = torch_steps(name, batch) if have_torch else None
             samples = {k: [] for k in ("convnp_train", "torch_train", "convnp_infer", "torch_infer")}
             for _ in range(repeats):  # interleaved: a slow moment hits both frameworks
@@ -162,7 +164,10 @@ def worker(threads: int, nets, batches, repeats: int, min_time: float) -> dict:
                     samples["torch_infer"].append(images_per_second(theirs[1], batch, min_time))
             rows.append({"net": name, "batch": batch, "threads": threads, "train_flops": flops,
                          **{k: v for k, v in samples.items() if v}})
-    return {"threads": threads, "peak_gflops": matmul_peak_gflops(), "rows": rows, "torch": have_torch}
+    from convnp.parallel import resolve_backend
+
+    return {"threads": threads, "peak_gflops": matmul_peak_gflops(), "rows": rows, "torch": have_torch,
+            "backend": resolve_backend(backend, threads)}
 
 
 # ---- memory and the notebook, each in a fresh process ---------------------------------------------------------------
@@ -213,7 +218,7 @@ def epoch_worker() -> dict:
     y = rng.integers(0, 10, 54000)
     trainer = Trainer(notebook(rng=rng), SGD(0.02, momentum=0.9))
     history = trainer.fit(x, y, epochs=3, batch_size=64, rng=rng)
-    return {"seconds": [h["time"] for h in history], "threads": trainer.threads}
+    return {"seconds": [h["time"] for h in history], "threads": trainer.threads, "backend": trainer.backend}
 
 
 def run_in_subprocess(args: list[str], threads: int) -> dict:
@@ -237,6 +242,9 @@ def report(results: list[dict], memory: dict, notebook_ips: float | None, epoch_
         + f". Command: `python benchmarks/bench.py{' --quick' if args.quick else ''}`; {args.repeats} interleaved "
         "repeats per cell, median (min-max). Written " + time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()) + ".",
         "",
+        "PyTorch runs on as many threads as the threads column says; convnp splits each batch across as many "
+        "workers, threads or processes as given in brackets (one BLAS thread each).",
+        "",
         "| net | threads | batch | convnp train | PyTorch train | ratio | convnp infer | PyTorch infer | ratio | "
         "train GFLOP/s (% of matmul peak) |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -246,7 +254,8 @@ def report(results: list[dict], memory: dict, notebook_ips: float | None, epoch_
             ours_t = statistics.median(row["convnp_train"])
             ours_i = statistics.median(row["convnp_infer"])
             gflops = ours_t * row["train_flops"] / 1e9
-            cells = [row["net"], str(row["threads"]), str(row["batch"]), median_spread(row["convnp_train"])]
+            workers = str(row["threads"]) + (f" ({result['backend']})" if row["threads"] > 1 else "")
+            cells = [row["net"], workers, str(row["batch"]), median_spread(row["convnp_train"])]
             if "torch_train" in row:
                 cells += [median_spread(row["torch_train"]), f"{ours_t / statistics.median(row['torch_train']):.2f}x"]
             else:
@@ -272,7 +281,8 @@ def report(results: list[dict], memory: dict, notebook_ips: float | None, epoch_
     if epoch_s is not None:
         times = ", ".join(f"{t:.1f}" for t in epoch_s["seconds"])
         lines += ["", f"Epochs of the default `convnp train` (54,000 images, batch 64, notebook net, "
-                  f"{epoch_s['threads']} thread(s) by the default rule), training time alone: {times} s, median "
+                  f"{epoch_s['threads']} worker(s), {epoch_s.get('backend', 'threads')}, by the default rule), training "
+                  f"time alone: {times} s, median "
                   f"**{statistics.median(epoch_s['seconds']):.1f} s**."]
     return "\n".join(lines) + "\n"
 
@@ -283,6 +293,8 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=5, help="interleaved repeats per cell")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="BLAS / PyTorch thread counts")
     p.add_argument("--nets", nargs="+", default=["notebook", "lenet-style"], help="networks to measure: notebook, lenet-style, or any zoo model (lenet5, convnet, best)")
+    p.add_argument("--backend", choices=("auto", "threads", "processes"), default="auto",
+                   help="what convnp splits batches across (default auto: processes on Linux)")
     p.add_argument("--out", default=str(HERE / "RESULTS.md"), help="Markdown file to write ('-' prints only)")
     p.add_argument("--worker", choices=("speed", "memory", "notebook", "epoch"), help=argparse.SUPPRESS)
     p.add_argument("--framework", help=argparse.SUPPRESS)
@@ -293,7 +305,8 @@ def main(argv=None) -> int:
     if args.quick and args.repeats == 5:
         args.repeats = 3
     if args.worker == "speed":
-        print(json.dumps(worker(int(os.environ["OPENBLAS_NUM_THREADS"]), args.nets, batches, args.repeats, min_time)))
+        print(json.dumps(worker(int(os.environ["OPENBLAS_NUM_THREADS"]), args.nets, batches, args.repeats, min_time,
+                                args.backend)))
         return 0
     if args.worker == "memory":
         print(json.dumps(memory_worker(args.framework, args.nets[0], 128)))
@@ -305,7 +318,8 @@ def main(argv=None) -> int:
         print(json.dumps(epoch_worker()))
         return 0
 
-    base = ["--repeats", str(args.repeats), "--nets", *args.nets] + (["--quick"] if args.quick else [])
+    base = ["--repeats", str(args.repeats), "--nets", *args.nets, "--backend", args.backend] + (
+        ["--quick"] if args.quick else [])
     results = []
     for threads in args.threads:
         print(f"timing with {threads} thread(s) ...", file=sys.stderr, flush=True)

@@ -9,7 +9,8 @@ epoch from ``--seed``), with the same optimizer and the same learning rate at ev
 written into PyTorch's optimizer before each step). Only dropout masks differ. Every ``--eval-every`` epochs the
 clock stops and the 10,000 test images are scored; the first time the accuracy reaches ``--target``, the training
 seconds so far are the result. Each framework runs in its own process (thread settings must precede the imports):
-convnp splits batches across ``--threads`` threads as ``convnp train`` does, PyTorch gets
+convnp splits batches across ``--threads`` workers as ``convnp train`` does (``--backend``: processes by default on
+Linux, or threads), PyTorch gets
 ``torch.set_num_threads(--threads)``. With ``--repeats`` above 1 the frameworks alternate, run after run.
 """
 
@@ -68,10 +69,10 @@ def batches(n: int, batch_size: int, epochs: int, seed: int):
 def run_convnp(args) -> dict:
     import numpy as np
 
-    from convnp.parallel import DataParallel
+    from convnp.parallel import data_parallel
 
     x, y, x_test, y_test, model, optimizer, schedule = prepare(args)
-    parallel = DataParallel(model, args.threads)
+    parallel = data_parallel(model, args.threads, args.backend)
 
     def accuracy():
         logits = [parallel.predict(x_test[i : i + 1000]) for i in range(0, len(x_test), 1000)]
@@ -161,6 +162,8 @@ def main(argv=None) -> int:
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--schedule", choices=("onecycle", "cosine"), default="onecycle")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--backend", choices=("auto", "threads", "processes"), default="auto",
+                   help="what convnp splits batches across (default auto: processes on Linux)")
     p.add_argument("--eval-every", type=float, default=0.25, help="epochs between test scorings")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeats", type=int, default=1)

@@ -8,6 +8,8 @@ fixed seed: the cases are the same on every run, and each carries its own ``seed
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 CONV_KERNELS = [1, 2, 3, 5, (2, 3), (3, 1), (1, 5), (5, 2)]
@@ -180,3 +182,15 @@ def same_arrays(a: dict, b: dict) -> bool:
 def without_time(history: list[dict]) -> list[dict]:
     """Epoch logs with the wall-clock ``time`` removed, for exact comparison."""
     return [{k: v for k, v in row.items() if k != "time"} for row in history]
+
+
+def toy_npz(path: Path, n: int, seed: int = 0, test: int = 60) -> Path:
+    """3 classes of 28x28 uint8 images told apart by where a bright square is (the set test_run.py trains on)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n + test)
+    x = (rng.random((n + test, 28, 28)) * 60).astype(np.uint8)
+    for k in range(3):
+        x[y == k, 4 + 7 * k : 10 + 7 * k, 4:10] = 255
+    tests = {"x_test": x[n:], "y_test": y[n:]} if test else {}
+    np.savez(path, x=x[:n], y=y[:n], **tests)
+    return path

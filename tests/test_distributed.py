@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import same_arrays
+from helpers import same_arrays, toy_npz
 
 import _mpi_worker
 from convnp.checkpoint import load_checkpoint
@@ -51,18 +51,6 @@ def mpirun(n: int, args: list[str], tmp_path: Path, *, env: dict | None = None, 
     if popen:
         return subprocess.Popen(command, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return subprocess.run(command, env=full_env, capture_output=True, text=True, timeout=timeout)
-
-
-def toy_npz(path: Path, n: int, seed: int = 0, test: int = 60) -> Path:
-    """3 classes of 28x28 uint8 images told apart by where a bright square is (the set test_run.py trains on)."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 3, n + test)
-    x = (rng.random((n + test, 28, 28)) * 60).astype(np.uint8)
-    for k in range(3):
-        x[y == k, 4 + 7 * k : 10 + 7 * k, 4:10] = 255
-    tests = {"x_test": x[n:], "y_test": y[n:]} if test else {}
-    np.savez(path, x=x[:n], y=y[:n], **tests)
-    return path
 
 
 def npz_arrays(path) -> dict:

@@ -1,6 +1,7 @@
 """Splitting batches across forked worker processes: bit for bit what the same count of threads gives, and workers
 that fail, die or are interrupted are reported and replaced, never left behind."""
 
+import json
 import os
 import signal
 import time
@@ -16,6 +17,7 @@ from convnp.optim import SGD
 from convnp.parallel import DataParallel, data_parallel, resolve_backend, threads_for
 from convnp.processes import ProcessDataParallel, WorkerError
 from convnp.train import Trainer
+from helpers import run_weights, same_arrays, toy_npz
 
 pytestmark = pytest.mark.skipif(not processes.available(), reason="worker processes need os.fork on Linux")
 
@@ -256,3 +258,27 @@ def test_processes_split_smaller_steps_than_threads(monkeypatch):
     assert threads_for(model, 64, "threads") == 1  # 20 MFLOP per step: under 2 x MIN_FLOPS_PER_THREAD
     assert threads_for(model, 64, "processes") == threads_for(model, 64, "auto") == 2
     assert threads_for(model, 16, "processes") == 1
+
+
+def test_the_command_line_trains_alike_on_both_backends(tmp_path):
+    from convnp.cli.main import main
+
+    data = toy_npz(tmp_path / "toy.npz", 150)
+    common = ["train", "--model", "best", "--epochs", "1", "--batch-size", "25", "--data", str(data), "--lr", "0.01",
+              "--threads", "2", "--no-report"]
+    for backend in ("threads", "processes"):
+        assert main([*common, "--backend", backend, "--out", str(tmp_path / backend)]) == 0
+        results = json.loads((tmp_path / backend / "results.json").read_text())
+        assert (results["threads"], results["backend"]) == (2, backend)
+    assert same_arrays(run_weights(tmp_path / "threads"), run_weights(tmp_path / "processes"))
+
+
+def test_bad_backends_on_the_command_line(tmp_path, capsys):
+    from convnp.cli.main import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "--backend", "gpu", "--out", str(tmp_path / "r")])
+    assert "invalid choice: 'gpu'" in capsys.readouterr().err
+    assert main(["train", "--distributed", "--backend", "processes", "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err
+    assert "--backend processes" in err and "mpirun -n N" in err

@@ -52,7 +52,10 @@ class Optimizer:
         raise NotImplementedError
 
     def _buffer(self, name: str, key: str, like: np.ndarray) -> np.ndarray:
-        return self.state.setdefault(name, {}).setdefault(key, np.zeros_like(like))
+        buffers = self.state.setdefault(name, {})
+        if key not in buffers:  # not setdefault(key, zeros_like(...)): that would allocate on every step
+            buffers[key] = np.zeros_like(like)
+        return buffers[key]
 
     # ---- saving ---------------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:

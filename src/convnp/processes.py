@@ -120,7 +120,8 @@ def _receive(conn, buffers: list) -> tuple[dict, list[np.ndarray]]:
 # --- the worker side -------------------------------------------------------------------------------------------------
 
 
-def _worker_main(conn, model, label_smoothing: float, shared: _SharedArrays, grads: _SharedArrays) -> None:
+def _worker_main(conn, model, label_smoothing: float, shared: _SharedArrays, grads: _SharedArrays,
+                 inputs: _SharedArrays) -> None:
     """A worker's loop: run the steps the caller sends until it says quit or its pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle, between steps
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -143,7 +144,8 @@ def _worker_main(conn, model, label_smoothing: float, shared: _SharedArrays, gra
         if header["op"] == "quit":
             return
         try:
-            x, y = arrays
+            # The rows come in the shared input block when they fit there, else through the pipe.
+            x, y = arrays or (a[: header["rows"]] for a in inputs.arrays)
             for (store, key, is_param), array in zip(stores, shared.arrays):
                 # Parameters are read in place; state is updated in place (BatchNorm), so each worker has its own.
                 store[key] = array if is_param else array.copy()
@@ -167,9 +169,20 @@ def _worker_main(conn, model, label_smoothing: float, shared: _SharedArrays, gra
 class _Worker:
     """The caller's handle on one worker process: its pid, its pipe and its gradient block."""
 
-    def __init__(self, pid: int, conn, grads: _SharedArrays):
-        self.pid, self.conn, self.grads = pid, conn, grads
+    def __init__(self, pid: int, conn, grads: _SharedArrays, inputs: _SharedArrays):
+        self.pid, self.conn, self.grads, self.inputs = pid, conn, grads, inputs
         self.buffers: list = []
+
+    def send_rows(self, header: dict, x: np.ndarray, y: np.ndarray) -> None:
+        """Send a step: the rows ``x, y`` go in the shared input block if they fit, else through the pipe."""
+        block_x, block_y = self.inputs.arrays
+        if len(x) <= len(block_x) and x.shape[1:] == block_x.shape[1:] and y.shape[1:] == block_y.shape[1:] \
+                and x.dtype == block_x.dtype and y.dtype == block_y.dtype:
+            block_x[: len(x)] = x
+            block_y[: len(y)] = y
+            _send(self.conn, dict(header, rows=len(y)))
+        else:
+            _send(self.conn, header, x, y)
 
     def receive(self, expect: str) -> tuple[dict, list[np.ndarray]]:
         """The worker's next message, which must be ``expect``; a failure or death of the worker raises
@@ -254,16 +267,18 @@ class ProcessDataParallel:
 
     # --- the workers' lifetime --------------------------------------------------------------------------------------
 
-    def _start_workers(self) -> None:
+    def _start_workers(self, x: np.ndarray, y: np.ndarray, rows: int) -> None:
+        """Fork the workers, with input blocks of ``rows`` samples shaped like ``x`` and ``y``'s."""
         self._stop_workers(kill=False)
         model = self.model
         self._layout = _layout(model)
+        input_specs = [((rows, *x.shape[1:]), x.dtype), ((rows, *y.shape[1:]), y.dtype)]
         self._shared = _SharedArrays([(shape, np.dtype(dtype)) for _, shape, dtype in self._layout])
         grad_specs = [(g.shape, g.dtype) for g in model.parameters().values()]
         sys.stdout.flush()
         sys.stderr.flush()  # what is buffered now would otherwise be written by every worker too
         for _ in range(self.n_processes - 1):
-            grads = _SharedArrays(grad_specs)
+            grads, inputs = _SharedArrays(grad_specs), _SharedArrays(input_specs)
             mine, theirs = Pipe()
             pid = os.fork()
             if pid == 0:  # the worker: never returns into the caller's code
@@ -272,14 +287,14 @@ class ProcessDataParallel:
                     mine.close()
                     for w in self._workers:
                         w.conn.close()  # a sibling's pipe held open here would hide that sibling's exit
-                    _worker_main(theirs, model, self.label_smoothing, self._shared, grads)
+                    _worker_main(theirs, model, self.label_smoothing, self._shared, grads, inputs)
                 except BaseException:
                     code = 1
                     traceback.print_exc()
                 finally:
                     os._exit(code)
             theirs.close()
-            self._workers.append(_Worker(pid, mine, grads))
+            self._workers.append(_Worker(pid, mine, grads, inputs))
         # Ends the workers if this object is dropped without close(), or at interpreter exit.
         self._finalizer = weakref.finalize(self, _end_workers, list(self._workers), False)
 
@@ -315,7 +330,7 @@ class ProcessDataParallel:
         if len(bounds) == 1:
             return self._local.train_step(x, y)
         if not self._workers or self._layout != _layout(model):
-            self._start_workers()
+            self._start_workers(x, y, max(b - a for a, b in bounds))
         for (store, key, _), array in zip(_stores(model), self._shared.arrays):
             array[...] = store[key]
         workers = self._workers[: len(bounds) - 1]
@@ -333,7 +348,7 @@ class ProcessDataParallel:
         start, stop = bounds[0]
         try:
             for w, (a, b) in zip(workers, bounds[1:]):
-                _send(w.conn, dict(header, start=a, stop=b), x[a:b], y[a:b])
+                w.send_rows(dict(header, start=a, stop=b), x[a:b], y[a:b])
             model.set_shard(Shard(start, stop, n, allreduce))
             previous = set_blas_threads(1)
             try:

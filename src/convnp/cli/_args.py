@@ -52,6 +52,7 @@ def add_threads(parser: argparse.ArgumentParser) -> None:
         "--threads",
         type=positive_int,
         default=None,
-        help="threads to split each batch across (default: $CONVNP_NUM_THREADS, else every core, though training "
-        "gives each thread at least 15 MFLOP of work per step); results differ only by float rounding",
+        help="cores to split each batch across (default: $CONVNP_NUM_THREADS, else every core, though training "
+        "gives each worker at least 8 MFLOP of work per step, 15 for threads); results differ only by float "
+        "rounding",
     )
