@@ -172,8 +172,9 @@ def _worker_main(conn, model, label_smoothing: float, shared: _SharedArrays, gra
             finally:
                 model.set_shard(None)
             if finite:
-                for target, g in zip(grads.arrays, model.gradients().values()):
-                    target[...] = g
+                computed = model.gradients()
+                for name, target in zip(model.parameters(), grads.arrays):  # by name: the block's order
+                    target[...] = computed[name]
             _send(conn, {"op": "done", "loss": loss, "correct": correct, "finite": finite})
         except Exception as err:  # reported by the caller, which then ends every worker
             _send(conn, {"op": "error", "message": f"{type(err).__name__}: {err}",
@@ -380,8 +381,8 @@ class ProcessDataParallel:
             return float("nan"), 0, False
         total = model.gradients()  # this process's arrays, fresh from this backward: safe to add into
         for w in workers:
-            for g, part in zip(total.values(), w.grads.arrays):
-                g += part
+            for name, part in zip(model.parameters(), w.grads.arrays):
+                total[name] += part
         return float(sum(r[0] for r in results)), sum(r[1] for r in results), True
 
     def predict(self, x: np.ndarray) -> np.ndarray:
