@@ -49,6 +49,8 @@ def read_run(run_dir: Path) -> dict | None:
     settings = json.loads((run_dir / "config.json").read_text())["settings"]
     # The count the run used (results.json has it from convnp 2026-11-28 on), else the one asked for, if any.
     threads = results.get("threads") or settings.get("threads") or "default"
+    if results.get("backend") == "processes":  # recorded from convnp's process backend on (2026-11-28)
+        threads = f"{threads} processes"
     return {"accuracy": results["test"]["accuracy"], "seconds": sum(float(r["time"]) for r in rows),
             "epochs": len(rows), "threads": threads}
 
@@ -57,7 +59,7 @@ def table(runs: dict[str, dict[int, dict]]) -> str:
     from convnp.models import MODELS as BUILDERS
 
     lines = [
-        "| model | params | seeds | test accuracy: mean (min-max) | each seed | training time per run | threads | command |",
+        "| model | params | seeds | test accuracy: mean (min-max) | each seed | training time per run | threads or processes | command |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for model, by_seed in runs.items():
