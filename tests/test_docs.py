@@ -1,4 +1,6 @@
-"""docs/how-it-works.md: every number of its worked example is recomputed with the library, every link resolves."""
+"""docs/how-it-works.md: every number of its worked example is recomputed with the library.
+
+And every link in the docs resolves."""
 
 import ast
 import re
@@ -133,9 +135,10 @@ def test_the_examples_gradients_match_finite_differences(numbers):
     assert not np.allclose(notebook["conv_dweight"], numeric, atol=1e-3)
 
 
-def test_the_docs_links_resolve():
-    text = DOC.read_text(encoding="utf-8")
-    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+@pytest.mark.parametrize("name", ["how-it-works.md", "parallel.md"])
+def test_the_docs_links_resolve(name):
+    doc = DOC.parent / name
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", doc.read_text(encoding="utf-8"))
     assert any(link.startswith("../src/convnp/") for link in links)
-    broken = [link for link in links if not link.startswith("http") and not (DOC.parent / link).exists()]
+    broken = [link for link in links if not link.startswith("http") and not (doc.parent / link).exists()]
     assert not broken, f"links to missing files: {broken}"

