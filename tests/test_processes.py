@@ -142,8 +142,9 @@ def test_a_failing_worker_is_reported_and_replaced():
     dp = ProcessDataParallel(model, 2)
     try:
         x, y = _batch()
-        with pytest.raises(WorkerError, match=r"failed: ValueError: the second shard is refused"):
+        with pytest.raises(WorkerError, match=r"failed: ValueError: the second shard is refused") as caught:
             dp.train_step(x, y)
+        assert 'raise ValueError("the second shard is refused")' in caught.value.worker_traceback
         assert dp.pids == []  # ended after the failure
         model.layers[1] = Flatten()  # a model that works; the next step forks fresh workers
         model.layers[1].input_ndim = 2

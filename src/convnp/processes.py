@@ -69,7 +69,14 @@ def available() -> bool:
 
 
 class WorkerError(RuntimeError):
-    """A worker process failed during a training step, or ended unexpectedly."""
+    """A worker process failed during a training step, or ended unexpectedly.
+
+    ``worker_traceback`` holds the worker's own traceback when it failed with an exception (else None).
+    """
+
+    def __init__(self, message: str, worker_traceback: str | None = None):
+        super().__init__(message)
+        self.worker_traceback = worker_traceback
 
 
 class _SharedArrays:
@@ -205,9 +212,10 @@ class _Worker:
         try:
             header, arrays = _receive(self.conn, self.buffers)
         except (EOFError, OSError):
-            raise WorkerError(f"training worker process {self.pid} ended unexpectedly ({self._exit_status()})") from None
+            status = self._exit_status()
+            raise WorkerError(f"training worker process {self.pid} ended unexpectedly ({status})") from None
         if header["op"] == "error":
-            raise WorkerError(f"training worker process {self.pid} failed: {header['message']}")
+            raise WorkerError(f"training worker process {self.pid} failed: {header['message']}", header["traceback"])
         if header["op"] != expect:  # the shards took different paths: a bug, never to be papered over
             raise WorkerError(f"training worker process {self.pid} sent {header['op']!r}, expected {expect!r}")
         return header, arrays
