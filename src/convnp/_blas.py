@@ -54,5 +54,6 @@ def set_blas_threads(n: int) -> int | None:
     if lib is None:
         return None
     previous = int(lib[1]())
-    lib[0](ctypes.c_int(int(n)))
+    if previous != n:  # OpenBLAS's setter costs tens of microseconds even when nothing changes
+        lib[0](ctypes.c_int(int(n)))
     return previous

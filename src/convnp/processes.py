@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import mmap
 import os
+import select
 import signal
 import sys
 import time
@@ -58,8 +59,10 @@ POLL_S = 1e-3
 
 def _wait_readable(conn) -> None:
     """Return when ``conn`` has data, after at most :data:`POLL_S` of polling (the read that follows may block)."""
+    poller = select.poll()  # not conn.poll(): that builds a selector on every call, 7 us against 1
+    poller.register(conn.fileno(), select.POLLIN)
     deadline = time.perf_counter() + POLL_S
-    while not conn.poll() and time.perf_counter() < deadline:
+    while not poller.poll(0) and time.perf_counter() < deadline:
         os.sched_yield()
 
 
