@@ -2,16 +2,17 @@
 
 :class:`convnp.parallel.DataParallel` splits a batch across threads. Threads share one interpreter, and every
 Python statement and every short NumPy call of a shard holds its lock (the GIL); on small networks that is much of
-a step. Measured on a 2-core machine, seconds per epoch of 54,000 images, one thread / two threads / two
-processes: the notebook net at batch 64, 3.48 / 3.60 / 2.40; LeNet-5 at batch 64 (27,000 images), 6.6 / 6.7 / 5.0.
-Worker processes each have their own interpreter, so the second core works in full.
+a step. Measured on a 2-core machine, seconds per epoch at batch 64, one thread / two threads / two processes, in
+one script, alternating: the notebook net (54,000 images) 3.4-3.8 / 3.6-4.0 / 2.6-2.8; LeNet-5 (20,000 images)
+5.4-6.3 / 4.6-5.2 / 4.0-4.3. Worker processes each have their own interpreter, so the second core works in full.
 
 A step with ``P`` processes (the caller, and ``P - 1`` workers forked at the first split step):
 
 1. The caller copies every parameter and state array into one block of shared memory, made before the fork so both
    sides map it. Workers read the parameters there in place, and take private copies of the state arrays, which
    BatchNorm updates in place.
-2. It sends each worker its rows of the batch through a pipe, with the layer Generators' states (Dropout's).
+2. It writes each worker's rows of the batch into a shared input block (rows that do not fit go through the pipe)
+   and sends it a short message through a pipe: which rows, and the layer Generators' states (Dropout's).
 3. Every process runs forward and backward on its rows exactly as :class:`~convnp.parallel.DataParallel`'s thread
    of the same index would (:func:`convnp.parallel.shard_step`). BatchNorm's all-reduce goes through the caller,
    which adds the parts in shard order, as :class:`~convnp.shard.ThreadAllreduce` does.
