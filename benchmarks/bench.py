@@ -34,6 +34,10 @@ THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "VE
 
 
 # ---- the networks ---------------------------------------------------------------------------------------------------
+#: The two networks written out for both frameworks; any other name is a zoo model, and PyTorch gets its twin.
+HAND_WRITTEN = ("notebook", "lenet-style")
+
+
 def convnp_net(name: str):
     import numpy as np
 
@@ -59,7 +63,7 @@ def convnp_net(name: str):
 def torch_net(name: str):
     import torch.nn as nn
 
-    if name not in ("notebook", "lenet-style"):  # a zoo network: its exact copy, fed channels-last batches
+    if name not in HAND_WRITTEN:  # a zoo network: its exact copy, fed channels-last batches
         from twins import torch_twin
 
         return torch_twin(convnp_net(name))
@@ -98,7 +102,7 @@ def torch_steps(name: str, batch: int):
     import torch
 
     model = torch_net(name)
-    twin = name not in ("notebook", "lenet-style")  # twins take (N, H, W, C) like convnp and permute inside
+    twin = name not in HAND_WRITTEN  # twins take (N, H, W, C) like convnp and permute inside
     x = torch.randn(batch, 28, 28, 1) if twin else torch.randn(batch, 1, 28, 28)
     y = torch.randint(0, 10, (batch,))
     loss, opt = torch.nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
@@ -285,7 +289,7 @@ def report(results: list[dict], memory: dict, notebook_ips: float | None, epoch_
     if epoch_s is not None:
         times = ", ".join(f"{t:.1f}" for t in epoch_s["seconds"])
         lines += ["", f"Epochs of the default `convnp train` (54,000 images, batch 64, notebook net, "
-                  f"{epoch_s['threads']} worker(s), {epoch_s.get('backend', 'threads')}, by the default rule), training "
+                  f"{epoch_s['threads']} worker(s), {epoch_s['backend']}, by the default rule), training "
                   f"time alone: {times} s, median "
                   f"**{statistics.median(epoch_s['seconds']):.1f} s**."]
     return "\n".join(lines) + "\n"

@@ -108,10 +108,10 @@ def _stores(model) -> list[tuple[dict, str, bool]]:
             for store in (layer.params, layer.state) for key in store]
 
 
-def _layout(model) -> tuple:
-    """What the shared blocks were laid out for: each array's kind, shape and dtype (a changed model needs new
-    workers)."""
-    return tuple((is_param, store[key].shape, store[key].dtype.str) for store, key, is_param in _stores(model))
+def _layout(stores) -> tuple:
+    """What the shared blocks were laid out for: each of :func:`_stores`' arrays' kind, shape and dtype (a changed
+    model needs new workers)."""
+    return tuple((is_param, store[key].shape, store[key].dtype.str) for store, key, is_param in stores)
 
 
 # --- messages: a JSON header, then the raw bytes of the arrays it describes ------------------------------------------
@@ -153,6 +153,7 @@ def _worker_main(conn, model, label_smoothing: float, shared: _SharedArrays, gra
     set_blas_threads(1)  # the processes are the parallelism
     loss_fn = SoftmaxCrossEntropy(label_smoothing)
     stores = _stores(model)
+    names = list(model.parameters())  # the gradient block's order
     buffers: list = []
     reduce_buffers: list = []
 
@@ -184,7 +185,7 @@ def _worker_main(conn, model, label_smoothing: float, shared: _SharedArrays, gra
                 model.set_shard(None)
             if finite:
                 computed = model.gradients()
-                for name, target in zip(model.parameters(), grads.arrays):  # by name: the block's order
+                for name, target in zip(names, grads.arrays):  # by name: the block's order
                     target[...] = computed[name]
             _send(conn, {"op": "done", "loss": loss, "correct": correct, "finite": finite})
         except Exception as err:  # reported by the caller, which then ends every worker
@@ -289,19 +290,22 @@ class ProcessDataParallel:
         self._threads: DataParallel | None = None
         self._workers: list[_Worker] = []
         self._layout = None
+        self._grad_names: list[str] = []
         self._shared: _SharedArrays | None = None
         self._finalizer = None
 
     # --- the workers' lifetime --------------------------------------------------------------------------------------
 
-    def _start_workers(self, x: np.ndarray, y: np.ndarray, rows: int) -> None:
-        """Fork the workers, with input blocks of ``rows`` samples shaped like ``x`` and ``y``'s."""
+    def _start_workers(self, layout: tuple, x: np.ndarray, y: np.ndarray, rows: int) -> None:
+        """Fork the workers for a model of ``layout``, with input blocks of ``rows`` samples shaped like ``x`` and
+        ``y``'s."""
         self._stop_workers(kill=False)
         model = self.model
-        self._layout = _layout(model)
+        self._layout = layout
+        self._grad_names = list(model.parameters())  # the gradient blocks' order
         input_specs = [((rows, *x.shape[1:]), x.dtype), ((rows, *y.shape[1:]), y.dtype)]
         self._shared = _SharedArrays([(shape, np.dtype(dtype)) for _, shape, dtype in self._layout])
-        grad_specs = [(g.shape, g.dtype) for g in model.parameters().values()]
+        grad_specs = [(p.shape, p.dtype) for p in model.parameters().values()]
         sys.stdout.flush()
         sys.stderr.flush()  # what is buffered now would otherwise be written by every worker too
         for _ in range(self.n_processes - 1):
@@ -356,9 +360,11 @@ class ProcessDataParallel:
         bounds = shard_bounds(n, self.n_processes if model.shardable else 1)
         if len(bounds) == 1:
             return self._local.train_step(x, y)
-        if not self._workers or self._layout != _layout(model):
-            self._start_workers(x, y, max(b - a for a, b in bounds))
-        for (store, key, _), array in zip(_stores(model), self._shared.arrays):
+        stores = _stores(model)
+        layout = _layout(stores)
+        if not self._workers or self._layout != layout:
+            self._start_workers(layout, x, y, max(b - a for a, b in bounds))
+        for (store, key, _), array in zip(stores, self._shared.arrays):
             array[...] = store[key]
         workers = self._workers[: len(bounds) - 1]
         header = {"op": "step", "total": n, "rng": model.rng_states() or None, "agree": model.collective}
@@ -393,7 +399,7 @@ class ProcessDataParallel:
             return float("nan"), 0, False
         total = model.gradients()  # this process's arrays, fresh from this backward: safe to add into
         for w in workers:
-            for name, part in zip(model.parameters(), w.grads.arrays):
+            for name, part in zip(self._grad_names, w.grads.arrays):
                 total[name] += part
         return float(sum(r[0] for r in results)), sum(r[1] for r in results), True
 

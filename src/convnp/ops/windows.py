@@ -157,7 +157,8 @@ def write_tiles_2x2(parts: np.ndarray, x_shape: tuple, dtype) -> np.ndarray:
     dx = np.zeros(x_shape, dtype=dtype) if H % 2 or W % 2 else np.empty(x_shape, dtype=dtype)
     if C < GATHER_BELOW and parts.shape == (2, 2, N, H // 2, W // 2, C) and parts.dtype == dx.dtype \
             and parts.flags.c_contiguous:  # few channels: whole pixels at a time, as in read_tiles_2x2
-        np.copyto(tiles_2x2(_pixels(dx)), parts.view(_pixels(dx).dtype))
+        pixels = _pixels(dx)
+        np.copyto(tiles_2x2(pixels), parts.view(pixels.dtype))
     else:
         np.copyto(tiles_2x2(dx), parts)
     return dx
