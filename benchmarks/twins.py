@@ -12,6 +12,19 @@ import numpy as np
 
 def torch_twin(model):
     """``torch.nn.Sequential`` computing what ``model`` computes, initialised with its current weights."""
+    import torch.nn as nn
+
+    to_nchw, per_layer = torch_layers(model)
+    return nn.Sequential(to_nchw, *per_layer)
+
+
+def torch_layers(model):
+    """The twin in pieces: ``(to_nchw, modules)``, ``modules[i]`` doing what ``model.layers[i]`` does.
+
+    ``to_nchw`` permutes convnp's ``(N, H, W, C)`` batch for the first layer. Each piece is one PyTorch module, or a
+    ``Sequential`` of two for ``Flatten`` (back to channels-last, then flatten), so that
+    ``benchmarks/profile_layers.py --torch`` can time PyTorch layer by layer against convnp.
+    """
     import torch
     import torch.nn as nn
 
@@ -26,7 +39,7 @@ def torch_twin(model):
     def tensor(a: np.ndarray):
         return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
 
-    modules = [NHWCtoNCHW()]
+    modules = []
     shape = tuple(model.input_shape)  # one sample's shape entering each layer
     for layer in model.layers:
         kind, cfg, p = type(layer).__name__, layer.get_config(), layer.params
@@ -51,9 +64,11 @@ def torch_twin(model):
             bn = (nn.BatchNorm2d if kind == "BatchNorm2D" else nn.BatchNorm1d)(
                 cfg["num_features"], eps=cfg["eps"], momentum=cfg["momentum"])
             bn.weight.data, bn.bias.data = tensor(p["weight"]), tensor(p["bias"])
+            bn.running_mean.data = tensor(layer.state["running_mean"])
+            bn.running_var.data = tensor(layer.state["running_var"])
             modules.append(bn)
         elif kind == "Flatten":
-            modules += [NCHWtoNHWC(), nn.Flatten()]
+            modules.append(nn.Sequential(NCHWtoNHWC(), nn.Flatten()))
         elif kind == "MaxPool2D":
             modules.append(nn.MaxPool2d(cfg["kernel_size"], cfg.get("stride")))
         elif kind == "AvgPool2D":
@@ -64,4 +79,4 @@ def torch_twin(model):
             modules.append(nn.Dropout(cfg["p"]))
         else:
             raise ValueError(f"torch_twin: no PyTorch equivalent for {layer!r}")
-    return nn.Sequential(*modules)
+    return NHWCtoNCHW(), modules

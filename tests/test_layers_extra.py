@@ -104,7 +104,7 @@ def test_avgpool2d_forward_and_backward_match_loop_references():
     assert not dx[:, 7].any(), "row 7 lies in no window and must get no gradient"
 
 
-@pytest.mark.parametrize("channels", [3, 70])  # below and above GATHER_BELOW: gathered tiles, strided views
+@pytest.mark.parametrize("channels", [3, 70])  # below and above PIXEL_WRITE_BELOW: whole pixels, floats
 def test_avgpool2d_2x2_fast_path_matches_loop_references(channels):
     """2x2 windows at stride 2 take their own route; odd sizes leave the last row and column in no window."""
     rng = np.random.default_rng(channels)

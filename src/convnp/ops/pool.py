@@ -69,7 +69,7 @@ def _forward_2x2(x: np.ndarray):
     """:func:`maxpool2d_forward` for 2x2 windows, stride 2. The cache holds three boolean maps of the output's shape.
 
     Strict ``>`` everywhere keeps the first of tied values in row-major order: the left of a pair, the top pair.
-    With few channels the tile offsets are first gathered apart (see :data:`convnp.ops.windows.GATHER_BELOW`).
+    The tile offsets are first gathered apart into contiguous arrays (see :func:`convnp.ops.windows.read_tiles_2x2`).
     """
     (x00, x01), (x10, x11) = read_tiles_2x2(x)  # each (N, H_out, W_out, C)
     top, bottom = np.maximum(x00, x01), np.maximum(x10, x11)  # (N, H_out, W_out, C) each

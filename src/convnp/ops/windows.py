@@ -121,11 +121,10 @@ def tiles_2x2(a: np.ndarray) -> np.ndarray:
     )
 
 
-#: Below this many channels :func:`read_tiles_2x2` copies the four tile offsets apart: each offset's strided view has
-#: innermost runs of only ``C`` values, and with few channels NumPy's cost per run dominates (max pooling, batch 64,
-#: 8 channels: forward 1.06 -> 0.66 ms here; batch 128, 16 channels: 8.3 -> 5.9 ms; 32 channels: 1.02 -> 0.88 ms;
-#: at 64 channels the views were as fast).
-GATHER_BELOW = 64
+#: Below this many channels :func:`write_tiles_2x2` copies whole pixels (see :func:`_pixels`) rather than floats. At
+#: 128 channels the pixel copy was slower (max-pool backward, 64 x 24 x 24 x 128: 10.7 against 12.3 ms, measured
+#: here), while from 8 to 64 it was faster or even.
+PIXEL_WRITE_BELOW = 64
 
 
 def _pixels(a: np.ndarray) -> np.ndarray | None:
@@ -141,9 +140,15 @@ def _pixels(a: np.ndarray) -> np.ndarray | None:
 
 
 def read_tiles_2x2(x: np.ndarray) -> np.ndarray:
-    """:func:`tiles_2x2` of ``x`` for reading: a contiguous copy below :data:`GATHER_BELOW` channels, else the view."""
-    if x.shape[3] >= GATHER_BELOW:
-        return tiles_2x2(x)  # (2, 2, N, H_out, W_out, C)
+    """:func:`tiles_2x2` of ``x`` for reading, as a contiguous copy: ``(2, 2, N, H // 2, W // 2, C)``.
+
+    Each offset's strided view has innermost runs of only ``C`` values, and NumPy's cost per run made every
+    operation on it slow; one copy (whole pixels at a time where the channels are contiguous) and contiguous
+    operations after it were faster at every channel count measured here. Max-pool forward, alternating with the
+    views, inputs fresh from memory: 64 x 24 x 24 x 64 7.2 -> 5.7 ms (and 6.7 -> 5.5 in a second run), x 128
+    14.7 -> 11.7 ms, 32 x 16 x 16 x 256 7.5 -> 5.9 ms; batch 64 of 8 channels 1.06 -> 0.66 ms, batch 128 of
+    16 channels 8.3 -> 5.9 ms.
+    """
     pixels = _pixels(x)
     if pixels is None:
         return tiles_2x2(x).copy()
@@ -155,7 +160,7 @@ def write_tiles_2x2(parts: np.ndarray, x_shape: tuple, dtype) -> np.ndarray:
     tile offsets, by one strided copy; an odd last row or column, in no tile, is zero."""
     N, H, W, C = x_shape
     dx = np.zeros(x_shape, dtype=dtype) if H % 2 or W % 2 else np.empty(x_shape, dtype=dtype)
-    if C < GATHER_BELOW and parts.shape == (2, 2, N, H // 2, W // 2, C) and parts.dtype == dx.dtype \
+    if C < PIXEL_WRITE_BELOW and parts.shape == (2, 2, N, H // 2, W // 2, C) and parts.dtype == dx.dtype \
             and parts.flags.c_contiguous:  # few channels: whole pixels at a time, as in read_tiles_2x2
         pixels = _pixels(dx)
         np.copyto(tiles_2x2(pixels), parts.view(pixels.dtype))
