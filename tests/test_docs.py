@@ -135,7 +135,7 @@ def test_the_examples_gradients_match_finite_differences(numbers):
     assert not np.allclose(notebook["conv_dweight"], numeric, atol=1e-3)
 
 
-@pytest.mark.parametrize("name", ["how-it-works.md", "parallel.md"])
+@pytest.mark.parametrize("name", ["how-it-works.md", "parallel.md", "performance.md"])
 def test_the_docs_links_resolve(name):
     doc = DOC.parent / name
     links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", doc.read_text(encoding="utf-8"))
