@@ -5,9 +5,9 @@
     python benchmarks/profile_layers.py --model best --torch  # next to each layer, its PyTorch twin's times
 
 One thread, one BLAS thread (set before NumPy loads); the layers run in the order Sequential runs them (a ReLU
-that feeds a max-pool runs after it), and are listed in the model's order. Each layer is timed over ``--repeats`` whole steps (forward
-through every layer, loss, backward through every layer); the table gives each layer's median milliseconds and its
-share of the step. Profile before optimising: this is the tool that says which kernel matters.
+that feeds a max-pool runs after it), and are listed in the model's order. Each layer is timed over ``--repeats``
+whole steps (forward through every layer, loss, backward through every layer); the table gives each layer's median
+milliseconds and its share of the step. Profile before optimising: this is the tool that says which kernel matters.
 
 ``--torch`` times the network's PyTorch copy (``benchmarks/twins.py``, one thread) layer by layer as well, in
 alternation with convnp, round after round, inside whole training steps (module hooks stamp the clock; see
@@ -95,16 +95,15 @@ def torch_samples(model, batch: int, repeats: int, seed: int = 0):
     ``backward()`` to the last layer's first stamp.
     """
     import torch
-    import torch.nn as nn
     import torch.nn.functional as F
-    from twins import torch_layers
+    from twins import torch_twin
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(seed)
     x = rng.random((batch, *model.input_shape), dtype=np.float32)  # the batch samples() uses
     y = torch.from_numpy(rng.integers(0, 10, batch))
-    to_nchw, modules = torch_layers(model)
-    net = nn.Sequential(to_nchw, *modules).train()
+    net = torch_twin(model).train()
+    modules = list(net)[1:]  # one per convnp layer, after the input's permute (twins.torch_layers)
     xt = torch.from_numpy(x)
     n = len(modules)
     stamps = {}
@@ -182,7 +181,8 @@ def main(argv=None) -> int:
             print(table(name, args.batch, profile(model, args.batch, args.repeats)))
             continue
         # (forward times per layer, backward times per layer, loss times), for convnp and for PyTorch
-        collected = {run: ([[] for _ in model.layers], [[] for _ in model.layers], []) for run in (samples, torch_samples)}
+        collected = {run: ([[] for _ in model.layers], [[] for _ in model.layers], [])
+                     for run in (samples, torch_samples)}
         per_round = max(1, args.repeats // args.rounds)
         for _ in range(args.rounds):  # alternating, so a slow moment on this shared machine hits both
             for run, (fwd, bwd, loss_t) in collected.items():

@@ -25,6 +25,12 @@ from convnp.ops.windows import (
 )
 
 
+#: Below this many channels the 2x2 average pool gathers its tiles (:func:`convnp.ops.windows.read_tiles_2x2`); from
+#: here up it adds the strided views. Three adds do not repay the copy there (64 x 24 x 24 x 64: 4.2 ms on the views,
+#: 4.7 gathered, measured here), where max pooling's six operations do.
+GATHER_BELOW = 64
+
+
 def avgpool2d_forward(x: np.ndarray, kernel_size: tuple[int, int], stride: tuple[int, int]):
     """Average-pool ``x``.
 
@@ -82,9 +88,7 @@ def _forward_2x2(x: np.ndarray) -> np.ndarray:
     The backward pass writes ``dout / 4`` through the tiles by one broadcast copy (batch 128 of 28x28x6 maps,
     LeNet-5's first pool: 2.5 -> 0.85 ms against the general scatter).
     """
-    # Three adds do not repay gathering the tiles from 64 channels up (64 x 24 x 24 x 64: 4.2 ms on the strided
-    # views, 4.7 gathered, measured here); max pooling's six operations do (see read_tiles_2x2).
-    tiles = tiles_2x2(x) if x.shape[3] >= 64 else read_tiles_2x2(x)
+    tiles = tiles_2x2(x) if x.shape[3] >= GATHER_BELOW else read_tiles_2x2(x)
     (x00, x01), (x10, x11) = tiles  # each (N, H_out, W_out, C)
     out = x00 + x01
     out += x10
