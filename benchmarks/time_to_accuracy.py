@@ -151,11 +151,12 @@ def _train(args, x, y, accuracy, step_fn, pass_indices: bool = False) -> dict:
     return {"seconds_to_target": reached, "curve": curve, "images_per_second": images / trained}
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command line; its defaults are ``sprint``'s recipe (``convnp.models.recipes.RECIPES["sprint"]``)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="best", help="zoo network (default: best)")
+    p.add_argument("--model", default="sprint", help="zoo network (default: sprint)")
     p.add_argument("--target", type=float, default=0.99, help="test accuracy to reach (default 0.99)")
-    p.add_argument("--epochs", type=int, default=2, help="most epochs to train (the schedule spans them)")
+    p.add_argument("--epochs", type=int, default=10, help="most epochs to train (the schedule spans them)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--optimizer", choices=("adam", "nesterov"), default="nesterov")
     p.add_argument("--lr", type=float, default=0.1, help="peak learning rate")
@@ -170,7 +171,11 @@ def main(argv=None) -> int:
     p.add_argument("--full", action="store_true", help="train all epochs even after reaching the target")
     p.add_argument("--frameworks", nargs="+", choices=("convnp", "torch"), default=["convnp", "torch"])
     p.add_argument("--framework", help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
 
     if args.framework:  # a worker process
         result = (run_convnp if args.framework == "convnp" else run_torch)(args)

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-MODELS = ("notebook", "lenet5", "convnet", "best")
+MODELS = ("notebook", "sprint", "lenet5", "convnet", "best")
 
 
 def run_one(model: str, seed: int, run_dir: Path, threads: int | None) -> None:

@@ -34,6 +34,8 @@ NAMES = list(MODELS)
 EXPECTED_PARAMS = {
     # conv 3*3*1*8 + 8 = 80; dense 1352*10 + 10 = 13,530
     "notebook": 80 + 13_530,
+    # conv 5*5*1*16 + 16 = 416; dense 3136*128 + 128 = 401,536; dense 128*10 + 10 = 1,290
+    "sprint": 416 + 401_536 + 1_290,
     # C1 5*5*1*6 + 6 = 156; C3 5*5*6*16 + 16 = 2,416; C5 400*120 + 120 = 48,120; F6 120*84 + 84 = 10,164;
     # out 84*10 + 10 = 850
     "lenet5": 156 + 2_416 + 48_120 + 10_164 + 850,
@@ -46,7 +48,7 @@ EXPECTED_PARAMS = {
 
 
 def test_registry_lists_every_zoo_model_with_a_recipe():
-    assert NAMES == ["notebook", "lenet5", "convnet", "best"]
+    assert NAMES == ["notebook", "sprint", "lenet5", "convnet", "best"]
     assert set(RECIPES) == set(MODELS)
 
 
@@ -101,7 +103,7 @@ def test_same_seed_same_weights_and_masks_without_touching_global_state(name):
     np.testing.assert_array_equal(a.forward(x, training=True), b.forward(x, training=True))
 
 
-@pytest.mark.parametrize("name", ["convnet", "best"])
+@pytest.mark.parametrize("name", ["sprint", "convnet", "best"])
 def test_dropout_layers_have_their_own_generators(name):
     rng = np.random.default_rng(0)
     model = get_model(name, rng=rng)
@@ -110,7 +112,7 @@ def test_dropout_layers_have_their_own_generators(name):
     assert len({id(layer.rng) for layer in dropouts}) == len(dropouts)
 
 
-@pytest.mark.parametrize("name", ["lenet5", "convnet", "best"])
+@pytest.mark.parametrize("name", ["sprint", "lenet5", "convnet", "best"])
 def test_rng_must_be_a_generator(name):
     with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
         get_model(name, rng=0)
@@ -217,6 +219,32 @@ def test_recipes_are_valid_train_configs(name):
     assert all(getattr(config, k) == v for k, v in recipe.items())
 
 
+def test_time_to_accuracy_defaults_are_sprints_recipe():
+    """``benchmarks/time_to_accuracy.py`` with no options races ``sprint`` with the recipe the zoo gives it."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "time_to_accuracy.py"
+    spec = importlib.util.spec_from_file_location("time_to_accuracy", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    args = script.parser().parse_args([])
+    recipe = RECIPES[args.model]
+    assert args.model == "sprint" and not recipe.get("augment", False)  # the race has no augmentation
+    assert (args.epochs, args.batch_size, args.lr, args.weight_decay, args.schedule) == (
+        recipe["epochs"], recipe["batch_size"], recipe["lr"], recipe["weight_decay"], recipe["schedule"])
+    # The script's "nesterov" is SGD with Nesterov momentum 0.9.
+    assert args.optimizer == "nesterov"
+    assert (recipe["optimizer"], recipe["momentum"], recipe["nesterov"]) == ("momentum", 0.9, True)
+
+
+def test_sprint_has_one_convolution_with_relu_after_its_pool():
+    model = get_model("sprint", rng=np.random.default_rng(0))
+    kinds = [type(layer).__name__ for layer in model]
+    assert kinds[:3] == ["Conv2D", "MaxPool2D", "ReLU"] and kinds.count("Conv2D") == 1
+    assert model[0].kernel_size == (5, 5) and model.shapes()[1] == (14, 14, 16)
+
+
 # ---- the command line -----------------------------------------------------------------------------------------------
 def test_models_lists_the_zoo(capsys):
     assert main(["models"]) == 0
@@ -255,7 +283,7 @@ def test_models_name_shows_summary_flops_and_recipe(capsys):
 def test_models_unknown_name_is_one_clear_error(capsys):
     assert main(["models", "vgg"]) == 1
     err = capsys.readouterr().err
-    assert err.strip() == "convnp: error: unknown model 'vgg'; choose one of: notebook, lenet5, convnet, best"
+    assert err.strip() == "convnp: error: unknown model 'vgg'; choose one of: notebook, sprint, lenet5, convnet, best"
 
 
 # ---- a short training run --------------------------------------------------------------------------------------------
