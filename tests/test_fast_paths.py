@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from convnp.ops.conv import CHUNK_BYTES, conv2d_backward, conv2d_forward, im2col, im2col_transposed
+from convnp.ops.conv_blocked import block_weight, block_width, fold_block_grad
 from convnp.ops.pool import maxpool2d_backward, maxpool2d_forward
 from convnp.ops.reference import (
     conv2d_backward_reference,
@@ -48,6 +49,58 @@ def test_conv_fast_matches_reference(seed, chunk_bytes):
                 np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=f"{name}, seed {seed}")
     dx, dweight, _ = conv2d_backward(dout, cache, input_grad=False)
     assert dx is None and np.allclose(dweight, slow[1])
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 700, CHUNK_BYTES])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n, hw, kernel, c_out, padding, block", [
+    (3, (28, 28), (5, 5), 16, "same", 2),  # sprint's first layer, by the rule
+    (2, (28, 28), (5, 5), 6, "same", 4),  # lenet5's, by the rule
+    (2, (9, 12), (3, 3), 5, "valid", 2),
+    (4, (7, 10), (2, 3), 3, 1, 5),  # odd block, uneven kernel
+    (1, (6, 8), (1, 1), 2, 0, 8),  # the whole row at once
+])
+def test_blocked_one_channel_conv_matches_reference(n, hw, kernel, c_out, padding, block, dtype, chunk_bytes):
+    rng = np.random.default_rng(block)
+    x = rng.standard_normal((n, *hw, 1)).astype(dtype)
+    weight, bias = rng.standard_normal((*kernel, 1, c_out)).astype(dtype), rng.standard_normal(c_out).astype(dtype)
+    pads = resolve_padding(padding if isinstance(padding, str) else (padding, padding), kernel, (1, 1), hw)
+    out, cache = conv2d_forward(x, weight, bias, (1, 1), pads, {}, chunk_bytes=chunk_bytes, block=block)
+    assert cache[-1] == block
+    ref, ref_cache = conv2d_forward_reference(x, weight, bias, (1, 1), pads)
+    tol = 1e-12 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(out, ref, rtol=tol, atol=tol)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    for name, a, b in zip(("dx", "dweight", "dbias"), conv2d_backward(dout, cache), conv2d_backward_reference(dout,
+                                                                                                         ref_cache)):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol * 10, err_msg=name)
+
+
+def test_block_width_rule():
+    assert block_width(1, 16, (5, 5), (1, 1), 28) == 2  # sprint
+    assert block_width(1, 16, (3, 3), (1, 1), 28) == 2  # best
+    assert block_width(1, 6, (5, 5), (1, 1), 28) == 4  # lenet5
+    assert block_width(1, 6, (5, 5), (1, 1), 26) == 2  # 4 does not divide 26
+    assert block_width(1, 8, (3, 3), (1, 1), 26) == 1  # the notebook's: cheap already
+    assert block_width(1, 32, (3, 3), (1, 1), 26) == 1  # convnet's: wide already
+    assert block_width(2, 16, (5, 5), (1, 1), 28) == 1 and block_width(1, 16, (5, 5), (2, 2), 28) == 1
+    assert block_width(1, 16, (5, 5), (1, 1), 27) == 1
+
+
+def test_blocked_weight_folds_back_to_the_kernel():
+    weight = np.random.default_rng(0).standard_normal((3, 5, 1, 4))
+    blocked = block_weight(weight, 3)  # (3 * 7, 3 * 4), each kernel entry in 3 places
+    assert blocked.shape == (21, 12) and np.count_nonzero(blocked) == 3 * weight.size
+    np.testing.assert_array_equal(fold_block_grad(blocked, (3, 5), 3), 3 * weight)
+
+
+@pytest.mark.parametrize("block, why", [(3, "divisor of the output width 28"), (0, "block must be 1")])
+def test_block_that_does_not_fit_is_refused(block, why):
+    x, weight = np.zeros((1, 28, 28, 1)), np.zeros((5, 5, 1, 4))
+    with pytest.raises(ValueError, match=why):
+        conv2d_forward(x, weight, None, (1, 1), ((2, 2), (2, 2)), block=block)
+    with pytest.raises(ValueError, match="got block=2 with 3 input channel"):
+        conv2d_forward(np.zeros((1, 8, 8, 3)), np.zeros((3, 3, 3, 4)), None, (1, 1), ((0, 0), (0, 0)), block=2)
 
 
 @pytest.mark.parametrize("channels", [1, 3, 8, 16])

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from convnp.ops.conv_blocked import block_weight, block_width, fold_block_grad, im2col_blocked
 from convnp.ops.wide import tiled
 from convnp.ops.windows import conv_output_size, pad_hw, sliding_windows
 
@@ -130,16 +131,22 @@ def _chunks(n: int, row_bytes: int, chunk_bytes: int):
     return [(s, min(s + step, n)) for s in range(0, n, step)]
 
 
-def _cols(x_chunk: np.ndarray, kernel_size, stride, workspace) -> np.ndarray:
+def _cols(x_chunk: np.ndarray, kernel_size, stride, workspace, block: int = 1) -> np.ndarray:
     """im2col of a chunk, ``(n*H_out*W_out, kH*kW*C)``; for one channel a transposed view of
-    :func:`im2col_transposed`."""
+    :func:`im2col_transposed`; with ``block`` above 1 the rows of :func:`convnp.ops.conv_blocked.im2col_blocked`,
+    ``(n*H_out*W_out/block, kH*(kW + block - 1))``."""
+    if block > 1:
+        n, H_p, W_p, _ = x_chunk.shape
+        kH, kW = kernel_size
+        size = n * (H_p - kH + 1) * (W_p - kW + 1) * kH * (kW + block - 1) // block
+        return im2col_blocked(x_chunk, kernel_size, block, _buffer(workspace, "cols", (size,), x_chunk.dtype))
     if x_chunk.shape[3] == 1:
         return im2col_transposed(x_chunk, kernel_size, stride, workspace).T
     return im2col(x_chunk, kernel_size, stride, workspace)
 
 
 def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride, pads, workspace=None,
-                   chunk_bytes: int = CHUNK_BYTES):
+                   chunk_bytes: int = CHUNK_BYTES, block: int | None = None):
     """Convolve ``x`` with ``weight``.
 
     Parameters
@@ -155,6 +162,9 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, s
     chunk_bytes : int
         About how many bytes of im2col matrix to build at a time; results do not depend on it beyond float
         rounding of ``dweight`` (which sums over chunks).
+    block : int, optional
+        Outputs of a row per product row (:mod:`convnp.ops.conv_blocked`); None lets
+        :func:`~convnp.ops.conv_blocked.block_width` choose. Results do not depend on it beyond float rounding.
 
     Returns
     -------
@@ -168,25 +178,30 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, s
     x_p = pad_hw(x, pads)  # (N, H + top + bottom, W + left + right, C_in); x itself when unpadded
     N, Hp, Wp, _ = x_p.shape
     H_out, W_out = conv_output_size(Hp, kH, stride[0]), conv_output_size(Wp, kW, stride[1])
-    rows = H_out * W_out  # im2col rows per sample
-    w2d = weight.reshape(kH * kW * C_in, C_out)
-    out = np.empty((N * rows, C_out), dtype=np.result_type(x, weight))  # (N*H_out*W_out, C_out)
+    B = block_width(C_in, C_out, (kH, kW), stride, W_out) if block is None else block
+    if B != 1 and not (B > 1 and C_in == 1 and tuple(stride) == (1, 1) and W_out % B == 0):
+        raise ValueError(f"block must be 1, or for one input channel and stride 1 a divisor of the output width "
+                         f"{W_out}; got block={B} with {C_in} input channel(s) and stride {tuple(stride)}")
+    rows = H_out * W_out // B  # im2col rows per sample
+    # (kH*kW*C_in, C_out), or blocked: (kH*(kW + B - 1), B*C_out)
+    w2d = weight.reshape(kH * kW * C_in, C_out) if B == 1 else block_weight(weight, B)
+    out = np.empty((N * rows, B * C_out), dtype=np.result_type(x, weight))  # (N*H_out*W_out/B, B*C_out)
     chunks = _chunks(N, rows * w2d.shape[0] * x.itemsize, chunk_bytes)
-    bias_row = None if bias is None else tiled(bias, rows * C_out)  # (H_out*W_out*C_out,), one sample's worth
+    bias_row = None if bias is None else tiled(bias, H_out * W_out * C_out)  # one sample's worth
     for start, stop in chunks:
         part = out[start * rows : stop * rows]  # this chunk's rows, a view
-        cols = _cols(x_p[start:stop], (kH, kW), stride, workspace)
+        cols = _cols(x_p[start:stop], (kH, kW), stride, workspace, B)
         np.matmul(cols, w2d, out=part)
         if bias is not None:
             # While the chunk is still in cache, and one long row per sample (see convnp.ops.wide).
-            part.reshape(stop - start, rows * C_out)[...] += bias_row
+            part.reshape(stop - start, H_out * W_out * C_out)[...] += bias_row
     # A batch that fit in one chunk leaves its whole im2col matrix in the buffer: backward reuses it unless another
     # forward has refilled the buffer since, which the token tells.
     kept, token = (cols if len(chunks) == 1 else None), object()
     if workspace is not None:
         workspace["filled_by"] = token
-    cache = (x_p, x.shape, weight, bias is not None, stride, pads, chunk_bytes, chunks, workspace, kept, token)
-    return out.reshape(N, H_out, W_out, C_out), cache
+    cache = (x_p, x.shape, weight, bias is not None, stride, pads, chunk_bytes, chunks, workspace, kept, token, B)
+    return out.reshape(N, H_out, W_out, C_out), cache  # blocked or not, the rows are this array in memory
 
 
 def conv2d_backward(dout: np.ndarray, cache, input_grad: bool = True):
@@ -205,7 +220,7 @@ def conv2d_backward(dout: np.ndarray, cache, input_grad: bool = True):
     dweight : ndarray of shape `(kH, kW, C_in, C_out)`
     dbias : ndarray of shape `(C_out,)` or None
     """
-    x_p, x_shape, weight, has_bias, stride, pads, chunk_bytes, chunks, workspace, kept, token = cache
+    x_p, x_shape, weight, has_bias, stride, pads, chunk_bytes, chunks, workspace, kept, token, B = cache
     if kept is not None and workspace is not None and workspace.get("filled_by") is not token:
         kept = None
     _, H, W, C_in = x_shape
@@ -217,14 +232,18 @@ def conv2d_backward(dout: np.ndarray, cache, input_grad: bool = True):
 
     # A matrix-vector product sums over rows far faster than dout2d.sum(axis=0) for few columns.
     dbias = np.ones(N * rows, dtype=dout.dtype) @ dout2d if has_bias else None
-    dweight = np.zeros((K, C_out), dtype=dout.dtype)  # (kH*kW*C_in, C_out), summed over chunks
+    # The weight gradient in the forward product's shape: (kH*kW*C_in, C_out), or blocked (kH*(kW + B - 1),
+    # B*C_out) with dout's rows B at a time, (N*H_out*W_out/B, B*C_out) (the same memory).
+    block_rows, dout_blocks = rows // B, dout.reshape(N * rows // B, B * C_out)
+    dweight = np.zeros((K if B == 1 else kH * (kW + B - 1), B * C_out), dtype=dout.dtype)  # summed over chunks
     partial = np.empty_like(dweight)
     for start, stop in chunks:
         # Rebuilt from the padded input (cheaper than keeping every chunk), unless forward's is still there.
-        cols = kept if kept is not None else _cols(x_p[start:stop], (kH, kW), stride, workspace)
-        np.matmul(cols.T, dout2d[start * rows : stop * rows], out=partial)
+        cols = kept if kept is not None else _cols(x_p[start:stop], (kH, kW), stride, workspace, B)
+        np.matmul(cols.T, dout_blocks[start * block_rows : stop * block_rows], out=partial)
         dweight += partial
-    dweight = dweight.reshape(weight.shape)  # (kH*kW*C_in, C_out) -> (kH, kW, C_in, C_out)
+    # (kH*kW*C_in, C_out) -> (kH, kW, C_in, C_out), or the blocks folded back onto the kernel
+    dweight = dweight.reshape(weight.shape) if B == 1 else fold_block_grad(dweight, (kH, kW), B)
     if not input_grad:
         return None, dweight, dbias
     # The convolution form computes dx at every input position from windows of the padded dout: when the input is
