@@ -54,8 +54,8 @@ def test_conv_fast_matches_reference(seed, chunk_bytes):
 @pytest.mark.parametrize("chunk_bytes", [1, 700, CHUNK_BYTES])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n, hw, kernel, c_out, padding, block", [
-    (3, (28, 28), (5, 5), 16, "same", 2),  # sprint's first layer, by the rule
-    (2, (28, 28), (5, 5), 6, "same", 4),  # lenet5's, by the rule
+    (3, (28, 28), (5, 5), 16, "same", 4),  # sprint's first layer, by the rule
+    (2, (28, 28), (5, 5), 6, "same", 2),  # lenet5's, with another block
     (2, (9, 12), (3, 3), 5, "valid", 2),
     (4, (7, 10), (2, 3), 3, 1, 5),  # odd block, uneven kernel
     (1, (6, 8), (1, 1), 2, 0, 8),  # the whole row at once
@@ -77,14 +77,14 @@ def test_blocked_one_channel_conv_matches_reference(n, hw, kernel, c_out, paddin
 
 
 def test_block_width_rule():
-    assert block_width(1, 16, (5, 5), (1, 1), 28) == 2  # sprint
-    assert block_width(1, 16, (3, 3), (1, 1), 28) == 2  # best
-    assert block_width(1, 6, (5, 5), (1, 1), 28) == 4  # lenet5
+    assert block_width(1, 16, (5, 5), (1, 1), 28) == 4  # sprint's first layer
+    assert block_width(1, 6, (5, 5), (1, 1), 28) == 4  # lenet5's
     assert block_width(1, 6, (5, 5), (1, 1), 26) == 2  # 4 does not divide 26
-    assert block_width(1, 8, (3, 3), (1, 1), 26) == 1  # the notebook's: cheap already
-    assert block_width(1, 32, (3, 3), (1, 1), 26) == 1  # convnet's: wide already
+    assert block_width(1, 32, (5, 5), (1, 1), 28) == 2  # at most 64 product columns
+    assert block_width(1, 16, (3, 3), (1, 1), 28) == 1  # best's: 3-wide kernels gained nothing
+    assert block_width(1, 8, (3, 3), (1, 1), 26) == 1  # the notebook's
     assert block_width(2, 16, (5, 5), (1, 1), 28) == 1 and block_width(1, 16, (5, 5), (2, 2), 28) == 1
-    assert block_width(1, 16, (5, 5), (1, 1), 27) == 1
+    assert block_width(1, 16, (5, 5), (1, 1), 27) == 1 and block_width(1, 128, (5, 5), (1, 1), 28) == 1
 
 
 def test_blocked_weight_folds_back_to_the_kernel():

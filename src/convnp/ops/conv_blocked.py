@@ -16,30 +16,34 @@ output instead of ``kH*kW``, each row from ``kH`` copies of ``kW + B - 1`` conti
 opaque item. The weight gradient is the same product transposed, folded back by adding the ``B`` shifted column
 blocks (:func:`fold_block_grad`).
 
-Measured here, forward and weight gradient of a batch of 64 28x28 images on one thread, against the one-channel
-path of :mod:`convnp.ops.conv` (two runs each, ms): 5x5 -> 16 "same" 6.06 -> 4.92 and 3.80 -> 2.98 (B = 2);
-3x3 -> 16 "same" 3.55 -> 3.16, 2.14 -> 1.68 (B = 2); 5x5 -> 6 "same" 4.74 -> 2.24, 2.97 -> 1.28 (B = 4). Not
-worth it, so not used (:func:`block_width` returns 1): 3x3 -> 8 valid (0.67 -> 0.89 with B = 2) and 3x3 -> 32
-valid (2.70 -> 5.14), whose products are already cheap or already wide.
+Measured here, whole training steps of a batch of 64 on one thread, eight alternations (ms, B = 1 / 2 / 4):
+``sprint`` (5x5 -> 16 "same") 28.90 / 29.08 / 27.18, ``lenet5`` (5x5 -> 6 "same") 26.48 / 26.07 / 23.76, and
+``best`` (3x3 -> 16 "same") 97.47 / 96.59 / 97.26. For the first layer alone (forward, then weight gradient):
+5x5 -> 6, 1.68 + 1.59 ms -> 0.96 + 0.57 with B = 4. So :func:`block_width` blocks kernels 5 wide or wider,
+4 outputs at a time where 4 divides the width: with 3-wide kernels the zeros cost what the better shape saves (as for
+the multi-channel "super-pixel" products in ``docs/performance.md``). Those were single runs on a busy shared
+machine; the one-layer timings moved 20-40% between runs.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-#: The widest product row block that still gained: ``B * C_out`` at most this many columns.
-MAX_BLOCK_COLUMNS = 32
+#: Narrowest kernel that blocking helped (see the module docstring); 3x3 kernels gained nothing.
+MIN_KERNEL_WIDTH = 5
+
+#: Most product columns, ``B * C_out``: 64, the widest measured (``sprint``'s 16 filters, 4 outputs at a time).
+MAX_BLOCK_COLUMNS = 64
 
 
 def block_width(C_in: int, C_out: int, kernel_size, stride, W_out: int) -> int:
     """How many outputs of a row one product row computes: 1 (plain im2col) unless blocking measured faster.
 
-    Blocking needs one input channel, stride 1 and a width ``W_out`` that ``B`` divides. It is used where the plain
-    product is narrow and long (``C_out < 32``, ``C_out * kW >= 30``, see the module docstring), with the largest
-    ``B`` of 4 and 2 that keeps ``B * C_out <= MAX_BLOCK_COLUMNS``.
+    Blocking needs one input channel, stride 1 and a width ``W_out`` that ``B`` divides. It is used for kernels at
+    least :data:`MIN_KERNEL_WIDTH` wide, with the largest ``B`` of 4 and 2 that keeps ``B * C_out`` within
+    :data:`MAX_BLOCK_COLUMNS`.
     """
-    kW = kernel_size[1]
-    if C_in != 1 or tuple(stride) != (1, 1) or C_out >= MAX_BLOCK_COLUMNS or C_out * kW < 30:
+    if C_in != 1 or tuple(stride) != (1, 1) or kernel_size[1] < MIN_KERNEL_WIDTH:
         return 1
     for B in (4, 2):
         if B * C_out <= MAX_BLOCK_COLUMNS and W_out % B == 0:
