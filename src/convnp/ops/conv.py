@@ -28,7 +28,8 @@ images on one thread: 123-150 ms whole-batch, 93-106 ms in chunks of one or two 
 net of ``benchmarks/bench.py``, alternating in one process: 334 -> 419 images/s on one thread, 557 -> 652 on two.
 
 Other details: the chunk buffers are reused between calls through a ``workspace`` dict; a one-channel input's
-im2col matrix is built transposed (long contiguous copies); the input gradient is skipped when nobody needs it
+im2col matrix is built transposed (long contiguous copies), or, for kernels 5 wide or wider, with up to four
+neighbouring outputs per row (:mod:`convnp.ops.conv_blocked`); the input gradient is skipped when nobody needs it
 (the first layer); the bias gradient is a matrix-vector product. :mod:`convnp.ops.reference` keeps the plain
 versions that the tests compare these against.
 
