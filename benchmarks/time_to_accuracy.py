@@ -89,7 +89,6 @@ def _convnp_step(parallel, model, optimizer, schedule, xb, yb, step):
 
 
 def run_torch(args) -> dict:
-    import numpy as np
     import torch
 
     sys.path.insert(0, str(HERE))

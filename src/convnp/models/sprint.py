@@ -36,12 +36,12 @@ def sprint(rng: np.random.Generator | None = None, dtype=np.float32) -> Sequenti
     is the default of ``benchmarks/time_to_accuracy.py``, the race against PyTorch it was built for.
 
     Why this shape: a second convolution would reach 99% in fewer epochs, but with every second convolution
-    tried (16 to 64 channels) convnp trained at 0.80-0.99x PyTorch's images/s, so the race against PyTorch
-    could not be won (``docs/performance.md``). With a single convolution that has one input channel, convnp's work is a
-    long im2col product, a 16-channel pool, ReLU on the pooled values, dropout and dense layers: the layers
-    where it is as fast as PyTorch or faster. What the one convolution lacks in depth, more epochs make up:
-    5x5 filters "same"-padded (a 14 x 14 x 16 map for the dense layer) reached 99% after 7-8 epochs here; 3x3
-    filters after 8.5-12, or not within 12.
+    tried (16 to 64 channels) convnp trained at 0.7-1.0x PyTorch's images/s, so the race against PyTorch could
+    not be won (``docs/performance.md``). With a single convolution on the one-channel image, convnp's work is
+    one im2col product (:mod:`convnp.ops.conv_blocked`), a 16-channel pool, ReLU on the pooled values, dropout
+    and dense layers: the layers where it is as fast as PyTorch or faster. What the one convolution lacks in
+    depth, more epochs make up: 5x5 filters "same"-padded (a 14 x 14 x 16 map for the dense layer) reached 99%
+    after 7-8 epochs here; 3x3 filters after 8.5-12, or not within 12.
 
     ReLU follows the pool: the maximum commutes with ReLU, and this way it runs on a quarter of the values.
     """
