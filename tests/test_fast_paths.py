@@ -71,8 +71,8 @@ def test_blocked_one_channel_conv_matches_reference(n, hw, kernel, c_out, paddin
     tol = 1e-12 if dtype == np.float64 else 1e-4
     np.testing.assert_allclose(out, ref, rtol=tol, atol=tol)
     dout = rng.standard_normal(out.shape).astype(dtype)
-    for name, a, b in zip(("dx", "dweight", "dbias"), conv2d_backward(dout, cache), conv2d_backward_reference(dout,
-                                                                                                         ref_cache)):
+    fast, slow = conv2d_backward(dout, cache), conv2d_backward_reference(dout, ref_cache)
+    for name, a, b in zip(("dx", "dweight", "dbias"), fast, slow):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol * 10, err_msg=name)
 
 

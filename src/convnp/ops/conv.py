@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from convnp.ops.conv_blocked import block_weight, block_width, fold_block_grad, im2col_blocked
+from convnp.ops.conv_blocked import block_weight, block_width, fits, fold_block_grad, im2col_blocked
 from convnp.ops.wide import tiled
 from convnp.ops.windows import conv_output_size, pad_hw, sliding_windows
 
@@ -180,7 +180,7 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, s
     N, Hp, Wp, _ = x_p.shape
     H_out, W_out = conv_output_size(Hp, kH, stride[0]), conv_output_size(Wp, kW, stride[1])
     B = block_width(C_in, C_out, (kH, kW), stride, W_out) if block is None else block
-    if B != 1 and not (B > 1 and C_in == 1 and tuple(stride) == (1, 1) and W_out % B == 0):
+    if not fits(B, C_in, stride, W_out):
         raise ValueError(f"block must be 1, or for one input channel and stride 1 a divisor of the output width "
                          f"{W_out}; got block={B} with {C_in} input channel(s) and stride {tuple(stride)}")
     rows = H_out * W_out // B  # im2col rows per sample

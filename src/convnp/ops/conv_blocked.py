@@ -36,17 +36,22 @@ MIN_KERNEL_WIDTH = 5
 MAX_BLOCK_COLUMNS = 64
 
 
+def fits(B: int, C_in: int, stride, W_out: int) -> bool:
+    """Whether blocks of ``B`` outputs can compute this layer: ``B == 1`` always; above 1, one input channel,
+    stride 1 and a width ``W_out`` that ``B`` divides."""
+    return B == 1 or (B > 1 and C_in == 1 and tuple(stride) == (1, 1) and W_out % B == 0)
+
+
 def block_width(C_in: int, C_out: int, kernel_size, stride, W_out: int) -> int:
     """How many outputs of a row one product row computes: 1 (plain im2col) unless blocking measured faster.
 
-    Blocking needs one input channel, stride 1 and a width ``W_out`` that ``B`` divides. It is used for kernels at
-    least :data:`MIN_KERNEL_WIDTH` wide, with the largest ``B`` of 4 and 2 that keeps ``B * C_out`` within
-    :data:`MAX_BLOCK_COLUMNS`.
+    Of the widths that :func:`fits`, blocking is used for kernels at least :data:`MIN_KERNEL_WIDTH` wide, with the
+    largest ``B`` of 4 and 2 that keeps ``B * C_out`` within :data:`MAX_BLOCK_COLUMNS`.
     """
-    if C_in != 1 or tuple(stride) != (1, 1) or kernel_size[1] < MIN_KERNEL_WIDTH:
+    if kernel_size[1] < MIN_KERNEL_WIDTH:
         return 1
     for B in (4, 2):
-        if B * C_out <= MAX_BLOCK_COLUMNS and W_out % B == 0:
+        if B * C_out <= MAX_BLOCK_COLUMNS and fits(B, C_in, stride, W_out):
             return B
     return 1
 
