@@ -254,13 +254,14 @@ def report(results: list[dict], memory: dict, notebook_ips: float | None, epoch_
         "workers, threads or processes as given in brackets (one BLAS thread each).",
         "",
         "| net | threads | batch | convnp train | PyTorch train | ratio | convnp infer | PyTorch infer | ratio | "
-        "train GFLOP/s (% of matmul peak) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "train GFLOP/s (% of matmul peak) | PyTorch train GFLOP/s (%) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
         for row in result["rows"]:
             ours_t = statistics.median(row["convnp_train"])
             ours_i = statistics.median(row["convnp_infer"])
+            peak = result["peak_gflops"]
             gflops = ours_t * row["train_flops"] / 1e9
             workers = str(row["threads"]) + (f" ({result['backend']})" if row["threads"] > 1 else "")
             cells = [row["net"], workers, str(row["batch"]), median_spread(row["convnp_train"])]
@@ -273,7 +274,12 @@ def report(results: list[dict], memory: dict, notebook_ips: float | None, epoch_
                 cells += [median_spread(row["torch_infer"]), f"{ours_i / statistics.median(row['torch_infer']):.2f}x"]
             else:
                 cells += ["-", "-"]
-            cells.append(f"{gflops:.1f} ({100 * gflops / result['peak_gflops']:.0f}% of {result['peak_gflops']:.0f})")
+            cells.append(f"{gflops:.1f} ({100 * gflops / peak:.0f}% of {peak:.0f})")
+            if "torch_train" in row:  # the same network's FLOPs, so the same share of the same peak
+                theirs = statistics.median(row["torch_train"]) * row["train_flops"] / 1e9
+                cells.append(f"{theirs:.1f} ({100 * theirs / peak:.0f}%)")
+            else:
+                cells.append("-")
             lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Peak memory of a training step (batch 128, growth of peak RSS over three steps, fresh process):", "",
               "| net | convnp MiB | PyTorch MiB | ratio |", "|---|---|---|---|"]
@@ -343,13 +349,20 @@ def main(argv=None) -> int:
     text = report(results, memory, notebook_ips, epoch_s, args)
     print(text)
     if args.out != "-" and not args.quick:
-        # Other benchmarks (load.py, distributed.py, ...) write their own "## " sections after these figures, which
-        # have no such heading: rewriting the figures keeps every one of them.
-        old = Path(args.out).read_text() if Path(args.out).exists() else ""
-        kept = old[old.index("\n## ") + 1:] if "\n## " in old else ""
-        Path(args.out).write_text(text.rstrip("\n") + "\n" + ("\n" + kept if kept else ""))
+        write_results(Path(args.out), text)
         print(f"written to {args.out}", file=sys.stderr)
     return 0
+
+
+def write_results(path: Path, text: str) -> None:
+    """Put ``text`` at the top of ``path`` in place of the previous figures.
+
+    Other benchmarks (load.py, distributed.py, ...) write their own "## " sections after these figures, which have
+    no such heading: rewriting the figures keeps every one of them.
+    """
+    old = path.read_text() if path.exists() else ""
+    kept = old[old.index("\n## ") + 1 :] if "\n## " in old else ""
+    path.write_text(text.rstrip("\n") + "\n" + ("\n" + kept if kept else ""))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,69 @@
+"""benchmarks/bench.py, the speed benchmark behind benchmarks/RESULTS.md: a short run end to end, with PyTorch and
+without it, and the rewrite of RESULTS.md that keeps the other benchmarks' sections."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
+
+
+def _quick_run(tmp_path: Path, hide_torch: bool) -> str:
+    env = dict(os.environ)
+    if hide_torch:  # a module named torch that fails to import, first on the path of every worker process
+        (tmp_path / "torch.py").write_text("raise ImportError('PyTorch hidden by the test')\n")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tmp_path), env.get("PYTHONPATH")]))
+    args = [sys.executable, str(BENCH), "--quick", "--nets", "notebook", "--threads", "1", "--repeats", "1",
+            "--out", "-"]
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def _row(table: str, net: str) -> list[str]:
+    line = next(line for line in table.splitlines() if line.startswith(f"| {net} | 1 | 128 |"))
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_quick_run_without_pytorch_gives_convnp_figures_only(tmp_path):
+    out = _quick_run(tmp_path, hide_torch=True)
+    assert "PyTorch not installed" in out
+    cells = _row(out, "notebook")
+    assert len(cells) == 11
+    assert float(cells[3].split()[0].replace(",", "")) > 0  # convnp's training images/s
+    assert cells[4] == cells[5] == cells[7] == cells[8] == cells[10] == "-"
+    assert "% of " in cells[9]
+    assert "| notebook |" in out.split("Peak memory")[1]
+
+
+def test_quick_run_with_pytorch_gives_ratios(tmp_path):
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("PyTorch not installed: nothing to compare against")
+    out = _quick_run(tmp_path, hide_torch=False)
+    cells = _row(out, "notebook")
+    train, theirs = (float(cells[i].split()[0].replace(",", "")) for i in (3, 4))
+    assert cells[5] == f"{train / theirs:.2f}x"
+    assert cells[10].endswith("%)") and cells[8].endswith("x")
+    memory = next(line for line in out.split("Peak memory")[1].splitlines() if line.startswith("| notebook |"))
+    assert memory.rstrip(" |").endswith("x")  # convnp / PyTorch peak memory
+
+
+def test_results_rewrite_keeps_the_other_benchmarks_sections(tmp_path):
+    sys.path.insert(0, str(BENCH.parent))
+    try:
+        from bench import write_results
+    finally:
+        sys.path.remove(str(BENCH.parent))
+    results = tmp_path / "RESULTS.md"
+    write_results(results, "# figures\n\nold table\n")
+    results.write_text(results.read_text() + "\n## Web server under load\n\nits table\n\n## Distributed\n\nmore\n")
+    write_results(results, "# figures\n\nnew table\n")
+    text = results.read_text()
+    assert text.startswith("# figures\n\nnew table\n\n## Web server under load\n") and "old table" not in text
+    assert text.endswith("## Distributed\n\nmore\n")
