@@ -55,20 +55,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
+# Scratch arrays kept between calls in a workspace dict, as convnp's own kernels keep theirs.
+from convnp.ops.conv import _buffer as buffer  # noqa: E402
 from convnp.ops.wide import tiled  # noqa: E402
 from convnp.ops.windows import pad_hw  # noqa: E402
-
-
-def buffer(workspace: dict | None, key: str, shape: tuple, dtype) -> np.ndarray:
-    """An uninitialised array of ``shape``, carved from a buffer kept in ``workspace`` that only grows (a fresh
-    array without one), as convnp's own kernels keep theirs."""
-    size = int(np.prod(shape))
-    if workspace is None:
-        return np.empty(shape, dtype=dtype)
-    buf = workspace.get(key)
-    if buf is None or buf.size < size or buf.dtype != dtype:
-        buf = workspace[key] = np.empty(size, dtype=dtype)
-    return buf[:size].reshape(shape)
 
 
 #: Input transform: ``V = B^T d B`` for a 4x4 input tile ``d``.
