@@ -68,6 +68,7 @@ G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
 #: Output transform: the 2x2 output tile is ``A^T M A``.
 A_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]])
 
+
 def weight_transform(weight: np.ndarray) -> np.ndarray:
     """``U[k, l] = (G g G^T)[k, l]`` for every channel pair: ``(3, 3, C_in, C_out)`` -> ``(4, 4, C_in, C_out)``."""
     g = G.astype(weight.dtype)
@@ -145,7 +146,8 @@ def input_transform(x_p: np.ndarray, workspace: dict | None = None) -> np.ndarra
     Returns
     -------
     V : ndarray of shape `(4, 4, n, T, S, C)`
-        ``V[k, l, s, t, u]`` is entry ``(k, l)`` of tile ``(t, u)`` of sample ``s``; from the workspace.
+        ``V[k, l, s, t, u, :]`` is entry ``(k, l)`` of tile ``(t, u)`` of sample ``s``, every channel; an array
+        of the workspace, overwritten by the next call.
     """
     n, H, W, C = x_p.shape
     T, S = (H - 2) // 2, (W - 2) // 2

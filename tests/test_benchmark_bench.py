@@ -48,7 +48,7 @@ def test_quick_run_with_pytorch_gives_ratios(tmp_path):
     out = _quick_run(tmp_path, hide_torch=False)
     cells = _row(out, "notebook")
     train, theirs = (float(cells[i].split()[0].replace(",", "")) for i in (3, 4))
-    assert cells[5] == f"{train / theirs:.2f}x"
+    assert abs(float(cells[5].rstrip("x")) - train / theirs) < 0.011  # the table rounds the images/s it shows
     assert cells[10].endswith("%)") and cells[8].endswith("x")
     memory = next(line for line in out.split("Peak memory")[1].splitlines() if line.startswith("| notebook |"))
     assert memory.rstrip(" |").endswith("x")  # convnp / PyTorch peak memory
