@@ -57,6 +57,7 @@ import numpy as np  # noqa: E402
 
 # Scratch arrays kept between calls in a workspace dict, as convnp's own kernels keep theirs.
 from convnp.ops.conv import _buffer as buffer  # noqa: E402
+from convnp.ops.conv import _chunks  # noqa: E402
 from convnp.ops.wide import tiled  # noqa: E402
 from convnp.ops.windows import pad_hw  # noqa: E402
 
@@ -239,8 +240,9 @@ def fits(weight: np.ndarray, stride, x_shape, pads) -> bool:
     return weight.shape[:2] == (3, 3) and tuple(stride) == (1, 1) and H_out % 2 == 0 and W_out % 2 == 0
 
 
-def _chunk_size(n: int, H_out: int, W_out: int, C_out: int, itemsize: int) -> int:
-    return max(1, min(n, CHUNK_BYTES // (4 * H_out * W_out * C_out * itemsize)))  # M: 16 values per 4 outputs
+def _chunk_ranges(n: int, H_out: int, W_out: int, C_out: int, itemsize: int) -> list:
+    """``(start, stop)`` sample ranges of about :data:`CHUNK_BYTES` of products M (16 values per 4 outputs)."""
+    return _chunks(n, 4 * H_out * W_out * C_out * itemsize, CHUNK_BYTES)
 
 
 def conv_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, pads, workspace: dict | None = None):
@@ -251,9 +253,8 @@ def conv_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, pad
     C_out = weight.shape[3]
     out = np.empty((N, H_p - 2, W_p - 2, C_out), dtype=x.dtype)
     U = weight_transform(weight)  # (4, 4, C_in, C_out)
-    step = _chunk_size(N, H_p - 2, W_p - 2, C_out, x.itemsize)
-    for start in range(0, N, step):
-        forward_chunk(x_p[start : start + step], U, out[start : start + step], workspace)
+    for start, stop in _chunk_ranges(N, H_p - 2, W_p - 2, C_out, x.itemsize):
+        forward_chunk(x_p[start:stop], U, out[start:stop], workspace)
     if bias is not None:  # one long row per sample, as convnp.ops.conv adds it
         out.reshape(N, -1)[...] += tiled(bias, out[0].size)
     return out, ("winograd", x_p, x.shape, U, bias is not None, pads, workspace)
@@ -265,9 +266,8 @@ def conv_backward(dout: np.ndarray, cache, input_grad: bool = True):
     N, H, W, _ = x_shape
     dU = np.zeros_like(U)  # summed over chunks
     dx_p = np.empty(x_p.shape, dtype=dout.dtype) if input_grad else None
-    step = _chunk_size(N, dout.shape[1], dout.shape[2], dout.shape[3], dout.itemsize)
-    for start in range(0, N, step):
-        chunk = slice(start, start + step)
+    for start, stop in _chunk_ranges(N, *dout.shape[1:], dout.itemsize):
+        chunk = slice(start, stop)
         backward_chunk(dout[chunk], x_p[chunk], U, dU, None if dx_p is None else dx_p[chunk], workspace)
     dout2d = dout.reshape(-1, dout.shape[3])
     dbias = np.ones(dout2d.shape[0], dtype=dout.dtype) @ dout2d if has_bias else None  # as convnp.ops.conv sums it
