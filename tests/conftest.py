@@ -8,6 +8,8 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "VECL
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+pytest_plugins = ["suite_rules", "pytester"]
+
 try:  # In CI the property tests replay the same examples every run, so a red build is always reproducible.
     from hypothesis import settings
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from convnp import fault_points
 from convnp.data.transforms import MNIST_MEAN, MNIST_STD, Standardize
 from convnp.errors import CheckpointError
 from convnp.model import Sequential
@@ -51,6 +52,7 @@ def atomic_write(path: Path, write) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        fault_points.reached_write(path.name)
         os.replace(tmp, path)
     except BaseException:
         with _suppress_oserror():

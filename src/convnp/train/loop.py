@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from convnp import fault_points
 from convnp.data.batching import iterate_minibatches
 from convnp.losses import SoftmaxCrossEntropy
 from convnp.optim import clip_grad_norm
@@ -276,6 +277,7 @@ class Trainer:
                 sums[1] += n_correct
                 sums[2] += len(yb)
                 self._call("on_batch_end", batch, {"loss": loss, "correct": n_correct, "size": len(yb)})
+                fault_points.reached(f"step {self.step}")
             self._at = None
             first_batch, resume_from = 0, {}
             if self.interrupted is not None:
@@ -287,11 +289,13 @@ class Trainer:
             if self.skip_nonfinite:
                 logs["skipped"] = skipped
             if validation_data is not None and len(validation_data[1]):
+                fault_points.reached(f"validation {epoch + 1}")
                 val = evaluate(self.model, *validation_data, threads=self.threads)
                 logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
             logs["lr"] = self.optimizer.lr
             logs["time"] = time.perf_counter() - start
             self.history.append(logs)
+            fault_points.reached(f"epoch-end {epoch + 1}")
             self._call("on_epoch_end", epoch, logs)
             if self.stop_training:
                 break

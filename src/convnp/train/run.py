@@ -241,10 +241,11 @@ def train_run(
         parallel=None if distributed is None else distributed.data_parallel(model, config.label_smoothing),
         augment=augment,
         augment_rng=augment_rng if augment is not None else None,
+        # The checkpoint is written before the epoch's line is printed: an epoch reported done is an epoch saved.
         callbacks=[
-            ProgressBar(config.epochs, len(y_train), stream=stream),
-            MetricsCSV(run_dir / "metrics.csv"),
             checkpointer,
+            MetricsCSV(run_dir / "metrics.csv"),
+            ProgressBar(config.epochs, len(y_train), stream=stream),
             *([EarlyStopping(config.patience)] if config.patience else []),
             *callbacks,
         ],
