@@ -37,6 +37,13 @@ def paper(digit: np.ndarray, side: int = 112) -> np.ndarray:
     return 255 - np.asarray(big)
 
 
+#: The files of :func:`valid_files` that decode to the plain grey PNG's pixels: 16-bit values are the 8-bit ones times
+#: 257; black ink whose alpha is its darkness composites onto white paper as the same greys; grey+alpha is opaque;
+#: the GIF's first frame is the grey image with a palette of grey levels. Their answers must match the plain PNG's to
+#: rounding. The others (two JPEGs, a 64-colour palette) move pixels by a few grey levels.
+LOSSLESS = ("grey.png", "grey16.png", "rgba.png", "la.png", "animated.gif")
+
+
 def valid_files(digit: np.ndarray, other: np.ndarray) -> dict[str, bytes]:
     """Name -> file bytes: the same digit in many modes and formats; ``other`` is a second digit for the GIF's
     second frame (only the first frame counts)."""

@@ -89,10 +89,12 @@ def assert_error(response, status: int, *words: str):
 
 
 # ---- the happy paths -------------------------------------------------------------------------------------------------
-def test_health(client):
+def test_health(client, checkpoint_path):
     r = client.get("/api/health")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", "model": "notebook", "parameters": 13610}
+    model = load_checkpoint(checkpoint_path).model
+    n_params = sum(a.size for layer in model.layers for a in layer.params.values())  # counted here, not by n_params
+    assert r.json() == {"status": "ok", "model": "notebook", "parameters": n_params}
 
 
 def test_page_is_served_with_the_canvas_and_ids(client):
@@ -126,6 +128,8 @@ def test_drawn_mnist_digits_get_the_models_own_answers(client, digits):
         assert body["label"] == int(np.argmax(body["probabilities"]))
         got.append(body["label"])
         maps = body["feature_maps"]
+    # Drawn 10x larger and prepared again, a digit's pixels change a little; one near the model's decision boundary
+    # may change its answer, so nine of the ten must keep theirs.
     assert np.sum(np.array(got) == expected) >= 9, (got, expected.tolist())
     # The notebook model's first layer: Conv2D(1, 8, 3) -> (26, 26, 8) maps, each scaled to use 0..255.
     assert maps["shape"] == [26, 26, 8] and maps["encoding"] == "base64-uint8"
@@ -146,18 +150,26 @@ def test_the_same_digit_as_raw_bytes_and_as_json(client, digits):
         assert body["feature_maps"] is None
         assert sum(body["probabilities"]) == pytest.approx(1.0, abs=1e-6)
         got.append(body["label"])
+    # The server prepares the array again (crop, 20x20 box, centre of mass), which moves an MNIST digit's pixels a
+    # little; one near the model's decision boundary may change its answer, so nine of the ten must keep theirs.
     assert np.sum(np.array(got) == expected) >= 9, (got, expected.tolist())
+    # The same PNG as the raw body and as a multipart upload: the same pixels, so the very same answer.
     raw = client.post("/api/predict", content=drawn(d[0]), headers={"content-type": "image/png"})
-    assert raw.status_code == 200 and raw.json()["label"] == upload(client, drawn(d[0])).json()["label"]
+    assert raw.status_code == 200, raw.text
+    assert raw.json() == upload(client, drawn(d[0])).json()
 
 
+@pytest.mark.mnist
 def test_float_pixels_and_a_tiny_jpeg(client):
+    """Non-integer JSON pixels and a 28x28 JPEG (dark on white) are read, and read as the "1" they show."""
     pixels = np.zeros((28, 28))
-    pixels[4:24, 13:15] = 200.5  # a "1"
-    assert client.post("/api/predict", json={"pixels": pixels.tolist()}).status_code == 200
+    pixels[4:24, 13:15] = 200.5  # a "1": a bar two pixels wide, 20 tall, as MNIST's box makes them
+    r = client.post("/api/predict", json={"pixels": pixels.tolist()})
+    assert r.status_code == 200 and r.json()["label"] == 1, r.text
     buf = io.BytesIO()
     Image.fromarray((255 - pixels).astype(np.uint8)).save(buf, format="JPEG")
-    assert upload(client, buf.getvalue()).status_code == 200
+    r = upload(client, buf.getvalue())
+    assert r.status_code == 200 and r.json()["label"] == 1, r.text
 
 
 # ---- bad requests: always a 4xx with a JSON detail, and the app carries on ---------------------------------------------
@@ -241,7 +253,22 @@ def test_an_unexpected_error_is_a_500_without_a_traceback(checkpoint_path):
 
 
 # ---- convnp serve ---------------------------------------------------------------------------------------------------
-def test_serve_refuses_a_bad_checkpoint_in_one_line(tmp_path, capsys):
+@pytest.fixture
+def must_not_listen(monkeypatch):
+    """Fail the test at the moment ``convnp serve`` would start listening, instead of letting it serve forever:
+    these tests prove that the command stops before that point, so reaching it is the regression."""
+    import uvicorn
+
+    import convnp.cli.serve as serve
+
+    def fail(*args, **kwargs):
+        pytest.fail("convnp serve went on to listen; it should have stopped with an error first")
+
+    monkeypatch.setattr(serve, "listen", fail)  # where convnp serve binds its port
+    monkeypatch.setattr(uvicorn.Server, "run", fail)  # and where it would serve, should it ever bind elsewhere
+
+
+def test_serve_refuses_a_bad_checkpoint_in_one_line(tmp_path, capsys, must_not_listen):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a checkpoint")
     assert main(["serve", str(bad), "--port", "1"]) == 1
@@ -249,7 +276,7 @@ def test_serve_refuses_a_bad_checkpoint_in_one_line(tmp_path, capsys):
     assert err.startswith("convnp: error:") and "not a convnp checkpoint" in err and err.count("\n") == 1
 
 
-def test_serve_says_how_to_install_the_web_extra(checkpoint_path, monkeypatch, capsys):
+def test_serve_says_how_to_install_the_web_extra(checkpoint_path, monkeypatch, capsys, must_not_listen):
     import builtins
 
     real_import = builtins.__import__
@@ -268,7 +295,23 @@ def test_serve_says_how_to_install_the_web_extra(checkpoint_path, monkeypatch, c
 def test_serve_rejects_a_bad_port(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["serve", "x.npz", "--port", "70000"])
-    assert exc.value.code == 2 and "1..65535" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "--port: expected a port number 0..65535" in err and "'70000'" in err, err
+
+
+def test_serve_refuses_a_port_in_use_in_one_line(checkpoint_path, capsys, monkeypatch):
+    """A port another socket listens on is refused in one line naming it, before uvicorn starts."""
+    import socket
+
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn.Server, "run", lambda *a, **k: pytest.fail("uvicorn started on a port in use"))
+    with socket.create_server(("127.0.0.1", 0)) as taken:  # listening: the port is really in use
+        port = taken.getsockname()[1]
+        assert main(["serve", str(checkpoint_path), "--port", str(port)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1, (out, err)
+    assert err.startswith(f"convnp: error: --host 127.0.0.1 --port {port}: cannot listen there") and "--port 0" in err
 
 
 # ---- the OpenAPI schema, fuzzed -------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
 from importlib import resources
 from typing import Annotated, Literal
 
@@ -119,11 +120,19 @@ REQUEST_BODY = {
 
 # ---- the model ---------------------------------------------------------------------------------------------------------
 class DigitClassifier:
-    """A checkpoint loaded once, classifying one grey picture at a time (inference keeps no state: thread-safe)."""
+    """A checkpoint loaded once, classifying one grey picture per call; safe to call from many threads at once.
+
+    The server classifies concurrent requests in Starlette's thread pool. A layer is not safe to share between
+    threads: Conv2D reuses scratch buffers (its ``workspace``) from call to call, inference included, so two
+    concurrent forwards through one layer overwrite each other's im2col matrix and both get wrong answers. Each
+    thread therefore runs its own :meth:`~convnp.model.Sequential.replica` of the model: the parameter arrays are
+    shared (read only), the buffers are not.
+    """
 
     def __init__(self, checkpoint_path):
         self.checkpoint = load_checkpoint(checkpoint_path)
         self.model = self.checkpoint.model
+        self._local = threading.local()  # .model: this thread's replica
         input_shape = tuple(self.model.input_shape) if self.model.input_shape else MNIST_SHAPE
         if input_shape != MNIST_SHAPE:
             raise ValueError(
@@ -145,12 +154,19 @@ class DigitClassifier:
         digit = preprocess_digit(grey)  # (28, 28), 0..255
         x = self.checkpoint.prepare(_to_stored_scale(digit[None, :, :, None], self.standardize))  # (1, 28, 28, 1)
         maps = None
-        for i, layer in enumerate(self.model.layers):
-            x = layer.forward(x)  # training=False: nothing cached on the shared layers
+        for i, layer in enumerate(self._thread_model().layers):
+            x = layer.forward(x)  # training=False: nothing kept for a backward pass
             if i == self.maps_index and feature_maps:
                 maps = self._encode_maps(x[0], f"{i}: {layer!r}")  # (H, W, C)
         probs = softmax(np.asarray(x, dtype=np.float64), axis=1)[0]  # (K,)
         return Prediction(label=int(np.argmax(probs)), probabilities=[float(p) for p in probs], feature_maps=maps)
+
+    def _thread_model(self):
+        """This thread's replica of the model, made on its first call (a few kB: the buffers for one image)."""
+        model = getattr(self._local, "model", None)
+        if model is None:
+            model = self._local.model = self.model.replica()
+        return model
 
     @staticmethod
     def _encode_maps(a: np.ndarray, layer: str) -> FeatureMaps:
