@@ -1,26 +1,28 @@
-"""Faults during training, really done: SIGKILL at random moments (and inside a checkpoint write), Ctrl-C, a
-diverging run, a run folder that cannot be written. After each, the run folder holds a checkpoint that loads, and
-``--resume`` ends with the weights of the uninterrupted run, bit for bit.
+"""Faults during training, really done: SIGKILL at points drawn at random (and inside a checkpoint write), Ctrl-C,
+a diverging run, a run folder that cannot be written. After each, the run folder holds a checkpoint that loads,
+holding every epoch the run reported finished, and ``--resume`` ends with the weights of the uninterrupted run, bit
+for bit.
 
 The runs are tiny (400 MNIST training images, 3 epochs of 20 batches, with augmentation so that its Generator must
-be restored too) and train in a ``convnp`` subprocess where a signal has to reach a real process. The kill points
-come from a seeded Generator: each is "after the K-th line the run prints, plus D milliseconds", so they fall
-anywhere in a step, a validation pass or a checkpoint write, and a failure can be replayed.
+be restored too) and train in a ``convnp`` subprocess where a signal has to reach a real process. Every fault lands
+at a named point of the run (``convnp.fault_points``: "step 27", "validation 2", "write last.npz 3", ...), never
+after a delay or a number of printed lines, so the tests behave alike on a fast idle machine, a busy one and one
+core; the process logs the point before acting and each test asserts where its fault landed.
 """
 
 from __future__ import annotations
 
 import errno
 import io
+import json
 import os
-import queue
 import re
 import shlex
 import signal
 import subprocess
 import sys
-import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,7 @@ import pytest
 from helpers import run_weights, same_arrays, without_time
 
 import convnp.checkpoint
+from convnp import fault_points
 from convnp.checkpoint import load_checkpoint
 from convnp.cli.main import main
 from convnp.train import Callback, Checkpoint, Trainer, TrainingDiverged, TrainingInterrupted
@@ -37,6 +40,7 @@ from convnp.train.run import train_run
 pytestmark = pytest.mark.mnist
 
 EPOCHS, BATCHES = 3, 20  # 400 training images in batches of 20
+FAILURE_BOUND_S = 300  # only bounds how long a broken run takes to fail; nothing waits for it to pass
 
 
 def train_argv(data: Path, out: Path) -> list[str]:
@@ -64,133 +68,153 @@ def history(run: Path) -> list[dict]:
     return without_time(load_checkpoint(run / "last.npz").meta["history"])
 
 
+def metrics_rows(run: Path) -> list[str]:
+    """metrics.csv without its time column."""
+    return [line.rsplit(",", 1)[0] if line.count(",") == 6 else line
+            for line in (run / "metrics.csv").read_text().splitlines()]
+
+
 def assert_same_run(run: Path, reference: Path):
     assert same_arrays(run_weights(run), run_weights(reference)), "weights differ from the uninterrupted run"
     assert history(run) == history(reference)
+    assert len(metrics_rows(run)) == EPOCHS + 1 and metrics_rows(run) == metrics_rows(reference)
     assert not list(run.glob(".*.tmp")), "a temporary file was left behind"
 
 
 def config_of(run: Path, **changes) -> TrainConfig:
-    import json
-
     settings = json.loads((run / "config.json").read_text())["settings"]
     return TrainConfig.from_dict({**settings, **changes})
 
 
-# ---- a convnp process we can watch and signal -----------------------------------------------------------------------
+# ---- a convnp process with one fault point armed --------------------------------------------------------------------
 ENV = {**os.environ, "CONVNP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
-class Process:
-    """``python -m convnp ARGV`` (or ``python SCRIPT ARGV``) with its stdout read line by line in a thread."""
+@dataclass
+class Faulted:
+    """What a ``convnp`` process armed with one fault left behind."""
 
-    def __init__(self, argv: list[str], cwd: Path, script: Path | None = None):
-        command = [sys.executable, *([str(script)] if script else ["-m", "convnp"]), *argv]
-        self.proc = subprocess.Popen(command, cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True)
-        self.lines: queue.Queue = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
+    code: int
+    out: str
+    err: str
+    landed: list[dict]  # the fault log's lines: where the fault fired
 
-    def _pump(self):
-        for line in self.proc.stdout:
-            self.lines.put(line)
-        self.lines.put(None)
+    def reported_epochs(self) -> int:
+        """The last epoch the run printed as finished (``epoch 2/3  loss ...``), 0 if none."""
+        done = re.findall(rf"^epoch (\d+)/{EPOCHS}  loss ", self.out, flags=re.M)
+        return int(done[-1]) if done else 0
 
-    def wait_for_line(self, predicate, timeout: float = 60) -> bool:
-        """Read lines until one satisfies ``predicate``; False if the process ended first."""
-        deadline = time.monotonic() + timeout
-        while True:
-            line = self.lines.get(timeout=max(deadline - time.monotonic(), 0.01))
-            if line is None:
-                return False
-            if predicate(line):
-                return True
 
-    def finish(self, timeout: float = 60) -> tuple[int, str]:
-        code = self.proc.wait(timeout=timeout)
-        return code, self.proc.stderr.read()
+class FaultedProcess:
+    """``python -m convnp ARGV`` with ``CONVNP_TEST_FAULT="POINT: ACTION"`` and a fault log in ``folder``."""
+
+    def __init__(self, argv: list[str], folder: Path, point: str, action: str):
+        self.log = folder / f"fault-{time.monotonic_ns()}.log"
+        env = {**ENV, fault_points.ENV: f"{point}: {action}", fault_points.LOG_ENV: str(self.log)}
+        self.proc = subprocess.Popen([sys.executable, "-m", "convnp", *argv], cwd=folder, env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def landed(self) -> list[dict]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def wait_until_paused(self) -> dict:
+        """Wait for the process to log that it paused at its point (the event), then return the log line."""
+        deadline = time.monotonic() + FAILURE_BOUND_S
+        while not self.landed():
+            assert self.proc.poll() is None, f"the run ended (exit {self.proc.returncode}) without reaching its point"
+            assert time.monotonic() < deadline, "the run did not reach its point"
+            time.sleep(0.01)
+        return self.landed()[0]
+
+    def release(self) -> None:
+        Path(f"{self.log}.go").touch()
+
+    def finish(self) -> Faulted:
+        out, err = self.proc.communicate(timeout=FAILURE_BOUND_S)
+        return Faulted(self.proc.returncode, out, err, self.landed())
+
+
+def run_faulted(argv: list[str], folder: Path, point: str, action: str = "SIGKILL") -> Faulted:
+    return FaultedProcess(argv, folder, point, action).finish()
 
 
 # ---- SIGKILL --------------------------------------------------------------------------------------------------------
-def test_sigkill_at_random_moments_then_resume_gives_the_same_bits(data, reference, tmp_path):
-    rng = np.random.default_rng(7)  # the kill points: replayable
-    run = tmp_path / "run"
-    landed = 0
-    for attempt in range(4):
-        argv = train_argv(data, run) if not (run / "last.npz").exists() else ["train", "--resume", str(run)]
-        process = Process(argv, tmp_path)
-        n_lines, delay = int(rng.integers(2, 7)), float(rng.uniform(0.0, 0.08))
-        lines = iter(range(1, 1000))  # line 1 is the header; later ones come after training started
-        if process.wait_for_line(lambda line, lines=lines, n_lines=n_lines: next(lines) >= n_lines):
-            time.sleep(delay)
-        process.proc.send_signal(signal.SIGKILL)
-        code, err = process.finish()
-        landed += code == -signal.SIGKILL
-        assert "Traceback" not in err
-        # Whenever it died, what it left loads.
-        checkpoint = load_checkpoint(run / "last.npz")
-        assert 0 <= checkpoint.meta["epoch"] <= EPOCHS
+def kill_points(rng: np.random.Generator, start_epoch: int) -> tuple[str, int]:
+    """A point after ``start_epoch`` epochs, drawn at random, and the epoch ``last.npz`` must then hold.
+
+    Write counts are per process: its K-th write of ``last.npz`` is epoch ``start_epoch + K``'s, except that a
+    process starting at epoch 0 (new, or resumed from the initial weights) first writes the epoch-0 checkpoint.
+    ``best.npz`` is certain to be written only at epoch 1. ``metrics.csv`` is written after the epoch's checkpoint,
+    so a kill there loses nothing.
+    """
+    fresh = start_epoch == 0
+    kinds = ["step", "validation", "epoch-end", "write last.npz", "write metrics.csv"] + (["write best.npz"] * fresh)
+    kind = kinds[int(rng.integers(len(kinds)))]
+    epoch = int(rng.integers(start_epoch + 1, EPOCHS + 1))  # the epoch (1-based) the point falls in
+    if kind == "step":
+        step = int(rng.integers((epoch - 1) * BATCHES + 1, epoch * BATCHES + 1))
+        return f"step {step}", epoch - 1
+    if kind in ("validation", "epoch-end"):
+        return f"{kind} {epoch}", epoch - 1
+    if kind == "write last.npz":
+        return f"write last.npz {epoch - start_epoch + fresh}", epoch - 1
+    if kind == "write best.npz":
+        return "write best.npz 1", 0
+    return f"write metrics.csv {epoch - start_epoch}", epoch
+
+
+@pytest.mark.parametrize("seed", [0, 1])  # between them: every kind of point, 9 kills
+def test_sigkill_at_random_points_then_resume_gives_the_same_bits(data, reference, tmp_path, seed):
+    """Killed at points drawn from a seeded Generator until the run has none left after its checkpoint: each time the
+    kill lands where it was aimed, ``last.npz`` loads and holds exactly the epochs finished before that point (at
+    least every epoch the run printed as finished), and the final resume ends with the uninterrupted run's bits."""
+    rng = np.random.default_rng(seed)  # the kill points: replayable
+    run, kills = tmp_path / "run", []
+    while True:
+        fresh = not (run / "last.npz").exists()
+        start = 0 if fresh else load_checkpoint(run / "last.npz").meta["epoch"]
+        if start == EPOCHS or len(kills) == 5:
+            break
+        point, holds = kill_points(rng, start)
+        argv = train_argv(data, run) if fresh else ["train", "--resume", str(run)]
+        faulted = run_faulted(argv, tmp_path, point)
+        kills.append(point)
+        assert faulted.code == -signal.SIGKILL, (point, faulted.err)
+        assert [(line["point"], line["action"]) for line in faulted.landed] == [(point, "SIGKILL")]
+        assert "Traceback" not in faulted.err
+        checkpoint = load_checkpoint(run / "last.npz")  # whenever it died, what it left loads
+        assert checkpoint.meta["epoch"] == holds, f"killed at {point!r}: last.npz holds epoch {checkpoint.meta['epoch']}"
+        assert checkpoint.meta["epoch"] >= faulted.reported_epochs(), f"killed at {point!r}: a reported epoch was lost"
+        assert "batch" not in checkpoint.meta  # a kill never leaves a mid-epoch checkpoint
         if (run / "best.npz").exists():
             load_checkpoint(run / "best.npz")
-    assert landed >= 2, f"only {landed} of the 4 kills hit a running process"
+    assert len(kills) >= 2, kills
     assert main(["train", "--resume", str(run)]) == 0
     assert_same_run(run, reference)
 
 
-PAUSING_WRITER = '''\
-"""convnp, with the N-th atomic write of one file stopped half-way (half its bytes on disk, fsynced): a marker file
-says so, and the process then waits to be killed."""
-import io, os, sys, time
-from pathlib import Path
-
-import convnp.checkpoint as checkpoint
-
-name, nth, marker = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
-real_write, count = checkpoint.atomic_write, [0]
-
-
-def atomic_write(path, write):
-    if Path(path).name == name:
-        count[0] += 1
-        if count[0] == nth:
-            def half_then_wait(f):
-                buffer = io.BytesIO()
-                write(buffer)
-                f.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
-                f.flush()
-                os.fsync(f.fileno())
-                marker.touch()
-                time.sleep(300)
-            return real_write(path, half_then_wait)
-    return real_write(path, write)
-
-
-checkpoint.atomic_write = atomic_write
-from convnp.cli.main import main
-
-sys.exit(main(sys.argv[4:]))
-'''
-
-
-@pytest.mark.parametrize(("name", "nth", "left"), [("last.npz", 3, 1), ("best.npz", 1, 0)],
-                         ids=["last.npz at epoch 2", "best.npz at epoch 1"])
-def test_sigkill_inside_a_checkpoint_write(data, reference, tmp_path, name, nth, left):
-    """Killed with half of a checkpoint on disk: the old checkpoint is whole, and resume gives the same bits."""
-    script, marker, run = tmp_path / "pausing.py", tmp_path / "paused", tmp_path / "run"
-    script.write_text(PAUSING_WRITER)
-    process = Process([name, str(nth), str(marker), *train_argv(data, run)], tmp_path, script=script)
-    deadline = time.monotonic() + 60
-    while not marker.exists() and process.proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert marker.exists(), process.finish()[1]
+@pytest.mark.parametrize(("point", "left"), [("write last.npz 3", 1), ("write best.npz 1", 0),
+                                             ("write last.npz 1", None)],
+                         ids=["last.npz at epoch 2", "best.npz at epoch 1", "last.npz at epoch 0"])
+def test_sigkill_inside_a_checkpoint_write(data, reference, tmp_path, point, left):
+    """Killed with the new checkpoint in its temporary file, not yet renamed: the old checkpoint is whole, and resume
+    (or, killed before the first step, starting again) gives the same bits and removes the temporary file."""
+    run = tmp_path / "run"
+    faulted = run_faulted(train_argv(data, run), tmp_path, point)
+    assert faulted.code == -signal.SIGKILL and [line["point"] for line in faulted.landed] == [point], faulted.err
+    name = point.split()[1]
     half_written = list(run.glob(f".{name}.*.tmp"))
     assert len(half_written) == 1 and half_written[0].stat().st_size > 0
-    process.proc.send_signal(signal.SIGKILL)
-    assert process.finish()[0] == -signal.SIGKILL
-    assert load_checkpoint(run / "last.npz").meta["epoch"] == left
-    assert main(["train", "--resume", str(run)]) == 0
+    if left is None:  # killed while writing the initial weights: no step was taken, nothing to resume
+        assert not (run / "last.npz").exists() and faulted.reported_epochs() == 0
+        assert main(["train", "--resume", str(run)]) == 1
+        assert main(train_argv(data, run)) == 0
+    else:
+        assert load_checkpoint(run / "last.npz").meta["epoch"] == left
+        assert main(["train", "--resume", str(run)]) == 0
     assert_same_run(run, reference)
-    assert same_arrays(run_weights(run), run_weights(reference))
 
 
 # ---- Ctrl-C ---------------------------------------------------------------------------------------------------------
@@ -200,22 +224,29 @@ INTERRUPTED = re.compile(
 )
 
 
-def test_ctrl_c_stops_after_the_step_saves_says_how_to_resume_and_exits_130(data, reference, tmp_path):
+@pytest.mark.parametrize(("point", "step"), [("step 27", 27), ("validation 2", 40), ("write last.npz 2", 20)],
+                         ids=["between two steps", "in a validation pass", "in a checkpoint write"])
+def test_ctrl_c_stops_after_the_step_saves_says_how_to_resume_and_exits_130(data, reference, tmp_path, point, step):
+    """SIGINT from outside while the run is paused at ``point``: the run stops after ``step`` (the step in progress,
+    or the epoch whose validation or checkpoint was in progress, finishes first), saves there, prints one line with the
+    command that resumes it, exits 130; that command, run as printed, finishes the run bit for bit."""
     run = tmp_path / "run"
-    process = Process(train_argv(data, run), tmp_path)
-    assert process.wait_for_line(lambda line: line.startswith(f"epoch 2/{EPOCHS} "))  # in the middle of epoch 2
+    process = FaultedProcess(train_argv(data, run), tmp_path, point, "pause")
+    assert process.wait_until_paused()["point"] == point
     process.proc.send_signal(signal.SIGINT)
-    code, err = process.finish()
-    assert code == 130, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
+    process.release()
+    faulted = process.finish()
+    assert faulted.code == 130, faulted.err
+    lines = faulted.err.strip().splitlines()
+    assert len(lines) == 1, faulted.err
     match = INTERRUPTED.match(lines[0])
     assert match, lines[0]
-    step, epoch, batch, n_batches = (int(g) for g in match.groups()[:4])
-    assert n_batches == BATCHES and 0 <= batch < BATCHES and step == (epoch - 1) * BATCHES + batch
+    stopped, epoch, batch, n_batches = (int(g) for g in match.groups()[:4])
+    assert (stopped, epoch, batch, n_batches) == (step, step // BATCHES + 1, step % BATCHES, BATCHES)
     assert Path(tmp_path / match.group(5)) == run / "last.npz"
     meta = load_checkpoint(run / "last.npz").meta
     assert (meta["epoch"], meta.get("batch", 0), meta["step"]) == (epoch - 1, batch, step)
+    assert faulted.reported_epochs() == epoch - 1
     # The printed command, run as printed (from the folder the run was started in), finishes the run exactly.
     command = shlex.split(match.group(6))
     assert command[:2] == ["convnp", "train"]
@@ -311,6 +342,56 @@ def tiny_model():
     rng = np.random.default_rng(1)
     return Sequential([Conv2D(1, 3, 3, rng=rng), BatchNorm2D(3), ReLU(), Flatten(), Dense(108, 2, rng=rng)],
                       input_shape=(8, 8, 1))
+
+
+class PoisonGradientAt:
+    """Runs each step as the trainer would, then makes one gradient NaN at 1-based step ``step``: a gradient that
+    goes non-finite while the loss stays finite (the loss check cannot catch it)."""
+
+    def __init__(self, model, step: int):
+        from convnp.parallel import DataParallel
+
+        self.model, self.step, self.steps = model, step, 0
+        self.inner = DataParallel(model, 1)
+
+    def train_step(self, x, y):
+        loss, correct, finite = self.inner.train_step(x, y)
+        self.steps += 1
+        if self.steps == self.step:
+            name = sorted(self.model.gradients())[0]
+            self.model.gradients()[name].flat[0] = np.nan
+        return loss, correct, finite
+
+    def close(self):
+        self.inner.close()
+
+
+@pytest.mark.parametrize("skip", [0, 1])
+def test_a_nonfinite_gradient_with_a_finite_loss_stops_or_is_skipped_without_an_update(skip):
+    from convnp.optim import SGD
+
+    x, y = tiny_data(huge=None)
+    model = tiny_model()
+    poison = PoisonGradientAt(model, step=9)  # epoch 2, batch 3 of 6
+
+    class Weights(Callback):
+        def on_batch_end(self, batch, logs):
+            self.after = {k: v.copy() for k, v in model.parameters().items()}
+
+    weights = Weights()
+    trainer = Trainer(model, SGD(0.05), parallel=poison, skip_nonfinite=skip, callbacks=[weights])
+    if not skip:
+        with pytest.raises(TrainingDiverged, match=r"a gradient became NaN or infinite at step 9 \(epoch 2, batch 3 "
+                                                   r"of 6\); try a lower learning rate \(now 0.05\) or "
+                                                   r"--clip-grad-norm") as info:
+            trainer.fit(x, y, epochs=2, batch_size=8, rng=np.random.default_rng(2))
+        assert info.value.step == 9 and trainer.step == 8
+        # No update from the poisoned step: the weights are those after step 8.
+        assert same_arrays(model.parameters(), weights.after)
+    else:
+        history = trainer.fit(x, y, epochs=2, batch_size=8, rng=np.random.default_rng(2))
+        assert [row["skipped"] for row in history] == [0, 1] and trainer.skipped_total == 1 and trainer.step == 12
+        assert all(np.isfinite(v).all() for v in model.state_dict().values())
 
 
 def test_skip_nonfinite_skips_the_bad_batch_and_counts_it(caplog):
@@ -415,10 +496,11 @@ def test_a_second_ctrl_c_stops_at_once():
         pytest.skip("another SIGINT handler is installed; train_run leaves it alone")
     trainer = Trainer(tiny_model(), SGD(0.1))
     with _stop_on_sigint(trainer):
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(0.05)  # the handler runs at the next bytecode of the main thread
+        # raise_signal runs the C handler before returning; the Python handler runs at the next call, here len().
+        signal.raise_signal(signal.SIGINT)
+        len(())
         assert trainer.stop_requested == "interrupted (Ctrl-C)"
         with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.5)
+            signal.raise_signal(signal.SIGINT)
+            len(())
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back as it was

@@ -123,7 +123,10 @@ class MetricsCSV(Callback):
         self.path = Path(path)
 
     def on_epoch_end(self, epoch, logs):
-        history = self.trainer.history
+        self.write(self.trainer.history)
+
+    def write(self, history: list[dict]) -> None:
+        """Rewrite the file from ``history`` (one row per epoch)."""
         fields = self.FIELDS + (("skipped",) if any("skipped" in row for row in history) else ())
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\n")

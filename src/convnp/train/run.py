@@ -258,6 +258,8 @@ def train_run(
             resume_from = {"batch": checkpoint.meta["batch"], **checkpoint.meta["epoch_sums"]}
 
     if initial_epoch >= config.epochs:
+        # A kill after the last checkpoint but inside the metrics write leaves metrics.csv an epoch short.
+        MetricsCSV(run_dir / "metrics.csv").write(trainer.history)
         say(f"{run_dir} already finished its {config.epochs} epoch(s); pass --epochs N to train further")
     else:
         what = f"run folder {run_dir}"
