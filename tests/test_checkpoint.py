@@ -91,21 +91,50 @@ def test_missing_empty_random_and_truncated_files(tmp_path, saved):
     _expect(tmp_path / "random.npz", "not an .npz archive")
     data = path.read_bytes()
     (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError):
-        load_checkpoint(tmp_path / "cut.npz")
+    _expect(tmp_path / "cut.npz", r"cut\.npz: is not a convnp checkpoint \(not an \.npz archive; empty or damaged\?\)")
     _expect(tmp_path, "holds no checkpoint")  # a folder without best.npz / last.npz
 
 
+class Tripwire:
+    """Unpickling it creates the folder ``marker``: a pickle that ran leaves a trace on disk.
+
+    ``__reduce__`` names ``os.mkdir`` by reference, so unpickling calls the real function; a bound method of a test
+    object would be pickled as a copy of that object, and its effect would never be seen by the test.
+    """
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def _pickled_checkpoint(saved, tmp_path):
+    marker = tmp_path / "UNPICKLED"
+    wire = np.array([Tripwire(marker)], dtype=object)
+    bad = _rewrite(saved[0], tmp_path / "pickle.npz", add={"model/0.weight": wire})
+    return bad, marker
+
+
+def test_tripwire_fires_when_unpickled(tmp_path, saved):
+    """The wire is live: the same file read with allow_pickle=True creates the marker."""
+    bad, marker = _pickled_checkpoint(saved, tmp_path)
+    with np.load(bad, allow_pickle=True) as archive:
+        archive["model/0.weight"]
+    assert marker.is_dir()
+
+
 def test_pickled_object_array_is_refused_and_never_unpickled(tmp_path, saved):
-    unpickled = []
-
-    class Tripwire:
-        def __reduce__(self):
-            return (unpickled.append, ("ran",))
-
-    bad = _rewrite(saved[0], tmp_path / "pickle.npz", add={"model/0.weight": np.array([Tripwire()], dtype=object)})
-    _expect(bad, "pickled Python object array")
-    assert unpickled == []
+    bad, marker = _pickled_checkpoint(saved, tmp_path)
+    try:
+        load_checkpoint(bad)
+    except CheckpointError as err:
+        error = err
+    else:
+        error = None
+    # The marker first: whatever load_checkpoint then said, an unpickled object has already run code.
+    assert not marker.exists(), "load_checkpoint unpickled the object array"
+    assert error is not None and "pickled Python object array" in str(error) and "\n" not in str(error), error
 
 
 def test_another_architectures_weights_are_refused(tmp_path, saved, rng):

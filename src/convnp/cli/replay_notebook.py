@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from convnp.cli._args import add_mnist_dir, positive_float, positive_int
-from convnp.data import load_mnist
+from convnp.data.datasets import load_dataset
 from convnp.replay import format_epoch, replay_notebook
 
 
@@ -31,10 +31,15 @@ def add_parser(subparsers, parents) -> None:
 
 
 def run(args) -> int:
-    x_train, y_train, _, _ = load_mnist(args.mnist_dir)
+    data = load_dataset("mnist", mnist_dir=args.mnist_dir)  # a named folder is read or refused, never replaced
+    x_train, y_train = data.x_train[..., 0], data.y_train  # (N, 28, 28) uint8 as the notebook read them
+    if args.samples > len(x_train):
+        raise ValueError(f"--samples {args.samples}: expected at most the {len(x_train):,} training images of "
+                         f"{data.name}, got {args.samples:,}")
     variant = "the notebook's max-pool backward (WRONG, kept to show its effect)" if args.notebook_maxpool else (
         "convnp's max-pool backward (gradient to each window's first maximum)")
-    print(f"replaying the notebook: {args.samples} images, full batch, lr {args.lr}, float64, with {variant}\n")
+    print(f"replaying the notebook: {args.samples} images of {data.name}, full batch, lr {args.lr}, float64, "
+          f"with {variant}\n")
     results = replay_notebook(
         x_train[: args.samples], y_train[: args.samples], epochs=args.epochs, lr=args.lr,
         notebook_maxpool=args.notebook_maxpool,

