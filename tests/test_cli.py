@@ -274,6 +274,21 @@ def test_train_uses_the_named_folder(first_hundred, tmp_path, capsys):
 
 
 @pytest.mark.mnist
+def test_a_relative_mnist_dir_is_recorded_whole_so_resume_elsewhere_reads_it(first_hundred, tmp_path, monkeypatch):
+    """``--mnist-dir idx`` typed relative to one folder: config.json records the absolute path, so ``--resume`` from
+    another working folder reads the same files (a relative path would be refused there, no such folder)."""
+    folder, _, _ = first_hundred
+    monkeypatch.chdir(folder.parent)
+    run = tmp_path / "run"
+    common = ["--threads", "1", "--val-split", "0.1", "--no-report"]
+    assert main(["train", "--mnist-dir", folder.name, "--epochs", "1", *common, "--out", str(run)]) == 0
+    assert json.loads((run / "config.json").read_text())["settings"]["mnist_dir"] == str(folder)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--resume", str(run), "--epochs", "2"]) == 0
+    assert load_checkpoint(run / "last.npz").meta["epoch"] == 2
+
+
+@pytest.mark.mnist
 def test_evaluate_and_replay_use_the_named_folder(first_hundred, tmp_path, capsys):
     folder, npz, arrays = first_hundred
     checkpoint = save_checkpoint(tmp_path / "model.npz", notebook(rng=np.random.default_rng(0)))

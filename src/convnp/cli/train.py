@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import time
 
 from convnp.cli._args import (
@@ -149,7 +150,9 @@ def _settings(args) -> dict:
         weight_decay=args.weight_decay, schedule=args.schedule, warmup_epochs=args.warmup_epochs,
         step_epochs=args.step_epochs, step_gamma=args.step_gamma, clip_grad_norm=args.clip_grad_norm,
         patience=args.patience, seed=args.seed, val_split=args.val_split, limit=args.limit,
-        mnist_dir=args.mnist_dir, threads=args.threads, backend=args.backend,
+        # Absolute, so that `convnp plot` and `--resume` from another folder read the same files.
+        mnist_dir=os.path.abspath(args.mnist_dir) if args.mnist_dir else None,
+        threads=args.threads, backend=args.backend,
         label_smoothing=args.label_smoothing,
         augment=args.augment, max_shift=args.max_shift, max_rotation=args.max_rotation,
         scale_min=args.scale_range[0], scale_max=args.scale_range[1],
