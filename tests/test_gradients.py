@@ -67,6 +67,68 @@ def assert_layer_gradients(layer, x, cfg, *, max_coords=MAX_COORDS):
         pytest.fail(f"{layer!r} on x{x.shape} ({describe(cfg)}): gradient mismatch, {details}")
 
 
+# ---- the oracle itself ---------------------------------------------------------------------------------------------
+# Every check below trusts convnp.gradcheck; these tests make sure it measures what it claims and that TOL separates a
+# right gradient from one that is only slightly wrong.
+def test_numerical_gradient_of_a_known_function():
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    before = x.copy()
+    numeric = numerical_gradient(lambda: float(np.sum(np.sin(x) * w)), x)
+    np.testing.assert_allclose(numeric, np.cos(before) * w, rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(x, before)  # every perturbation was undone
+    some = numerical_gradient(lambda: float(np.sum(x**3)), x, indices=[0, 5])
+    np.testing.assert_allclose(some.reshape(-1)[[0, 5]], 3 * before.reshape(-1)[[0, 5]] ** 2, atol=1e-8)
+    assert np.isnan(np.delete(some.reshape(-1), [0, 5])).all()  # entries not asked for are not made up
+
+
+def test_rel_error_is_the_documented_measure():
+    assert rel_error(np.array([1.0, -2.0]), np.array([1.0, -2.5])) == pytest.approx(0.5 / 2.5, rel=1e-15)
+    assert rel_error(np.array([0.0, 4.0]), np.array([1.0, 4.0])) == pytest.approx(1 / 4, rel=1e-15)
+    assert rel_error(np.zeros(3), np.zeros(3)) == 0.0
+    assert rel_error(np.zeros(3), np.array([0.0, 1e-3, 0.0])) == 1.0
+    assert np.isnan(rel_error(np.array([np.nan]), np.array([1.0])))  # and `not nan < TOL` fails the checks
+
+
+class _SlightlyWrongDense(Dense):
+    """A Dense layer whose gradient of one array is off by a factor ``1 + 1e-4``: a bug TOL must not let through."""
+
+    def __init__(self, which, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.which = which
+
+    def _backward(self, dout, cache):
+        dx = super()._backward(dout, cache)
+        if self.which in self.grads:
+            self.grads[self.which] *= 1 + 1e-4
+        return dx * (1 + 1e-4) if self.which == "input" and dx is not None else dx
+
+
+@pytest.mark.parametrize("which", ["input", "weight", "bias"])
+def test_check_layer_catches_a_gradient_off_by_one_part_in_ten_thousand(which):
+    rng = np.random.default_rng(1)
+    layer = _SlightlyWrongDense(which, 6, 4, rng=rng, dtype=np.float64)
+    layer.params["bias"][:] = rng.standard_normal(4)
+    x = rng.standard_normal((3, 6))
+    errors = check_layer(layer, x, np.random.default_rng(2))
+    assert errors[which] > 10 * TOL, errors
+    assert all(e < TOL for k, e in errors.items() if k != which), errors
+    layer.which = None  # the same layer with its true gradients passes
+    assert all(e < TOL for e in check_layer(layer, x, np.random.default_rng(2)).values())
+
+
+def test_check_loss_and_check_model_params_catch_a_slightly_wrong_gradient(monkeypatch):
+    rng = np.random.default_rng(3)
+    logits, y = rng.standard_normal((4, 5)), rng.integers(0, 5, 4)
+    assert check_loss(logits, y) < TOL
+    model = Sequential([Flatten(), _SlightlyWrongDense("weight", 12, 3, rng=rng, dtype=np.float64)])
+    errors = check_model_params(model, rng.standard_normal((2, 2, 2, 3)), np.array([0, 2]), rng)
+    assert errors["1.weight"] > 10 * TOL and errors["1.bias"] < TOL, errors
+    plain_backward = SoftmaxCrossEntropy.backward
+    monkeypatch.setattr(SoftmaxCrossEntropy, "backward", lambda self: plain_backward(self) * (1 + 1e-4))
+    assert check_loss(logits, y) > 10 * TOL
+
+
 # ---- each layer on its own ---------------------------------------------------------------------------------------
 CONV = conv_cases(20)
 POOL = pool_cases(18)

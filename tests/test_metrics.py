@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from convnp.metrics import (
@@ -133,7 +133,7 @@ def test_agrees_with_brute_force_on_random_labels():
         np.testing.assert_array_equal(confusion_matrix(y_true, y_pred, K), brute_force_confusion(y_true, y_pred, K))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])  # no clock
 @given(labelled())
 def test_confusion_properties(data):
     y_true, y_pred, K = data
@@ -161,7 +161,7 @@ def test_confusion_properties(data):
     assert sum(row["support"] for row in report["per_class"]) == len(y_true)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])  # no clock
 @given(labelled())
 def test_inferred_n_classes_is_one_past_the_largest_label(data):
     y_true, y_pred, _ = data

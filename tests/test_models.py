@@ -255,6 +255,19 @@ def test_models_lists_the_zoo(capsys):
     assert "LeNet-5" in out and "0.14" in out and "0.31" in out  # the notebook's forward / train MFLOP
 
 
+def test_readme_zoo_table_is_what_convnp_models_prints(capsys):
+    """The README's ``convnp models`` block: every row, figure for figure, as the command prints it today."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("`convnp models` lists the networks", 1)[1].split("```\n", 2)[1]
+    documented = [line for line in block.splitlines() if line.split(" ", 1)[0] in NAMES]
+    assert main(["models"]) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.split(" ", 1)[0] in NAMES]
+    assert len(documented) == len(NAMES)
+    assert [line.split() for line in documented] == [line.split() for line in printed]
+
+
 def test_models_json(capsys):
     assert main(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)

@@ -66,6 +66,8 @@ def test_replay_with_correct_gradients_differs_after_first_step(mnist):
     assert f"{correct[0][1]:.5f}" == f"{legacy[0][1]:.5f}"  # same start
     assert all(abs(c[1] - l[1]) > 1e-5 for c, l in zip(correct[1:], legacy[1:]))
     assert correct[-1][1] < correct[0][1] - 0.5  # it learns
+    # The README's figure for the run with the correct max-pool backward.
+    assert (f"{correct[-1][0]:.2f}", f"{correct[-1][1]:.5f}") == ("83.00", "1.54765")
 
 
 def test_format_epoch_is_the_notebooks_print():

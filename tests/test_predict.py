@@ -308,6 +308,31 @@ def test_npy_arrays(tmp_path):
         read_image(tmp_path / "objects.npy")
 
 
+class _MakesAFolder:
+    """Unpickling this runs ``os.mkdir(path)``: a pickle whose loading shows."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        import os
+
+        return os.mkdir, (self.path,)
+
+
+def test_a_pickle_inside_an_npy_file_is_never_unpickled(tmp_path):
+    """Refused, and refused before loading: the payload, live when NumPy is allowed to unpickle it, never runs."""
+    path = tmp_path / "payload.npy"
+    np.save(path, np.array([[_MakesAFolder(tmp_path / "ran")]], dtype=object), allow_pickle=True)
+    with pytest.raises(DataError, match=r"payload\.npy: holds Python objects"):
+        read_image(path)
+    with pytest.raises(DataError, match="holds Python objects"):
+        load_digits([path])
+    assert not (tmp_path / "ran").exists(), "the pickle inside the file was unpickled"
+    np.load(path, allow_pickle=True)  # the control: loading it for real does run the payload
+    assert (tmp_path / "ran").is_dir()
+
+
 def test_unreadable_files_say_what_is_wrong(tmp_path):
     (tmp_path / "empty.png").write_bytes(b"")
     (tmp_path / "notes.txt").write_text("this is not a digit\n")
@@ -451,6 +476,16 @@ def test_cli_model_with_another_input_shape(tmp_path, capsys):
     (result,) = json.loads(capsys.readouterr().out)
     assert len(result["probabilities"]) == 4 and len(result["top"]) == 4
     assert abs(sum(result["probabilities"]) - 1) < 1e-6
+    # A lossless file of one colour: resized it stays that colour, in RGB order, standardised by the checkpoint's
+    # numbers (computed here by hand), so the probabilities are known exactly.
+    Image.fromarray(np.full((40, 30, 3), (0, 128, 255), np.uint8)).save(tmp_path / "blue.png")
+    assert main(["predict", str(path), str(tmp_path / "blue.png"), "--json", "--top", "4"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    x = (np.broadcast_to(np.array([0, 128, 255]) / 255, (1, 16, 12, 3)) - 0.5) / 0.25
+    logits = x.reshape(1, -1) @ model.layers[1].params["weight"].astype(np.float64) + model.layers[1].params["bias"]
+    expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    np.testing.assert_allclose(result["probabilities"], expected[0], atol=1e-5)
+    assert result["label"] == int(expected.argmax())
 
 
 def test_help_names_the_exit_code(capsys):

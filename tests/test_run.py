@@ -12,13 +12,22 @@ from helpers import SMALL_RUN, run_weights, same_arrays, small_run, without_time
 
 from convnp.checkpoint import load_checkpoint
 from convnp.cli.main import main
+from convnp.train.callbacks import Callback
 from convnp.train.config import TrainConfig
 from convnp.train.run import train_run
 
 pytestmark = pytest.mark.mnist
 
 
+class EpochRecorder(Callback):
+    """Notes which epochs (0-based) a run trained, and the weights after each."""
 
+    def __init__(self):
+        self.epochs, self.weights = [], []
+
+    def on_epoch_end(self, epoch, logs):
+        self.epochs.append(epoch)
+        self.weights.append(self.trainer.model.state_dict())
 
 
 def test_run_folder_contents(mnist, tmp_path):
@@ -26,9 +35,11 @@ def test_run_folder_contents(mnist, tmp_path):
     run = result.run_dir
     config = json.loads((run / "config.json").read_text())
     assert config["settings"]["epochs"] == 2 and config["settings"]["limit"] == 1200
-    assert set(config["versions"]) >= {"convnp", "numpy"}
+    assert set(config["versions"]) >= {"convnp", "numpy", "python"}
     with open(run / "metrics.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    assert reader.fieldnames == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "time"]
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert all(0 <= float(r["val_accuracy"]) <= 1 for r in rows)
     assert float(rows[1]["loss"]) < float(rows[0]["loss"])
@@ -38,7 +49,40 @@ def test_run_folder_contents(mnist, tmp_path):
     assert results["test"]["accuracy"] == pytest.approx(result.test["accuracy"])
     assert result.test["accuracy"] > 0.8
     checkpoint = load_checkpoint(run)  # a run folder resolves to best.npz
-    assert checkpoint.meta["epoch"] in (1, 2) and checkpoint.meta["model_name"] == "notebook"
+    best_epoch = 1 + int(np.argmax([float(r["val_accuracy"]) for r in rows]))  # the first of equal bests
+    assert checkpoint.meta["epoch"] == best_epoch and checkpoint.meta["model_name"] == "notebook"
+    assert load_checkpoint(run / "last.npz").meta["epoch"] == 2
+
+
+def test_best_checkpoint_is_the_epoch_with_the_best_validation_accuracy(tmp_path):
+    """best.npz holds the weights of the epoch whose val_accuracy was highest, also when a later epoch is worse.
+
+    The validation accuracies are dictated (0.5, 0.9, 0.7) by a callback that runs before the checkpoint's; what is
+    tested is only the checkpoint's choice and that it saves the weights of that epoch.
+    """
+    from convnp.models import notebook
+    from convnp.optim import SGD
+    from convnp.train import Trainer
+    from convnp.train.callbacks import Checkpoint
+
+    dictated = [0.5, 0.9, 0.7]
+
+    class Dictate(EpochRecorder):
+        def on_epoch_end(self, epoch, logs):
+            logs["val_accuracy"] = dictated[epoch]
+            super().on_epoch_end(epoch, logs)
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((32, 28, 28, 1)).astype(np.float32), rng.integers(0, 10, 32)
+    recorder = Dictate()
+    trainer = Trainer(notebook(rng=np.random.default_rng(1)), SGD(0.05), threads=1,
+                      callbacks=[recorder, Checkpoint(tmp_path)])
+    trainer.fit(x, y, epochs=3, batch_size=16, rng=np.random.default_rng(2), validation_data=(x[:8], y[:8]))
+    best, last = load_checkpoint(tmp_path / "best.npz"), load_checkpoint(tmp_path / "last.npz")
+    assert best.meta["epoch"] == 2 and last.meta["epoch"] == 3
+    assert same_arrays(best.model.state_dict(), recorder.weights[1])
+    assert same_arrays(last.model.state_dict(), recorder.weights[2])
+    assert not same_arrays(recorder.weights[1], recorder.weights[2])
 
 
 @pytest.mark.parametrize("optimizer, schedule", [("momentum", "cosine"), ("adam", "step")])
@@ -57,7 +101,9 @@ def test_extending_a_finished_run_matches_a_longer_run(mnist, tmp_path):
     constant = dict(optimizer="adam", lr=None, schedule="constant")
     whole = small_run(tmp_path, "whole", 3, **constant)
     short = small_run(tmp_path, "short", 1, **constant)
-    train_run(None, short.run_dir, resume=True, epochs=3, stream=io.StringIO())
+    recorder = EpochRecorder()
+    train_run(None, short.run_dir, resume=True, epochs=3, stream=io.StringIO(), callbacks=[recorder])
+    assert recorder.epochs == [1, 2]  # the extension trained epochs 2 and 3 only, from the saved epoch 1
     assert same_arrays(run_weights(whole.run_dir), run_weights(short.run_dir))
     with open(short.run_dir / "metrics.csv", newline="") as f:
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2, 3]
@@ -65,8 +111,6 @@ def test_extending_a_finished_run_matches_a_longer_run(mnist, tmp_path):
 
 def test_resume_after_a_stop_matches_uninterrupted_run(mnist, tmp_path, monkeypatch):
     """A run of 3 epochs stopped after epoch 2 (here: by an exception in a callback) resumes to the same bits."""
-    from convnp.train.callbacks import Callback
-
     settings = dict(optimizer="momentum", schedule="cosine", warmup_epochs=0.5)
     whole = small_run(tmp_path, "whole", 3, **settings)
 
@@ -79,7 +123,11 @@ def test_resume_after_a_stop_matches_uninterrupted_run(mnist, tmp_path, monkeypa
     with pytest.raises(KeyboardInterrupt):
         train_run(config, tmp_path / "stopped", stream=io.StringIO(), callbacks=[Crash()])
     assert load_checkpoint(tmp_path / "stopped" / "last.npz").meta["epoch"] == 2
-    resumed = train_run(None, tmp_path / "stopped", resume=True, stream=io.StringIO())
+    assert not same_arrays(run_weights(whole.run_dir), run_weights(tmp_path / "stopped"))
+    recorder, progress = EpochRecorder(), io.StringIO()
+    resumed = train_run(None, tmp_path / "stopped", resume=True, stream=progress, callbacks=[recorder])
+    assert recorder.epochs == [2]  # only the third epoch was trained: the first two came from last.npz
+    assert "at epoch 3" in progress.getvalue()
     assert same_arrays(run_weights(whole.run_dir), run_weights(tmp_path / "stopped"))
     assert without_time(resumed.history) == without_time(whole.history)
 
@@ -109,7 +157,8 @@ def test_cli_train_and_resume(mnist, tmp_path, capsys):
     assert main(argv) == 1  # the folder already holds a run
     assert "already holds a run" in capsys.readouterr().err
     assert main(["train", "--resume", str(out), "--epochs", "2"]) == 0
-    assert "resuming" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "resuming" in text and "epoch 2/2" in text and "epoch 1/2" not in text  # epoch 1 is not trained again
     assert load_checkpoint(out / "last.npz").meta["epoch"] == 2
     assert main(["train", "--resume", str(out), "--lr", "0.5", "--epochs", "3"]) == 1
     assert "lr=0.5 (the run has 0.02)" in capsys.readouterr().err

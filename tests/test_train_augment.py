@@ -212,7 +212,16 @@ def test_resume_after_a_stop_matches_uninterrupted_augmented_run(mnist, tmp_path
     assert checkpoint.meta["epoch"] == 2 and "augment_rng_state" in checkpoint.meta
     assert checkpoint.meta["train_config"]["elastic_alpha"] == 34.0
     assert checkpoint.meta["augment"]["elastic"] == [34.0, 4.0] and checkpoint.meta["augment"]["fill"] < 0
-    resumed = train_run(None, tmp_path / "stopped", resume=True, stream=io.StringIO())
+    assert not same_arrays(run_weights(whole.run_dir), run_weights(tmp_path / "stopped"))
+
+    class Epochs(Callback):
+        trained = []
+
+        def on_epoch_end(self, epoch, logs):
+            self.trained.append(epoch)
+
+    resumed = train_run(None, tmp_path / "stopped", resume=True, stream=io.StringIO(), callbacks=[Epochs()])
+    assert Epochs.trained == [2]  # only the third epoch was trained: the first two came from last.npz
     assert same_arrays(run_weights(whole.run_dir), run_weights(tmp_path / "stopped"))
     assert without_time(resumed.history) == without_time(whole.history)
     settings_json = json.loads((tmp_path / "stopped" / "config.json").read_text())["settings"]

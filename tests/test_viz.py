@@ -115,6 +115,84 @@ def test_mistakes_png_and_selection(mnist):
     check_png(figure_png(fig), min_side=50)
 
 
+# ---- each plot shows its data ------------------------------------------------------------------------------------
+# A valid PNG could be a blank one: these read the numbers back out of the matplotlib artists.
+def _find_tile(mosaic: np.ndarray, tile: np.ndarray) -> list[tuple[int, int]]:
+    """Every top-left position where ``tile`` appears exactly in ``mosaic`` (2-D, or 3-D with colour last)."""
+    h, w = tile.shape[:2]
+    return [(y, x) for y in range(mosaic.shape[0] - h + 1) for x in range(mosaic.shape[1] - w + 1)
+            if np.array_equal(mosaic[y : y + h, x : x + w], tile)]
+
+
+def _shown(ax) -> np.ndarray:
+    """The array an Axes' (single) image displays, masked entries as NaN."""
+    (image,) = ax.images
+    return np.ma.filled(np.ma.asarray(image.get_array(), dtype=np.float64), np.nan)
+
+
+def test_curves_plot_the_history(checkpoint):
+    history = checkpoint.meta["history"]
+    fig = plot_curves(history)
+    lines = {line.get_label(): line for a in fig.axes for line in a.get_lines()}
+    expected = {"training loss": [h["loss"] for h in history], "validation loss": [h["val_loss"] for h in history],
+                "training accuracy": [100 * h["accuracy"] for h in history],
+                "validation accuracy": [100 * h["val_accuracy"] for h in history]}
+    assert set(lines) == set(expected)
+    for label, values in expected.items():
+        np.testing.assert_array_equal(lines[label].get_xdata(), [1, 2], err_msg=label)
+        np.testing.assert_allclose(lines[label].get_ydata(), values, rtol=1e-12, err_msg=label)
+
+
+def test_filters_plot_shows_every_kernel_on_a_scale_symmetric_about_zero(checkpoint):
+    weight = checkpoint.model.layers[0].params["weight"].astype(np.float64)  # (3, 3, 1, 8)
+    fig = plot_filters(weight)
+    mosaic = _shown(fig.axes[0])
+    for k in range(8):
+        assert len(_find_tile(mosaic, weight[:, :, 0, k])) == 1, f"kernel {k} is not shown once"
+    assert np.isfinite(mosaic).sum() == weight.size  # nothing else is drawn: the gaps are blank
+    norm = fig.axes[0].images[0].norm
+    assert -norm.vmin == norm.vmax == np.abs(weight).max()
+
+
+def test_feature_maps_plot_shows_the_first_layers_output(checkpoint, mnist):
+    x = checkpoint.prepare(mnist[2][:1, :, :, None])
+    maps = checkpoint.model.layers[0].forward(x)[0].astype(np.float64)  # (26, 26, 8)
+    fig = plot_feature_maps(checkpoint.model, x[0])
+    np.testing.assert_array_equal(_shown(fig.axes[0]), x[0, :, :, 0])  # the input, left
+    mosaic = _shown(fig.axes[1])
+    for k in range(8):
+        assert len(_find_tile(mosaic, maps[:, :, k])) == 1, f"map {k} is not shown once"
+    assert np.isfinite(mosaic).sum() == maps.size
+
+
+def test_confusion_plot_prints_every_count_and_colours_the_row_share():
+    matrix = np.array([[5, 1, 0], [2, 7, 1], [0, 0, 9]])
+    fig = plot_confusion(matrix, labels=["a", "b", "c"])
+    ax = fig.axes[0]
+    cells = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text() for t in ax.texts}
+    assert cells == {(i, j): str(matrix[i, j]) for i in range(3) for j in range(3)}
+    np.testing.assert_allclose(_shown(ax), matrix / matrix.sum(axis=1, keepdims=True), rtol=1e-15)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
+    assert "accuracy 84.00%" in ax.get_title()  # 21 of 25 on the diagonal
+
+
+def test_mistakes_plot_shows_the_chosen_images_with_their_captions(mnist):
+    images, y_true = mnist[2][:50], mnist[3][:50].astype(np.int64)
+    y_pred = y_true.copy()
+    y_pred[[3, 10, 20]] = (y_true[[3, 10, 20]] + 1) % 10
+    confidence = np.full(50, 0.5)
+    confidence[[3, 10, 20]] = [0.6, 0.9, 0.7]
+    fig = plot_mistakes(images, y_true, y_pred, confidence, n=2)
+    ax = fig.axes[0]
+    captions = [t.get_text() for t in ax.texts]
+    assert captions == [f"{y_true[i]} -> {y_pred[i]} ({c})" for i, c in [(10, "90%"), (20, "70%")]]
+    mosaic = _shown(ax)  # RGB in [0, 1]
+    for i in (10, 20):
+        grey = images[i].astype(np.float64) / 255
+        assert len(_find_tile(mosaic, np.repeat(grey[..., None], 3, axis=-1))) == 1, f"image {i} is not shown"
+    assert not _find_tile(mosaic, np.repeat(images[3, ..., None].astype(np.float64) / 255, 3, axis=-1))
+
+
 # ---- ax= is honoured ------------------------------------------------------------------------------------------------
 def test_plots_draw_into_a_given_axes(run_dir, checkpoint, mnist):
     fig = new_figure((12, 8))
