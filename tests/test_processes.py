@@ -1,10 +1,18 @@
 """Splitting batches across forked worker processes: bit for bit what the same count of threads gives, and workers
-that fail, die or are interrupted are reported and replaced, never left behind."""
+that fail, die or are interrupted are reported and replaced, never left behind.
+
+The faults wait on events, never on time: a worker is killed between steps and the test waits for its exit (a
+pidfd) before the next step, or it kills itself at a named point inside a step (:mod:`convnp.fault_points`); a
+SIGINT is followed by a step that the worker must answer, so it has run since the signal came.
+"""
 
 import json
 import os
+import select
 import signal
-import time
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +25,7 @@ from convnp.optim import SGD
 from convnp.parallel import DataParallel, data_parallel, resolve_backend, threads_for
 from convnp.processes import ProcessDataParallel, WorkerError
 from convnp.train import Trainer
-from helpers import run_weights, same_arrays, toy_npz
+from helpers import run_weights, same_arrays, toy_npz, without_time
 
 pytestmark = pytest.mark.skipif(not processes.available(), reason="worker processes need os.fork on Linux")
 
@@ -80,7 +88,7 @@ def test_processes_give_the_bits_of_threads(make, side, n_workers):
     expected = _steps(make, "threads", n_workers, sizes, side=side)
     got = _steps(make, "processes", n_workers, sizes, side=side)
     _same(got, expected)
-    assert got[0][-1][2]  # and it did train: every step finite
+    assert all(finite for _, _, finite in got[0])  # and it did train: every step finite
 
 
 def test_processes_with_label_smoothing_and_float64():
@@ -153,46 +161,127 @@ def test_a_failing_worker_is_reported_and_replaced():
         dp.close()
 
 
-def _alive(pid):
+def _reaped(pid) -> bool:
+    """Whether ``pid``, a worker this process forked, has been waited for (so it is no zombie either)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
 
 
-def test_a_killed_worker_is_reported_and_replaced():
+def _wait_for_exit(pid, timeout=120) -> None:
+    """Block until process ``pid`` has exited, without reaping it. The timeout only bounds a failure."""
+    fd = os.pidfd_open(pid)
+    try:
+        assert select.select([fd], [], [], timeout)[0], f"process {pid} still running after {timeout} s"
+    finally:
+        os.close(fd)
+
+
+def _fault_log(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.mark.parametrize("when", ["between steps", "inside a step"])
+def test_a_killed_worker_is_reported_and_replaced(when, monkeypatch, tmp_path):
+    """Between steps: the worker is dead before the next step is sent to it (the send fails). Inside a step: it
+    dies after the step reached it (the answer never comes). Either way, the step raises the same WorkerError,
+    with the exit status waited for, and the next step forks a fresh worker."""
+    log = tmp_path / "fault.log"
+    if when == "inside a step":
+        monkeypatch.setenv("CONVNP_TEST_FAULT", "worker step 2: SIGKILL")  # inherited by the worker at its fork
+        monkeypatch.setenv("CONVNP_TEST_FAULT_LOG", str(log))
     model = _flat_net()
     dp = ProcessDataParallel(model, 2)
     try:
         x, y = _batch()
         assert dp.train_step(x, y)[2]
         (pid,) = dp.pids
-        os.kill(pid, signal.SIGKILL)
-        with pytest.raises(WorkerError, match=rf"process {pid} ended unexpectedly \(killed by signal 9\)"):
+        if when == "between steps":
+            os.kill(pid, signal.SIGKILL)
+            _wait_for_exit(pid)
+        assert _fault_log(log) == []
+        with pytest.raises(WorkerError, match=rf"^training worker process {pid} ended unexpectedly "
+                                              rf"\(killed by signal 9\)$"):
             dp.train_step(x, y)
-        assert not _alive(pid)  # reaped, not a zombie
+        if when == "inside a step":
+            assert _fault_log(log) == [{"point": "worker step 2", "action": "SIGKILL", "pid": pid}]
+            monkeypatch.delenv("CONVNP_TEST_FAULT")  # the fresh worker is not to die too
+        assert _reaped(pid)  # not left a zombie
+        assert dp.pids == []  # ended after the failure
         assert dp.train_step(x, y)[2]
-        assert dp.pids and dp.pids != [pid]
+        assert len(dp.pids) == 1 and dp.pids != [pid]
     finally:
         dp.close()
 
 
+def _ignores(pid: int, signum: int) -> bool:
+    """Whether process ``pid`` ignores ``signum`` (its SigIgn mask in /proc)."""
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("SigIgn:"):
+            return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    raise AssertionError(f"no SigIgn in /proc/{pid}/status")
+
+
 def test_workers_ignore_ctrl_c_and_close_ends_them():
-    model = _flat_net()
-    dp = ProcessDataParallel(model, 3)
-    x, y = _batch()
-    expected = DataParallel(_flat_net(), 3).train_step(x, y)
-    assert dp.train_step(x, y) == expected
-    pids = dp.pids
-    assert len(pids) == 2
-    for pid in pids:
-        os.kill(pid, signal.SIGINT)  # what Ctrl-C sends the whole process group
-    time.sleep(0.2)
-    assert all(_alive(pid) for pid in pids)
-    assert dp.train_step(x, y)[2] and dp.pids == pids
-    dp.close()
-    assert dp.pids == [] and not any(_alive(pid) for pid in pids)
+    model, twin = _flat_net(), _flat_net()
+    dp, threads = ProcessDataParallel(model, 3), DataParallel(twin, 3)
+    try:
+        x, y = _batch()
+        assert dp.train_step(x, y) == threads.train_step(x, y)
+        pids = dp.pids
+        assert len(pids) == 2
+        if os.path.exists(f"/proc/{pids[0]}/status"):
+            assert all(_ignores(pid, signal.SIGINT) for pid in pids)
+        for pid in pids:
+            os.kill(pid, signal.SIGINT)  # what Ctrl-C sends the whole process group
+        # Each worker must answer this step, so it has run since the signal was sent: a SIGINT not ignored would have
+        # been acted on by then (the default action ends the process, Python's handler raises KeyboardInterrupt in
+        # it), and the step would fail with a WorkerError.
+        x2, y2 = _batch(seed=6)
+        assert dp.train_step(x2, y2) == threads.train_step(x2, y2)
+        assert dp.pids == pids
+    finally:
+        threads.close()
+        dp.close()
+    assert dp.pids == [] and all(_reaped(pid) for pid in pids)  # ended and waited for
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="waits for a process that is not its child with a pidfd")
+def test_workers_exit_when_their_training_process_is_killed(tmp_path):
+    """SIGKILL the training process (no code of its own runs, so it ends no worker): its worker sees its pipe close
+    and exits by itself rather than lingering. The worker is not the test's child, so its exit is waited for on a
+    pidfd opened while it was certainly alive."""
+    script = tmp_path / "train.py"
+    script.write_text(f"""
+import os, signal, sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from test_processes import _batch, _flat_net
+from convnp.processes import ProcessDataParallel
+
+dp = ProcessDataParallel(_flat_net(), 2)
+assert dp.train_step(*_batch())[2]
+print(*dp.pids, flush=True)
+sys.stdin.readline()  # the test has the worker's pidfd
+os.kill(os.getpid(), signal.SIGKILL)
+""")
+    proc = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    try:
+        (worker,) = map(int, proc.stdout.readline().split())
+        fd = os.pidfd_open(worker)  # alive: it waits for its next step from the training process, which waits too
+        try:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            assert proc.wait(timeout=120) == -signal.SIGKILL
+            assert select.select([fd], [], [], 120)[0], f"worker {worker} still running after its training process died"
+        finally:
+            os.close(fd)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_a_changed_model_gets_fresh_workers():
@@ -272,6 +361,42 @@ def test_the_command_line_trains_alike_on_both_backends(tmp_path):
         results = json.loads((tmp_path / backend / "results.json").read_text())
         assert (results["threads"], results["backend"]) == (2, backend)
     assert same_arrays(run_weights(tmp_path / "threads"), run_weights(tmp_path / "processes"))
+
+
+def test_a_worker_killed_in_a_command_line_run_ends_it_with_one_line_and_resume_gives_the_same_bits(tmp_path):
+    """The worker dies inside step 8 (epoch 2 of 6-step epochs, every batch split in two): the run exits 1 with one
+    line naming the worker and its signal, last.npz holds epoch 1, and --resume ends on the bits of a run never
+    interrupted."""
+    from convnp.checkpoint import load_checkpoint
+    from convnp.cli.main import main
+
+    data = toy_npz(tmp_path / "toy.npz", 150)  # 135 training images in batches of 25: 5 of 25 and one of 10
+    argv = ["train", "--model", "best", "--epochs", "3", "--batch-size", "25", "--data", str(data), "--lr", "0.01",
+            "--threads", "2", "--backend", "processes", "--no-report"]
+    assert main([*argv, "--out", str(tmp_path / "whole")]) == 0
+    assert load_checkpoint(tmp_path / "whole" / "last.npz").meta["step"] == 18
+
+    log = tmp_path / "fault.log"
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "CONVNP_TEST_FAULT": "worker step 8: SIGKILL",
+           "CONVNP_TEST_FAULT_LOG": str(log)}
+    run = tmp_path / "killed"
+    killed = subprocess.run([sys.executable, "-m", "convnp", *argv, "--out", str(run)], env=env,
+                            capture_output=True, text=True, timeout=600)
+    (landed,) = _fault_log(log)
+    assert landed["point"] == "worker step 8" and landed["action"] == "SIGKILL"
+    assert killed.returncode == 1, killed.stderr
+    assert killed.stderr.splitlines() == [f"convnp: error: training worker process {landed['pid']} ended "
+                                          "unexpectedly (killed by signal 9)"]
+    meta = load_checkpoint(run / "last.npz").meta
+    assert (meta["epoch"], meta["step"], meta.get("batch")) == (1, 6, None)
+    assert not list(run.glob(".*.tmp"))
+
+    whole = load_checkpoint(tmp_path / "whole" / "last.npz").meta["history"]
+    assert without_time(meta["history"]) == without_time(whole[:1])
+
+    assert main(["train", "--resume", str(run), "--no-report"]) == 0
+    assert same_arrays(run_weights(run), run_weights(tmp_path / "whole"))
+    assert without_time(load_checkpoint(run / "last.npz").meta["history"]) == without_time(whole)
 
 
 def test_bad_backends_on_the_command_line(tmp_path, capsys):

@@ -21,8 +21,9 @@ A step with ``P`` processes (the caller, and ``P - 1`` workers forked at the fir
 So a step gives bit for bit what ``DataParallel`` gives with as many threads; the tests check it.
 
 Workers ignore SIGINT. Ctrl-C reaches the whole process group, and the training loop's own handler stops the run
-between steps. A worker that dies is noticed at its pipe (end of file) and reported. After any failure during a
-step, the workers are ended, and the next step forks fresh ones.
+between steps. A worker that dies is noticed at its pipe, when a message to it cannot be written or one from it ends
+early, and reported with how it ended (its exit status, waited for, never guessed). After any failure during a step,
+the workers are ended, and the next step forks fresh ones.
 
 Needs ``os.fork``: Linux (:func:`available`). Nothing is pickled: messages are JSON headers and raw array bytes.
 """
@@ -30,6 +31,7 @@ Needs ``os.fork``: Linux (:func:`available`). Nothing is pickled: messages are J
 from __future__ import annotations
 
 import json
+import math
 import mmap
 import os
 import select
@@ -42,13 +44,16 @@ from multiprocessing.connection import Pipe
 
 import numpy as np
 
+from convnp import fault_points
 from convnp._blas import set_blas_threads
 from convnp._malloc import keep_freed_memory
 from convnp.losses import SoftmaxCrossEntropy
 from convnp.parallel import DataParallel, shard_bounds, shard_step
 from convnp.shard import Shard
 
-#: Seconds :meth:`ProcessDataParallel.close` waits for a worker to exit before killing it.
+#: Seconds :meth:`ProcessDataParallel.close` waits for a worker to exit before killing it; also how long a worker
+#: whose pipe has closed is given to finish exiting before it is reported as still running. Only a worker that is
+#: stuck waits this long: a worker's exit is an event, waited for as one (:func:`_wait_child`).
 QUIT_WAIT_S = 5.0
 
 #: Seconds a process polls its pipe before it blocks on it. Waking a process blocked on a pipe took tens to hundreds
@@ -65,6 +70,35 @@ def _wait_readable(conn) -> None:
     deadline = time.perf_counter() + POLL_S
     while not poller.poll(0) and time.perf_counter() < deadline:
         os.sched_yield()
+
+
+def _wait_child(pid: int, timeout: float | None) -> int | None:
+    """Reap the child process ``pid`` once it has exited and return its wait status; None if it is still running
+    after ``timeout`` seconds (``None``: wait as long as it takes).
+
+    Raises ``ChildProcessError`` if it is no child of this process (or was reaped already). Waits on the process's
+    exit itself (a pidfd, Linux 5.3+), falling back to polling ``waitpid`` where there is none.
+    """
+    if timeout is not None:
+        try:
+            fd = os.pidfd_open(pid)
+        except (AttributeError, OSError):  # no pidfd here, or reaped already (the waitpid below says so)
+            deadline = time.monotonic() + timeout
+            while True:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    return status
+                if time.monotonic() > deadline:
+                    return None
+                time.sleep(0.005)
+        try:
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)  # readable once the process has exited
+            if not poller.poll(math.ceil(max(timeout, 0) * 1000)):
+                return None
+        finally:
+            os.close(fd)
+    return os.waitpid(pid, 0)[1]
 
 
 def available() -> bool:
@@ -154,8 +188,19 @@ def _worker_main(conn, model, label_smoothing: float, shared: _SharedArrays, gra
     loss_fn = SoftmaxCrossEntropy(label_smoothing)
     stores = _stores(model)
     names = list(model.parameters())  # the gradient block's order
+    try:
+        _serve(conn, model, loss_fn, stores, names, shared, grads, inputs)
+    except (EOFError, ConnectionError):  # the caller is gone (killed, say): nothing to report to, nobody to wait for
+        return
+
+
+def _serve(conn, model, loss_fn, stores, names, shared, grads, inputs) -> None:
+    """Answer the caller's messages until it says quit. Announces ``worker step K`` (:mod:`convnp.fault_points`)
+    when the K-th step since this worker was forked has arrived, before any of it is done."""
     buffers: list = []
     reduce_buffers: list = []
+    announce = fault_points.armed()  # tests only: name the "worker step K" points
+    steps = 0
 
     def allreduce(a: np.ndarray) -> np.ndarray:
         _send(conn, {"op": "reduce"}, a)
@@ -163,12 +208,12 @@ def _worker_main(conn, model, label_smoothing: float, shared: _SharedArrays, gra
         return total.copy()
 
     while True:
-        try:
-            header, arrays = _receive(conn, buffers)
-        except EOFError:  # the caller is gone
-            return
+        header, arrays = _receive(conn, buffers)
         if header["op"] == "quit":
             return
+        steps += 1
+        if announce:
+            fault_points.reached(f"worker step {steps}")
         try:
             # The rows come in the shared input block when they fit there, else through the pipe.
             x, y = arrays or (a[: header["rows"]] for a in inputs.arrays)
@@ -199,6 +244,15 @@ class _Worker:
     def __init__(self, pid: int, conn, grads: _SharedArrays, inputs: _SharedArrays):
         self.pid, self.conn, self.grads, self.inputs = pid, conn, grads, inputs
         self.buffers: list = []
+        self.reaped = False  # its exit status taken: the pid may be another process's now, never to be signalled
+
+    def send(self, header: dict, *arrays: np.ndarray) -> None:
+        """Send the worker a message; a worker that is gone (its end of the pipe closed) raises
+        :class:`WorkerError`."""
+        try:
+            _send(self.conn, header, *arrays)
+        except OSError:  # BrokenPipeError, ConnectionResetError: nobody reads at the other end any more
+            raise self._ended() from None
 
     def send_rows(self, header: dict, x: np.ndarray, y: np.ndarray) -> None:
         """Send a step: the rows ``x, y`` go in the shared input block if they fit, else through the pipe."""
@@ -207,38 +261,50 @@ class _Worker:
                 and x.dtype == block_x.dtype and y.dtype == block_y.dtype:
             block_x[: len(x)] = x
             block_y[: len(y)] = y
-            _send(self.conn, dict(header, rows=len(y)))
+            self.send(dict(header, rows=len(y)))
         else:
-            _send(self.conn, header, x, y)
+            self.send(header, x, y)
 
     def receive(self, expect: str) -> tuple[dict, list[np.ndarray]]:
         """The worker's next message, which must be ``expect``; a failure or death of the worker raises
         :class:`WorkerError`."""
         try:
             header, arrays = _receive(self.conn, self.buffers)
-        except (EOFError, OSError):
-            status = self._exit_status()
-            raise WorkerError(f"training worker process {self.pid} ended unexpectedly ({status})") from None
+        except (EOFError, OSError):  # the pipe ended, or was reset with a message to the worker unread
+            raise self._ended() from None
         if header["op"] == "error":
             raise WorkerError(f"training worker process {self.pid} failed: {header['message']}", header["traceback"])
         if header["op"] != expect:  # the shards took different paths: a bug, never to be papered over
             raise WorkerError(f"training worker process {self.pid} sent {header['op']!r}, expected {expect!r}")
         return header, arrays
 
-    def _exit_status(self) -> str:
-        for _ in range(100):
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                if os.WIFSIGNALED(status):
-                    return f"killed by signal {os.WTERMSIG(status)}"
-                return f"exit code {os.WEXITSTATUS(status)}"
-            time.sleep(0.01)
-        return "still running, its pipe closed"
+    def _ended(self) -> WorkerError:
+        """The error for a worker whose pipe has closed, naming how it ended.
+
+        Its end of the pipe closes as the process exits (nothing else closes it), so its exit status is waited for,
+        not guessed at: the same message whenever the death is noticed. Only a worker still running
+        :data:`QUIT_WAIT_S` later (something closed its pipe without ending it) is reported as such.
+        """
+        try:
+            status = _wait_child(self.pid, QUIT_WAIT_S)
+        except ChildProcessError:
+            how = "its exit status was taken by someone else"
+            self.reaped = True
+        else:
+            self.reaped = status is not None
+            if status is None:
+                how = "still running, its pipe closed"
+            elif os.WIFSIGNALED(status):
+                how = f"killed by signal {os.WTERMSIG(status)}"
+            else:
+                how = f"exit code {os.WEXITSTATUS(status)}"
+        return WorkerError(f"training worker process {self.pid} ended unexpectedly ({how})")
 
 
 def _end_workers(workers: list[_Worker], kill: bool) -> None:
     """Ask each worker to quit (or kill it), then wait for it; kill any that do not exit within QUIT_WAIT_S."""
-    for w in workers:
+    running = [w for w in workers if not w.reaped]  # a reaped worker's pid may be another process's by now
+    for w in running:
         try:
             if kill:
                 os.kill(w.pid, signal.SIGKILL)
@@ -247,18 +313,15 @@ def _end_workers(workers: list[_Worker], kill: bool) -> None:
         except (OSError, ValueError):  # already gone
             pass
     deadline = time.monotonic() + QUIT_WAIT_S
-    for w in workers:
-        while True:
-            try:
-                pid, _ = os.waitpid(w.pid, os.WNOHANG)
-            except ChildProcessError:  # reaped already
-                break
-            if pid:
-                break
-            if time.monotonic() > deadline:
+    for w in running:
+        try:
+            if _wait_child(w.pid, max(deadline - time.monotonic(), 0)) is None:
                 os.kill(w.pid, signal.SIGKILL)
-                deadline = float("inf")  # SIGKILL cannot be ignored: now just wait
-            time.sleep(0.005)
+                _wait_child(w.pid, None)  # SIGKILL cannot be ignored: now just wait
+        except ChildProcessError:  # reaped already
+            pass
+        w.reaped = True
+    for w in workers:
         w.conn.close()
 
 
@@ -375,7 +438,7 @@ class ProcessDataParallel:
             for part in parts[1:]:
                 total += part
             for w in workers:
-                _send(w.conn, {"op": "sum"}, total)
+                w.send({"op": "sum"}, total)
             return total
 
         start, stop = bounds[0]
