@@ -381,7 +381,7 @@ def test_a_worker_killed_in_a_command_line_run_ends_it_with_one_line_and_resume_
            "CONVNP_TEST_FAULT_LOG": str(log)}
     run = tmp_path / "killed"
     killed = subprocess.run([sys.executable, "-m", "convnp", *argv, "--out", str(run)], env=env,
-                            capture_output=True, text=True, timeout=600)
+                            capture_output=True, text=True, timeout=240)
     (landed,) = _fault_log(log)
     assert landed["point"] == "worker step 8" and landed["action"] == "SIGKILL"
     assert killed.returncode == 1, killed.stderr
