@@ -4,7 +4,7 @@ import gzip
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -86,7 +86,7 @@ def test_round_trip_every_type(tmp_path, dtype, name):
     np.testing.assert_array_equal(back, array)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])  # no clock on a busy machine
 @given(
     array=hnp.arrays(
         dtype=st.sampled_from(IDX_DTYPES),

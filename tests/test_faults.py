@@ -81,6 +81,19 @@ def assert_same_run(run: Path, reference: Path):
     assert not list(run.glob(".*.tmp")), "a temporary file was left behind"
 
 
+def epochs_printed(out: str) -> list[int]:
+    """The epochs a run's output reports as finished (``epoch 2/3  loss ...``), in order."""
+    return [int(e) for e in re.findall(rf"^epoch (\d+)/{EPOCHS}  loss ", out, flags=re.M)]
+
+
+def assert_resumed(out: str, run: Path, epoch: int, batch: int = 0) -> None:
+    """The output of a resume that continued at 0-based ``epoch`` (after ``batch`` of its batches) and trained only
+    what was left: a resume that retrained from the start would give the same bits, and fail here."""
+    where = f"at epoch {epoch + 1}" + (f", batch {batch + 1}" if batch else "")
+    assert f"resuming {run} {where}:" in out, out
+    assert epochs_printed(out) == list(range(epoch + 1, EPOCHS + 1)), out
+
+
 def config_of(run: Path, **changes) -> TrainConfig:
     settings = json.loads((run / "config.json").read_text())["settings"]
     return TrainConfig.from_dict({**settings, **changes})
@@ -101,8 +114,8 @@ class Faulted:
 
     def reported_epochs(self) -> int:
         """The last epoch the run printed as finished (``epoch 2/3  loss ...``), 0 if none."""
-        done = re.findall(rf"^epoch (\d+)/{EPOCHS}  loss ", self.out, flags=re.M)
-        return int(done[-1]) if done else 0
+        done = epochs_printed(self.out)
+        return done[-1] if done else 0
 
 
 class FaultedProcess:
@@ -166,7 +179,7 @@ def kill_points(rng: np.random.Generator, start_epoch: int) -> tuple[str, int]:
 
 
 @pytest.mark.parametrize("seed", [0, 1])  # between them: every kind of point, 9 kills
-def test_sigkill_at_random_points_then_resume_gives_the_same_bits(data, reference, tmp_path, seed):
+def test_sigkill_at_random_points_then_resume_gives_the_same_bits(data, reference, tmp_path, seed, capsys):
     """Killed at points drawn from a seeded Generator until the run has none left after its checkpoint: each time the
     kill lands where it was aimed, ``last.npz`` loads and holds exactly the epochs finished before that point (at
     least every epoch the run printed as finished), and the final resume ends with the uninterrupted run's bits."""
@@ -181,6 +194,9 @@ def test_sigkill_at_random_points_then_resume_gives_the_same_bits(data, referenc
         argv = train_argv(data, run) if fresh else ["train", "--resume", str(run)]
         faulted = run_faulted(argv, tmp_path, point)
         kills.append(point)
+        if not fresh:
+            assert f"resuming {run} at epoch {start + 1}:" in faulted.out
+            assert all(epoch > start for epoch in epochs_printed(faulted.out)), faulted.out
         assert faulted.code == -signal.SIGKILL, (point, faulted.err)
         assert [(line["point"], line["action"]) for line in faulted.landed] == [(point, "SIGKILL")]
         assert "Traceback" not in faulted.err
@@ -191,14 +207,17 @@ def test_sigkill_at_random_points_then_resume_gives_the_same_bits(data, referenc
         if (run / "best.npz").exists():
             load_checkpoint(run / "best.npz")
     assert len(kills) >= 2, kills
+    capsys.readouterr()
     assert main(["train", "--resume", str(run)]) == 0
+    if start < EPOCHS:
+        assert_resumed(capsys.readouterr().out, run, start)
     assert_same_run(run, reference)
 
 
 @pytest.mark.parametrize(("point", "left"), [("write last.npz 3", 1), ("write best.npz 1", 0),
                                              ("write last.npz 1", None)],
                          ids=["last.npz at epoch 2", "best.npz at epoch 1", "last.npz at epoch 0"])
-def test_sigkill_inside_a_checkpoint_write(data, reference, tmp_path, point, left):
+def test_sigkill_inside_a_checkpoint_write(data, reference, tmp_path, point, left, capsys):
     """Killed with the new checkpoint in its temporary file, not yet renamed: the old checkpoint is whole, and resume
     (or, killed before the first step, starting again) gives the same bits and removes the temporary file."""
     run = tmp_path / "run"
@@ -213,7 +232,9 @@ def test_sigkill_inside_a_checkpoint_write(data, reference, tmp_path, point, lef
         assert main(train_argv(data, run)) == 0
     else:
         assert load_checkpoint(run / "last.npz").meta["epoch"] == left
+        capsys.readouterr()
         assert main(["train", "--resume", str(run)]) == 0
+        assert_resumed(capsys.readouterr().out, run, left)
     assert_same_run(run, reference)
 
 
@@ -226,7 +247,8 @@ INTERRUPTED = re.compile(
 
 @pytest.mark.parametrize(("point", "step"), [("step 27", 27), ("validation 2", 40), ("write last.npz 2", 20)],
                          ids=["between two steps", "in a validation pass", "in a checkpoint write"])
-def test_ctrl_c_stops_after_the_step_saves_says_how_to_resume_and_exits_130(data, reference, tmp_path, point, step):
+def test_ctrl_c_stops_after_the_step_saves_says_how_to_resume_and_exits_130(data, reference, tmp_path, point, step,
+                                                                            capsys):
     """SIGINT from outside while the run is paused at ``point``: the run stops after ``step`` (the step in progress,
     or the epoch whose validation or checkpoint was in progress, finishes first), saves there, prints one line with the
     command that resumes it, exits 130; that command, run as printed, finishes the run bit for bit."""
@@ -253,9 +275,11 @@ def test_ctrl_c_stops_after_the_step_saves_says_how_to_resume_and_exits_130(data
     cwd = os.getcwd()
     try:
         os.chdir(tmp_path)
+        capsys.readouterr()
         assert main(command[1:]) == 0
     finally:
         os.chdir(cwd)
+    assert_resumed(capsys.readouterr().out, run, epoch - 1, batch)
     assert_same_run(run, reference)
 
 
@@ -281,7 +305,9 @@ def test_a_stop_between_two_steps_resumes_to_the_same_bits(reference, tmp_path, 
     assert meta["step"] == step and meta["epoch"] * BATCHES + meta.get("batch", 0) == step
     if step % BATCHES:
         assert meta["batch"] == step % BATCHES and meta["epoch_sums"]["seen"] == 20 * meta["batch"]
-    resumed = train_run(None, run, resume=True, stream=io.StringIO())
+    stream = io.StringIO()
+    resumed = train_run(None, run, resume=True, stream=stream)
+    assert_resumed(stream.getvalue(), run, meta["epoch"], meta.get("batch", 0))
     assert resumed.history and len(resumed.history) == EPOCHS
     assert_same_run(run, reference)
 
@@ -485,6 +511,7 @@ def test_disk_full_mid_write_keeps_the_previous_checkpoint_then_resume_finishes(
     assert not list(run.glob(".*.tmp"))
     monkeypatch.undo()  # space freed
     assert main(["train", "--resume", str(run)]) == 0
+    assert_resumed(capsys.readouterr().out, run, 1)
     assert_same_run(run, reference)
 
 
