@@ -4,7 +4,8 @@ file holding a pickled object is refused without ever being unpickled.
 
 The library-level errors behind these lines are tested where they are raised: test_checkpoint.py (checkpoints),
 test_data_npz.py (.npz data), test_data_idx.py and test_data_mnist.py (IDX files: truncated, wrong magic numbers,
-labels out of range, label files whose length disagrees with the images), test_predict.py (image files).
+labels out of range, label files whose length disagrees with the images; test_cli.py runs the same folders through
+the command line), test_predict.py (image files).
 """
 
 from __future__ import annotations
