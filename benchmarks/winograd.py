@@ -58,7 +58,7 @@ import numpy as np  # noqa: E402
 # Scratch arrays kept between calls in a workspace dict, as convnp's own kernels keep theirs.
 from convnp.ops.conv import _buffer as buffer  # noqa: E402
 from convnp.ops.conv import _chunks  # noqa: E402
-from convnp.ops.wide import tiled  # noqa: E402
+from convnp.ops.per_channel import tiled  # noqa: E402
 from convnp.ops.windows import pad_hw  # noqa: E402
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from convnp._checks import FLOAT_DTYPES, check_finite, float_dtype
 from convnp.errors import CheckpointError
-from convnp.layers.activation import ReLU
+from convnp.layers.activations import ReLU
 from convnp.layers.base import Layer
 from convnp.layers.pooling import MaxPool2D
 

@@ -1,14 +1,13 @@
 """Stateful layers: each holds ``params``/``grads``/``state`` and calls a pure kernel from :mod:`convnp.ops`."""
 
-from convnp.layers.activation import ReLU
-from convnp.layers.activations_extra import LeakyReLU, Sigmoid, Tanh
+from convnp.layers.activations import LeakyReLU, ReLU, Sigmoid, Tanh
 from convnp.layers.avgpool import AvgPool2D, GlobalAvgPool2D
 from convnp.layers.base import Layer
 from convnp.layers.batchnorm import BatchNorm1D, BatchNorm2D
 from convnp.layers.conv import Conv2D
 from convnp.layers.dense import Dense
 from convnp.layers.dropout import Dropout
-from convnp.layers.legacy import NotebookMaxPool2D
+from convnp.layers.notebook_maxpool import NotebookMaxPool2D
 from convnp.layers.pooling import MaxPool2D, Pool2D
 from convnp.layers.reshape import Flatten
 

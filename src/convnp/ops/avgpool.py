@@ -13,6 +13,8 @@ Global average pooling is the window that covers the whole map: ``out[n, c] = me
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from convnp.ops.windows import (
@@ -26,9 +28,24 @@ from convnp.ops.windows import (
 
 
 #: Below this many channels the 2x2 average pool gathers its tiles (:func:`convnp.ops.windows.read_tiles_2x2`); from
-#: here up it adds the strided views. Three adds do not repay the copy there (64 x 24 x 24 x 64: 4.2 ms on the views,
-#: 4.7 gathered, measured here), where max pooling's six operations do.
+#: here up it adds the strided views: three adds do not repay the copy there, where max pooling's six operations do
+#: (``docs/performance.md``).
 GATHER_BELOW = 64
+
+
+class AvgPoolCache(NamedTuple):
+    """What :func:`avgpool2d_backward` needs: shapes and settings only, no values.
+
+    Attributes
+    ----------
+    x_shape : tuple
+        ``(N, H, W, C)``, the input's shape.
+    kernel_size, stride : (int, int)
+    """
+
+    x_shape: tuple
+    kernel_size: tuple
+    stride: tuple
 
 
 def avgpool2d_forward(x: np.ndarray, kernel_size: tuple[int, int], stride: tuple[int, int]):
@@ -43,14 +60,13 @@ def avgpool2d_forward(x: np.ndarray, kernel_size: tuple[int, int], stride: tuple
     -------
     out : ndarray of shape `(N, H_out, W_out, C)`
         ``H_out = floor((H - kH) / sH) + 1``, likewise for W, as in PyTorch with ``ceil_mode=False``.
-    cache : tuple
-        ``x``'s shape, ``kernel_size`` and ``stride``: the backward needs no values.
+    cache : AvgPoolCache
 
     The sum is a running add over the ``kH * kW`` window offsets, each one vectorised pass over a strided view.
     """
     kH, kW = kernel_size
     if is_tiled_2x2(kernel_size, stride):
-        return _forward_2x2(x), (x.shape, kernel_size, stride)
+        return _forward_2x2(x), AvgPoolCache(x.shape, kernel_size, stride)
     windows = sliding_windows(x, kernel_size, stride)  # (N, H_out, W_out, kH, kW, C), a view
     out = windows[:, :, :, 0, 0, :].copy()  # (N, H_out, W_out, C)
     for a in range(kH):
@@ -58,35 +74,35 @@ def avgpool2d_forward(x: np.ndarray, kernel_size: tuple[int, int], stride: tuple
             if a or b:
                 out += windows[:, :, :, a, b, :]
     out /= kH * kW
-    return out, (x.shape, kernel_size, stride)
+    return out, AvgPoolCache(x.shape, kernel_size, stride)
 
 
-def avgpool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
+def avgpool2d_backward(dout: np.ndarray, cache: AvgPoolCache) -> np.ndarray:
     """Spread each window's gradient evenly over its inputs.
 
     Parameters
     ----------
     dout : ndarray of shape `(N, H_out, W_out, C)`
-    cache : tuple from :func:`avgpool2d_forward`
+    cache : AvgPoolCache from :func:`avgpool2d_forward`
 
     Returns
     -------
     dx : ndarray of shape `(N, H, W, C)`
     """
-    x_shape, (kH, kW), stride = cache
+    (kH, kW), stride = cache.kernel_size, cache.stride
     if is_tiled_2x2((kH, kW), stride):
-        return write_tiles_2x2(dout / 4, x_shape, dout.dtype)  # each input gets its window's dout / 4
+        return write_tiles_2x2(dout / 4, cache.x_shape, dout.dtype)  # each input gets its window's dout / 4
     N, H_out, W_out, C = dout.shape
     share = (dout / (kH * kW))[:, :, :, None, None, :]  # (N, H_out, W_out, 1, 1, C)
     dwin = np.broadcast_to(share, (N, H_out, W_out, kH, kW, C))  # the same share for every input of a window
-    return scatter_windows(dwin, x_shape, stride)
+    return scatter_windows(dwin, cache.x_shape, stride)
 
 
 def _forward_2x2(x: np.ndarray) -> np.ndarray:
     """2x2 windows, stride 2: the four tile offsets added in the general loop's order, so the same bits.
 
-    The backward pass writes ``dout / 4`` through the tiles by one broadcast copy (batch 128 of 28x28x6 maps,
-    LeNet-5's first pool: 2.5 -> 0.85 ms against the general scatter).
+    The backward pass writes ``dout / 4`` through the tiles by one broadcast copy, faster than the general scatter
+    (``docs/performance.md``).
     """
     tiles = tiles_2x2(x) if x.shape[3] >= GATHER_BELOW else read_tiles_2x2(x)
     (x00, x01), (x10, x11) = tiles  # each (N, H_out, W_out, C)
@@ -108,14 +124,14 @@ def global_avgpool2d_forward(x: np.ndarray):
     -------
     out : ndarray of shape `(N, C)`
     cache : tuple
-        ``x``'s shape.
+        ``x``'s shape, ``(N, H, W, C)``.
 
-    Each sample's ``(H * W, C)`` block is reduced with a ones-vector matrix product, which goes through BLAS (several
-    times faster than ``x.mean(axis=(1, 2))`` for the few channels of small CNNs).
+    Each sample's ``(H * W, C)`` block is reduced with a ones-vector matrix product, which goes through BLAS (faster
+    than ``x.mean(axis=(1, 2))`` for the few channels of small CNNs).
     """
     N, H, W, C = x.shape
     ones = np.full(H * W, 1.0 / (H * W), dtype=x.dtype)  # (H*W,)
-    out = ones @ x.reshape(N, H * W, C)  # (N, C)
+    out = ones @ x.reshape(N, H * W, C)  # (N, H*W, C) reduced to (N, C)
     return out, x.shape
 
 

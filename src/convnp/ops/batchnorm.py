@@ -24,21 +24,41 @@ from typing import NamedTuple
 
 import numpy as np
 
-from convnp.ops.wide import channel_sum, tiled, wide
+from convnp.ops.per_channel import channel_sum, tiled, wide
 
 
 class BatchNormCache(NamedTuple):
-    """What :func:`batchnorm_backward` needs, and the batch statistics for the caller's running averages."""
+    """What :func:`batchnorm_backward` needs, and the batch statistics for the caller's running averages.
 
-    xhat: np.ndarray  # (N, k * C), the normalised input in the wide layout of wide()
-    inv_std: np.ndarray  # (C,), 1 / sqrt(var + eps)
-    gamma: np.ndarray  # (C,)
-    batch_stats: bool  # True: mean and var came from x itself (training)
-    mean: np.ndarray  # (C,), the mean used
-    var: np.ndarray  # (C,), the variance used (biased when it is the batch's)
+    Attributes
+    ----------
+    xhat : ndarray of shape `(N, k * C)`
+        The normalised input, one row per sample (the layout of :func:`convnp.ops.per_channel.wide`; ``k`` values
+        per channel per sample).
+    inv_std : ndarray of shape `(C,)`
+        ``1 / sqrt(var + eps)``.
+    gamma : ndarray of shape `(C,)`
+    batch_stats : bool
+        True when ``mean`` and ``var`` came from ``x`` itself (training), so the backward differentiates them too.
+    mean, var : ndarray of shape `(C,)`
+        The statistics used; ``var`` is the biased one when it is the batch's.
+    x_shape : tuple
+        The input's shape, ``(N, C)`` or ``(N, H, W, C)``.
+    count : int
+        Values per channel that the statistics came from: ``m``, or the whole batch's when it is split into shards.
+    allreduce : callable or None
+        The sum over shards (:mod:`convnp.shard`) that the statistics went through, and the backward's sums too.
+    """
+
+    xhat: np.ndarray
+    inv_std: np.ndarray
+    gamma: np.ndarray
+    batch_stats: bool
+    mean: np.ndarray
+    var: np.ndarray
     x_shape: tuple
-    count: int  # values per channel the statistics came from: M, or the whole batch's when it is split
-    allreduce: object  # None, or the sum over shards (see convnp.shard) that the backward sums go through too
+    count: int
+    allreduce: object
 
 
 def batchnorm_forward(
@@ -96,9 +116,8 @@ def batchnorm_forward(
     xhat = np.multiply(xc, tiled(inv_std, width), out=xc)  # (N, k*C), reuses xc's buffer
     out = xhat * tiled(gamma, width)
     out += tiled(beta, width)
-    return out.reshape(x.shape), BatchNormCache(
-        xhat, inv_std, gamma, batch_stats, mean, var, x.shape, count, allreduce
-    )
+    cache = BatchNormCache(xhat, inv_std, gamma, batch_stats, mean, var, x.shape, count, allreduce)
+    return out.reshape(x.shape), cache  # (N, k*C) -> (N, ..., C)
 
 
 def batchnorm_backward(dout: np.ndarray, cache: BatchNormCache):
@@ -119,20 +138,20 @@ def batchnorm_backward(dout: np.ndarray, cache: BatchNormCache):
     Training mode uses ``sum(dxhat) = gamma * dbeta`` and ``sum(dxhat * xhat) = gamma * dgamma`` to write the
     compact formula as ``dx = (gamma / (m * std)) * (m * dout - dbeta - xhat * dgamma)``: two channel sums in all.
     """
-    xhat, inv_std, gamma, batch_stats, _, _, x_shape, count, allreduce = cache
+    xhat, gamma, count, allreduce = cache.xhat, cache.gamma, cache.count, cache.allreduce
     C = gamma.shape[0]
     width = xhat.shape[1]
     dout_w = wide(dout)  # (N, k*C)
     dbeta = channel_sum(dout_w, C)  # (C,)
     dgamma = channel_sum(dout_w * xhat, C)  # (C,)
-    if batch_stats:
+    if cache.batch_stats:
         sum_dbeta, sum_dgamma = dbeta, dgamma
         if allreduce is not None:  # the statistics came from the whole batch, so do these sums
             sum_dbeta, sum_dgamma = allreduce(np.concatenate([dbeta, dgamma])).reshape(2, C)
         dx = xhat * tiled(-sum_dgamma, width)  # (N, k*C), then the other terms in place
         dx += count * dout_w
         dx -= tiled(sum_dbeta, width)
-        dx *= tiled(gamma * inv_std / count, width)
+        dx *= tiled(gamma * cache.inv_std / count, width)
     else:
-        dx = dout_w * tiled(gamma * inv_std, width)  # a fixed per-channel scale
-    return dx.reshape(x_shape), dgamma, dbeta
+        dx = dout_w * tiled(gamma * cache.inv_std, width)  # a fixed per-channel scale
+    return dx.reshape(cache.x_shape), dgamma, dbeta  # (N, k*C) -> (N, ..., C)

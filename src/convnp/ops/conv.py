@@ -15,37 +15,80 @@ Laying every window out as a row of ``cols`` (shape ``(N*H_out*W_out, kH*kW*C_in
 - ``dx_p[:, a + i*sH, b + j*sW, :] += dout[:, i, j, :] @ weight[a, b].T`` for each kernel offset ``(a, b)``:
   every window's share of the input gradient added back where the window came from ("col2im"), one strided slice
   of ``dx_p`` per offset, then ``dx_p`` is cropped back to ``x``. With stride 1 the same sum is a convolution of
-  the zero-padded ``dout`` with the flipped kernel, computed like the forward pass (one product, no adds), which
-  was faster wherever the input is not much larger than the output (see :func:`conv2d_backward`).
+  the zero-padded ``dout`` with the flipped kernel, computed like the forward pass (one product, no adds), used
+  where the input is not much larger than the output (see :func:`conv2d_backward`).
 
-The fast part is *where* ``cols`` lives. The whole batch's matrix is ``kH*kW`` times the input (85 MB for 128
-images of 26x26x32 and a 3x3 kernel): written to memory and read back twice, it made the layer wait on memory. So
-both passes work through the batch a few images at a time (:data:`CHUNK_BYTES` of ``cols``, which stays in
-cache): build that chunk's rows, multiply, move on. The backward pass rebuilds each chunk from the padded input
-rather than keeping 85 MB around; copying from cache is cheaper than the memory traffic it saves. (A batch small
-enough to be one chunk keeps its matrix.) Measured here on that 26x26x32 -> 64 layer, forward and backward of 64
-images on one thread: 123-150 ms whole-batch, 93-106 ms in chunks of one or two images; training the LeNet-style
-net of ``benchmarks/bench.py``, alternating in one process: 334 -> 419 images/s on one thread, 557 -> 652 on two.
-
-Other details: the chunk buffers are reused between calls through a ``workspace`` dict; a one-channel input's
-im2col matrix is built transposed (long contiguous copies), or, for kernels 5 wide or wider, with up to four
-neighbouring outputs per row (:mod:`convnp.ops.conv_blocked`); the input gradient is skipped when nobody needs it
-(the first layer); the bias gradient is a matrix-vector product. :mod:`convnp.ops.reference` keeps the plain
-versions that the tests compare these against.
+The whole batch's im2col matrix is ``kH*kW`` times the input, too large to stay in cache, so both passes work
+through the batch a few images at a time (:data:`CHUNK_BYTES` of ``cols``): build that chunk's rows, multiply,
+move on. The backward pass rebuilds each chunk from the padded input rather than keeping the whole matrix, since
+copying from cache is cheaper than the memory traffic it saves; a batch small enough to be one chunk keeps its
+matrix. The chunk buffers are reused between calls through a ``workspace`` dict; a one-channel input's im2col
+matrix is built transposed (long contiguous copies), or, for kernels 5 wide or wider, with up to four neighbouring
+outputs per row (:mod:`convnp.ops.conv_blocked`); the input gradient is skipped when nobody needs it (the first
+layer); the bias gradient is a matrix-vector product. :mod:`convnp.ops.reference` keeps the plain versions that the
+tests compare these against. What each choice measured is in ``docs/performance.md``.
 
 Reference: CS231n notes, "Convolutional Networks", section "Implementation as Matrix Multiplication".
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from convnp.ops.conv_blocked import block_weight, block_width, fits, fold_block_grad, im2col_blocked
-from convnp.ops.wide import tiled
+from convnp.ops.per_channel import tiled
 from convnp.ops.windows import conv_output_size, pad_hw, sliding_windows
 
 #: Bytes of im2col matrix built at a time (see the module docstring); at least one whole image is always taken.
 CHUNK_BYTES = 1 << 21
+
+
+class ConvCache(NamedTuple):
+    """What :func:`conv2d_backward` needs from :func:`conv2d_forward`.
+
+    Attributes
+    ----------
+    x_p : ndarray of shape `(N, H + top + bottom, W + left + right, C_in)`
+        The zero-padded input; ``x`` itself (not a copy) when nothing is padded, so ``x`` must not change before
+        backward. The backward rebuilds the im2col matrix from it.
+    x_shape : tuple
+        ``(N, H, W, C_in)``, the unpadded input's shape.
+    weight : ndarray of shape `(kH, kW, C_in, C_out)`
+    has_bias : bool
+        Whether a bias was added, so whether ``dbias`` is computed.
+    stride : (int, int)
+    pads : ((top, bottom), (left, right))
+    chunk_bytes : int
+        The forward's :data:`CHUNK_BYTES` setting; the stride-1 input gradient chunks ``dout`` by it too.
+    chunks : list of (int, int)
+        The ``(start, stop)`` sample ranges the forward built its im2col matrix in; the backward uses the same.
+    workspace : dict or None
+        The scratch buffers of the forward (see :func:`_buffer`).
+    kept : ndarray or None
+        A batch that fit in one chunk: its whole im2col matrix, ``(N*H_out*W_out/block, kH*kW*C_in)`` (or the
+        blocked rows of :func:`convnp.ops.conv_blocked.im2col_blocked`), a view of a ``workspace`` buffer. None
+        otherwise.
+    token : object
+        Marks this forward's filling of ``workspace``: ``kept`` is still valid only while
+        ``workspace["filled_by"] is token`` (another forward may have refilled the buffer since).
+    block : int
+        Outputs of a row per product row (:mod:`convnp.ops.conv_blocked`); 1 for plain im2col.
+    """
+
+    x_p: np.ndarray
+    x_shape: tuple
+    weight: np.ndarray
+    has_bias: bool
+    stride: tuple
+    pads: tuple
+    chunk_bytes: int
+    chunks: list
+    workspace: dict | None
+    kept: np.ndarray | None
+    token: object
+    block: int
 
 
 def _buffer(workspace: dict | None, key: str, shape: tuple, dtype) -> np.ndarray:
@@ -60,7 +103,7 @@ def _buffer(workspace: dict | None, key: str, shape: tuple, dtype) -> np.ndarray
     buf = workspace.get(key)
     if buf is None or buf.size < size or buf.dtype != dtype:
         buf = workspace[key] = np.empty(size, dtype=dtype)
-    return buf[:size].reshape(shape)
+    return buf[:size].reshape(shape)  # (size,) -> shape
 
 
 def im2col(x_padded: np.ndarray, kernel_size, stride, workspace: dict | None = None, key: str = "cols") -> np.ndarray:
@@ -82,7 +125,7 @@ def im2col(x_padded: np.ndarray, kernel_size, stride, workspace: dict | None = N
     windows = sliding_windows(x_padded, kernel_size, stride)  # (N, H_out, W_out, kH, kW, C), a view
     N, H_out, W_out, kH, kW, C = windows.shape
     cols = _buffer(workspace, key, (N * H_out * W_out, kH * kW * C), x_padded.dtype)
-    cols6 = cols.reshape(N, H_out, W_out, kH, kW, C)  # a view of the buffer
+    cols6 = cols.reshape(N, H_out, W_out, kH, kW, C)  # (N*H_out*W_out, kH*kW*C), viewed window by window
     np.copyto(cols6, windows)  # runs of kW*C contiguous values; for one channel see im2col_transposed
     return cols
 
@@ -103,10 +146,8 @@ def im2col_transposed(x_padded: np.ndarray, kernel_size, stride, workspace: dict
 
     With one input channel (every zoo network's first layer) each row is a shifted image slab, copied in long
     runs, where :func:`im2col` writes runs of only ``kW`` values ``kH*kW`` apart; the matrix products take the
-    transpose for free (a BLAS flag). Measured here, im2col plus the product for a batch of 128 28x28 images, 3x3
-    kernels: 6.7 -> 1.4 ms with 8 filters, 13.7 -> 8.2 ms with 32. From two channels on, :func:`im2col`'s runs of
-    ``kW*C`` values were as fast or faster (6 channels, 5x5: 3.3 ms against 5.3), so :func:`conv2d_forward` uses
-    this for one channel only.
+    transpose for free (a BLAS flag). From two channels on, :func:`im2col`'s runs of ``kW*C`` values were as fast or
+    faster, so :func:`conv2d_forward` uses this for one channel only (timings in ``docs/performance.md``).
     """
     kH, kW = kernel_size
     sH, sW = stride
@@ -116,6 +157,7 @@ def im2col_transposed(x_padded: np.ndarray, kernel_size, stride, workspace: dict
     rows = cols_t.reshape(kH, kW, C, N, H_out, W_out)  # a view of the buffer
     for a in range(kH):
         for b in range(kW):
+            # (N, H_out, W_out, C) -> (C, N, H_out, W_out), row block (a, b) of cols_t
             np.copyto(rows[a, b], _offset(x_padded, a, b, H_out, W_out, stride).transpose(3, 0, 1, 2))
     return cols_t
 
@@ -142,7 +184,7 @@ def _cols(x_chunk: np.ndarray, kernel_size, stride, workspace, block: int = 1) -
         size = n * (H_p - kH + 1) * (W_p - kW + 1) * kH * (kW + block - 1) // block
         return im2col_blocked(x_chunk, kernel_size, block, _buffer(workspace, "cols", (size,), x_chunk.dtype))
     if x_chunk.shape[3] == 1:
-        return im2col_transposed(x_chunk, kernel_size, stride, workspace).T
+        return im2col_transposed(x_chunk, kernel_size, stride, workspace).T  # (kH*kW, n*H_out*W_out) transposed
     return im2col(x_chunk, kernel_size, stride, workspace)
 
 
@@ -171,7 +213,7 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, s
     -------
     out : ndarray of shape `(N, H_out, W_out, C_out)`
         ``H_out = floor((H + top + bottom - kH) / sH) + 1``, likewise for W.
-    cache : tuple
+    cache : ConvCache
         What :func:`conv2d_backward` needs: the padded input (not the im2col matrix; ``x`` itself when nothing is
         padded, so ``x`` must not change before backward), the weight and settings.
     """
@@ -194,24 +236,25 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, s
         cols = _cols(x_p[start:stop], (kH, kW), stride, workspace, B)
         np.matmul(cols, w2d, out=part)
         if bias is not None:
-            # While the chunk is still in cache, and one long row per sample (see convnp.ops.wide).
-            part.reshape(stop - start, H_out * W_out * C_out)[...] += bias_row
+            # While the chunk is still in cache, and one long row per sample (see convnp.ops.per_channel).
+            part.reshape(stop - start, H_out * W_out * C_out)[...] += bias_row  # (n, H_out*W_out*C_out)
     # A batch that fit in one chunk leaves its whole im2col matrix in the buffer: backward reuses it unless another
     # forward has refilled the buffer since, which the token tells.
     kept, token = (cols if len(chunks) == 1 else None), object()
     if workspace is not None:
         workspace["filled_by"] = token
-    cache = (x_p, x.shape, weight, bias is not None, stride, pads, chunk_bytes, chunks, workspace, kept, token, B)
-    return out.reshape(N, H_out, W_out, C_out), cache  # blocked or not, the rows are this array in memory
+    cache = ConvCache(x_p, x.shape, weight, bias is not None, stride, pads, chunk_bytes, chunks, workspace, kept,
+                      token, B)
+    return out.reshape(N, H_out, W_out, C_out), cache  # (N*H_out*W_out/B, B*C_out) -> (N, H_out, W_out, C_out)
 
 
-def conv2d_backward(dout: np.ndarray, cache, input_grad: bool = True):
+def conv2d_backward(dout: np.ndarray, cache: ConvCache, input_grad: bool = True):
     """Gradients of :func:`conv2d_forward`.
 
     Parameters
     ----------
     dout : ndarray of shape `(N, H_out, W_out, C_out)`
-    cache : tuple from :func:`conv2d_forward`
+    cache : ConvCache from :func:`conv2d_forward`
     input_grad : bool
         Compute ``dx``; ``False`` skips it (nothing upstream of a first layer needs it).
 
@@ -221,43 +264,56 @@ def conv2d_backward(dout: np.ndarray, cache, input_grad: bool = True):
     dweight : ndarray of shape `(kH, kW, C_in, C_out)`
     dbias : ndarray of shape `(C_out,)` or None
     """
-    x_p, x_shape, weight, has_bias, stride, pads, chunk_bytes, chunks, workspace, kept, token, B = cache
-    if kept is not None and workspace is not None and workspace.get("filled_by") is not token:
-        kept = None
-    _, H, W, C_in = x_shape
-    kH, kW, _, C_out = weight.shape
+    _, H, W, C_in = cache.x_shape
+    kH, kW, _, C_out = cache.weight.shape
     N, H_out, W_out, _ = dout.shape
-    rows, K = H_out * W_out, kH * kW * C_in
-    dout2d = dout.reshape(N * rows, C_out)
-    w2d = weight.reshape(K, C_out)
-
+    rows = H_out * W_out
+    dout2d = dout.reshape(N * rows, C_out)  # (N*H_out*W_out, C_out)
     # A matrix-vector product sums over rows far faster than dout2d.sum(axis=0) for few columns.
-    dbias = np.ones(N * rows, dtype=dout.dtype) @ dout2d if has_bias else None
-    # The weight gradient in the forward product's shape: (kH*kW*C_in, C_out), or blocked (kH*(kW + B - 1),
-    # B*C_out) with dout's rows B at a time, (N*H_out*W_out/B, B*C_out) (the same memory).
-    block_rows, dout_blocks = rows // B, dout.reshape(N * rows // B, B * C_out)
-    dweight = np.zeros((K if B == 1 else kH * (kW + B - 1), B * C_out), dtype=dout.dtype)  # summed over chunks
-    partial = np.empty_like(dweight)
-    for start, stop in chunks:
-        # Rebuilt from the padded input (cheaper than keeping every chunk), unless forward's is still there.
-        cols = kept if kept is not None else _cols(x_p[start:stop], (kH, kW), stride, workspace, B)
-        np.matmul(cols.T, dout_blocks[start * block_rows : stop * block_rows], out=partial)
-        dweight += partial
-    # (kH*kW*C_in, C_out) -> (kH, kW, C_in, C_out), or the blocks folded back onto the kernel
-    dweight = dweight.reshape(weight.shape) if B == 1 else fold_block_grad(dweight, (kH, kW), B)
+    dbias = np.ones(N * rows, dtype=dout.dtype) @ dout2d if cache.has_bias else None
+    dweight = _weight_grad(dout, cache)
     if not input_grad:
         return None, dweight, dbias
     # The convolution form computes dx at every input position from windows of the padded dout: when the input is
     # much larger than the output (a 5x5 kernel on a 14x14 map: 196 positions against 100), most of its work
-    # multiplies zeros, and the per-offset products won (7.9 against 11.3 ms, LeNet-5's second layer at batch 128).
-    if tuple(stride) == (1, 1) and H * W <= 1.5 * H_out * W_out:
-        return _input_grad_stride1(dout, weight, x_shape, pads, workspace, chunk_bytes), dweight, dbias
-    dx_p = np.zeros(x_p.shape, dtype=dout.dtype)  # (N, H_p, W_p, C_in)
-    for start, stop in chunks:
-        _col2im_add(dout2d[start * rows : stop * rows], w2d, dx_p[start:stop], (kH, kW), stride, (H_out, W_out),
-                    workspace)
-    (top, _), (left, _) = pads
+    # multiplies zeros, and the per-offset products were faster (docs/performance.md).
+    if tuple(cache.stride) == (1, 1) and H * W <= 1.5 * H_out * W_out:
+        dx = _input_grad_stride1(dout, cache.weight, cache.x_shape, cache.pads, cache.workspace, cache.chunk_bytes)
+        return dx, dweight, dbias
+    w2d = cache.weight.reshape(kH * kW * C_in, C_out)  # (kH*kW*C_in, C_out)
+    dx_p = np.zeros(cache.x_p.shape, dtype=dout.dtype)  # (N, H_p, W_p, C_in)
+    for start, stop in cache.chunks:
+        _col2im_add(dout2d[start * rows : stop * rows], w2d, dx_p[start:stop], (kH, kW), cache.stride,
+                    (H_out, W_out), cache.workspace)
+    (top, _), (left, _) = cache.pads
     return dx_p[:, top : top + H, left : left + W, :], dweight, dbias
+
+
+def _weight_grad(dout: np.ndarray, cache: ConvCache) -> np.ndarray:
+    """``dweight = cols.T @ dout``, of shape ``(kH, kW, C_in, C_out)``, summed chunk by chunk.
+
+    Each chunk's im2col rows are rebuilt from the padded input (cheaper than keeping every chunk), unless the
+    forward's single chunk is still in the workspace buffer.
+    """
+    kH, kW, C_in, C_out = cache.weight.shape
+    B, workspace = cache.block, cache.workspace
+    kept = cache.kept
+    if kept is not None and workspace is not None and workspace.get("filled_by") is not cache.token:
+        kept = None  # another forward refilled the buffer since
+    N, H_out, W_out, _ = dout.shape
+    block_rows = H_out * W_out // B
+    # The gradient in the forward product's shape: (kH*kW*C_in, C_out), or blocked (kH*(kW + B - 1), B*C_out) with
+    # dout's rows B at a time.
+    dout_blocks = dout.reshape(N * block_rows, B * C_out)  # (N*H_out*W_out/B, B*C_out), the same memory
+    dweight = np.zeros((kH * kW * C_in if B == 1 else kH * (kW + B - 1), B * C_out), dtype=dout.dtype)
+    partial = np.empty_like(dweight)
+    for start, stop in cache.chunks:
+        cols = kept if kept is not None else _cols(cache.x_p[start:stop], (kH, kW), cache.stride, workspace, B)
+        np.matmul(cols.T, dout_blocks[start * block_rows : stop * block_rows], out=partial)
+        dweight += partial
+    if B == 1:
+        return dweight.reshape(cache.weight.shape)  # (kH*kW*C_in, C_out) -> (kH, kW, C_in, C_out)
+    return fold_block_grad(dweight, (kH, kW), B)  # the blocks folded back onto the kernel
 
 
 def _input_grad_stride1(dout, weight, x_shape, pads, workspace, chunk_bytes: int) -> np.ndarray:
@@ -266,13 +322,13 @@ def _input_grad_stride1(dout, weight, x_shape, pads, workspace, chunk_bytes: int
     ``dx[n, y, x, c] = sum_{a, b, k} dout[n, y + top - a, x + left - b, k] * weight[a, b, c, k]``, terms outside
     ``dout`` being zero: im2col over ``dout`` padded by ``kH - 1`` and ``kW - 1`` (only the part whose windows land
     on ``x``, not on its padding), times ``weight`` flipped in both spatial axes with its channel axes swapped,
-    ``(kH*kW*C_out, C_in)``. One product per chunk with no adds afterwards: measured here at batch 128, 3x3
-    kernels, 16 -> 16 channels on 28x28 maps 26.5 -> 16.1 ms, 32 -> 32 on 14x14 29.9 -> 14.6 ms, 32 -> 64 on
-    26x26 108.6 -> 85.5 ms against the per-offset products and adds of :func:`_col2im_add`.
+    ``(kH*kW*C_out, C_in)``. One product per chunk with no adds afterwards, faster than the per-offset products and
+    adds of :func:`_col2im_add` (``docs/performance.md``).
     """
     N, H, W, C_in = x_shape
     kH, kW, _, C_out = weight.shape
     (top, _), (left, _) = pads
+    # (kH, kW, C_in, C_out) flipped -> (kH, kW, C_out, C_in) -> (kH*kW*C_out, C_in)
     w_flip = np.ascontiguousarray(weight[::-1, ::-1].transpose(0, 1, 3, 2)).reshape(kH * kW * C_out, C_in)
     dx = np.empty((N * H * W, C_in), dtype=dout.dtype)  # (N*H*W, C_in)
     rows = H * W
@@ -284,7 +340,7 @@ def _input_grad_stride1(dout, weight, x_shape, pads, workspace, chunk_bytes: int
         region = padded[:, top : top + H + kH - 1, left : left + W + kW - 1]  # windows centred on x, a view
         cols = im2col(region, (kH, kW), (1, 1), workspace, key="dcols")  # (n*H*W, kH*kW*C_out)
         np.matmul(cols, w_flip, out=dx[start * rows : stop * rows])
-    return dx.reshape(N, H, W, C_in)
+    return dx.reshape(N, H, W, C_in)  # (N*H*W, C_in) -> (N, H, W, C_in)
 
 
 def _col2im_add(d, w2d, dx_p, kernel_size, stride, out_hw, workspace) -> None:
@@ -301,7 +357,7 @@ def _col2im_add(d, w2d, dx_p, kernel_size, stride, out_hw, workspace) -> None:
     m = n * H_out * W_out
     dcols = _buffer(workspace, "dcols", (kH * kW, m, C_in), d.dtype)
     if C_in == 1:  # one product: (kH*kW, C_out) @ (C_out, m)
-        np.matmul(w2d, d.T, out=dcols.reshape(kH * kW, m))
+        np.matmul(w2d, d.T, out=dcols.reshape(kH * kW, m))  # dcols as (kH*kW, m), C_in being 1
     else:  # (m, C_out) @ (kH*kW, C_out, C_in) -> (kH*kW, m, C_in)
         np.matmul(d, w2d.reshape(kH * kW, C_in, -1).transpose(0, 2, 1), out=dcols)
     offsets = dcols.reshape(kH, kW, n, H_out, W_out, C_in)  # a view: offset (a, b) -> (n, H_out, W_out, C_in)

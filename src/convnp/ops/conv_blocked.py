@@ -1,9 +1,8 @@
 """One-channel stride-1 convolutions computed ``B`` output pixels of a row at a time ("blocked" im2col).
 
 A first layer (one input channel, ``C_out`` filters of ``kH x kW``) has a product of
-``(N*H_out*W_out, kH*kW) @ (kH*kW, C_out)``: short rows and few columns, a shape OpenBLAS runs slowly (about 13
-GFLOP/s here for 5x5 kernels and 16 filters, forward and weight gradient together). Grouping ``B`` neighbouring
-outputs of a row into one product row widens both sides:
+``(N*H_out*W_out, kH*kW) @ (kH*kW, C_out)``: short rows and few columns, a shape OpenBLAS runs slowly. Grouping
+``B`` neighbouring outputs of a row into one product row widens both sides:
 
 - row ``(n, i, jb)`` holds the ``kH x (kW + B - 1)`` input patch under outputs ``(i, jb*B) .. (i, jb*B + B - 1)``;
 - the weight becomes ``(kH*(kW + B - 1), B*C_out)``: column block ``j`` is the kernel shifted right by ``j``, zeros
@@ -16,13 +15,8 @@ output instead of ``kH*kW``, each row from ``kH`` copies of ``kW + B - 1`` conti
 opaque item. The weight gradient is the same product transposed, folded back by adding the ``B`` shifted column
 blocks (:func:`fold_block_grad`).
 
-Measured here, whole training steps of a batch of 64 on one thread, eight alternations (ms, B = 1 / 2 / 4):
-``sprint`` (5x5 -> 16 "same") 28.90 / 29.08 / 27.18, ``lenet5`` (5x5 -> 6 "same") 26.48 / 26.07 / 23.76, and
-``best`` (3x3 -> 16 "same") 97.47 / 96.59 / 97.26. For the first layer alone (forward, then weight gradient):
-5x5 -> 6, 1.68 + 1.59 ms -> 0.96 + 0.57 with B = 4. So :func:`block_width` blocks kernels 5 wide or wider,
-4 outputs at a time where 4 divides the width: with 3-wide kernels the zeros cost what the better shape saves (as for
-the multi-channel "super-pixel" products in ``docs/performance.md``). Those were single runs on a busy shared
-machine; the one-layer timings moved 20-40% between runs.
+:func:`block_width` blocks kernels 5 wide or wider, 4 outputs at a time where 4 divides the width: with 3-wide
+kernels the zeros cost what the better shape saves. The timings behind that choice are in ``docs/performance.md``.
 """
 
 from __future__ import annotations
@@ -73,14 +67,14 @@ def block_weight(weight: np.ndarray, B: int) -> np.ndarray:
     blocked = np.zeros((kH, kW + B - 1, B, C_out), dtype=weight.dtype)
     for j in range(B):
         blocked[:, j : j + kW, j, :] = weight[:, :, 0, :]
-    return blocked.reshape(kH * (kW + B - 1), B * C_out)
+    return blocked.reshape(kH * (kW + B - 1), B * C_out)  # (kH, kW + B - 1, B, C_out) -> (kH*(kW + B - 1), B*C_out)
 
 
 def fold_block_grad(dblocked: np.ndarray, kernel_size, B: int) -> np.ndarray:
     """The adjoint of :func:`block_weight`: ``(kH*(kW + B - 1), B*C_out)`` -> ``(kH, kW, 1, C_out)``, each kernel
     entry summed over the ``B`` places it occupies."""
     kH, kW = kernel_size
-    parts = dblocked.reshape(kH, kW + B - 1, B, -1)  # [a, t, j, k]
+    parts = dblocked.reshape(kH, kW + B - 1, B, -1)  # (kH, kW + B - 1, B, C_out): [a, t, j, k]
     folded = parts[:, 0:kW, 0].copy()  # (kH, kW, C_out)
     for j in range(1, B):
         folded += parts[:, j : j + kW, j]
@@ -111,8 +105,8 @@ def im2col_blocked(x_padded: np.ndarray, kernel_size, B: int, out: np.ndarray) -
     # Every row block's T input values, overlapping items B values apart: (n, H_p, blocks) opaque items.
     item = np.dtype((np.void, x.itemsize * T))
     patches = np.ndarray((n, H_p, blocks), dtype=item, buffer=x, strides=(x.strides[0], x.strides[1], x.itemsize * B))
-    cols = out[: n * H_out * blocks * kH * T].reshape(n, H_out, blocks, kH, T)
-    rows = cols.view(item).reshape(n, H_out, blocks, kH)  # the same memory, one item per kernel row
+    cols = out[: n * H_out * blocks * kH * T].reshape(n, H_out, blocks, kH, T)  # (n, H_out, W_out/B, kH, T)
+    rows = cols.view(item).reshape(n, H_out, blocks, kH)  # (n, H_out, W_out/B, kH) items: one per kernel row
     for a in range(kH):
         np.copyto(rows[:, :, :, a], patches[:, a : a + H_out])
-    return cols.reshape(n * H_out * blocks, kH * T)
+    return cols.reshape(n * H_out * blocks, kH * T)  # (n*H_out*W_out/B, kH*(kW + B - 1))

@@ -121,9 +121,8 @@ def tiles_2x2(a: np.ndarray) -> np.ndarray:
     )
 
 
-#: Below this many channels :func:`write_tiles_2x2` copies whole pixels (see :func:`_pixels`) rather than floats. At
-#: 128 channels the pixel copy was slower (max-pool backward, 64 x 24 x 24 x 128: 10.7 against 12.3 ms, measured
-#: here), while from 8 to 64 it was faster or even.
+#: Below this many channels :func:`write_tiles_2x2` copies whole pixels (see :func:`_pixels`) rather than floats: at
+#: 128 channels the pixel copy was slower, from 8 to 64 faster or even (``docs/performance.md``).
 PIXEL_WRITE_BELOW = 64
 
 
@@ -132,7 +131,7 @@ def _pixels(a: np.ndarray) -> np.ndarray | None:
     are not contiguous.
 
     A strided copy of whole pixels moves one ``C``-value item at a time where a float copy runs NumPy's inner loop
-    over ``C`` values: gathering the 2x2 tiles of 32 x 26 x 26 x 8 floats took 0.16 ms instead of 0.23.
+    over ``C`` values, which is faster for few channels.
     """
     if a.ndim != 4 or a.strides[3] != a.itemsize or a.shape[3] == 0:
         return None
@@ -144,10 +143,7 @@ def read_tiles_2x2(x: np.ndarray) -> np.ndarray:
 
     Each offset's strided view has innermost runs of only ``C`` values, and NumPy's cost per run made every
     operation on it slow; one copy (whole pixels at a time where the channels are contiguous) and contiguous
-    operations after it were faster at every channel count measured here. Max-pool forward, alternating with the
-    views, inputs fresh from memory: 64 x 24 x 24 x 64 7.2 -> 5.7 ms (and 6.7 -> 5.5 in a second run), x 128
-    14.7 -> 11.7 ms, 32 x 16 x 16 x 256 7.5 -> 5.9 ms; batch 64 of 8 channels 1.06 -> 0.66 ms, batch 128 of
-    16 channels 8.3 -> 5.9 ms.
+    operations after it were faster at every channel count measured (``docs/performance.md``).
     """
     pixels = _pixels(x)
     if pixels is None:

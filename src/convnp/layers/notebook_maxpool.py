@@ -1,4 +1,4 @@
-"""A labelled copy of the seed notebook's max-pool backward, kept to show what its mistake did.
+"""``NotebookMaxPool2D``: a labelled copy of the seed notebook's WRONG max-pool backward, kept to show what it did.
 
 DO NOT USE FOR TRAINING. The notebook's ``max_pooling_backprop`` adds ``max(window) * dout`` to *every* input of
 each window. The true gradient sends ``dout`` to the window's argmax alone (see :mod:`convnp.ops.pool`). The wrong
@@ -11,10 +11,27 @@ This class was written for convnp from the notebook's description; its forward i
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from convnp.layers.pooling import MaxPool2D
 from convnp.ops.windows import scatter_windows
+
+
+class NotebookMaxPoolCache(NamedTuple):
+    """What the notebook's backward needs.
+
+    Attributes
+    ----------
+    x_shape : tuple
+        ``(N, H, W, C)``, the input's shape.
+    maxima : ndarray of shape `(N, H_out, W_out, C)`
+        Each window's maximum: the forward's output.
+    """
+
+    x_shape: tuple
+    maxima: np.ndarray
 
 
 class NotebookMaxPool2D(MaxPool2D):
@@ -24,12 +41,12 @@ class NotebookMaxPool2D(MaxPool2D):
     """
 
     def _forward(self, x, training):
-        out, cache = super()._forward(x, training)
-        return out, (cache, out)  # the notebook's backward needs each window's maximum
+        out, _ = super()._forward(x, training)
+        return out, NotebookMaxPoolCache(x.shape, out)
 
     def _backward(self, dout, cache):
-        (_, x_shape, (kH, kW), stride), maxima = cache
+        kH, kW = self.kernel_size
         N, H_out, W_out, C = dout.shape
-        spread = (maxima * dout)[:, :, :, None, None, :]  # (N, H_out, W_out, 1, 1, C)
+        spread = (cache.maxima * dout)[:, :, :, None, None, :]  # (N, H_out, W_out, 1, 1, C)
         dwin = np.broadcast_to(spread, (N, H_out, W_out, kH, kW, C))  # the same value on all kH*kW inputs
-        return scatter_windows(dwin, x_shape, stride)
+        return scatter_windows(dwin, cache.x_shape, self.stride)

@@ -1,4 +1,4 @@
-"""Element-wise activation layers beyond ReLU (:mod:`convnp.layers.activation`): Tanh, Sigmoid, LeakyReLU.
+"""Element-wise activation layers: ReLU, Tanh, Sigmoid, LeakyReLU, around :mod:`convnp.ops.activations`.
 
 Each takes any input of shape ``(N, ...)``, float32 or float64, and returns the same shape and dtype.
 """
@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from convnp.layers._args import real_number
 from convnp.layers.base import Layer
-from convnp.ops.activations_extra import (
+from convnp.ops.activations import (
     leaky_relu_backward,
     leaky_relu_forward,
+    relu_backward,
+    relu_forward,
     sigmoid_backward,
     sigmoid_forward,
     tanh_backward,
@@ -25,6 +27,26 @@ class _Elementwise(Layer):
 
     def output_shape(self, input_shape):
         return tuple(input_shape)
+
+
+class ReLU(_Elementwise):
+    """``out = max(x, 0)``, any input shape ``(N, ...)``.
+
+    Shape
+    -----
+    - Input: ``(N, ...)``
+    - Output: the input's shape
+
+    Gradients
+    ---------
+    ``dx = dout * [x > 0]`` (0 at ``x == 0`` exactly, as in PyTorch).
+    """
+
+    def _forward(self, x, training):
+        return relu_forward(x)
+
+    def _backward(self, dout, mask):
+        return relu_backward(dout, mask)
 
 
 class Tanh(_Elementwise):
