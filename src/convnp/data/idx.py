@@ -43,7 +43,7 @@ IDX_DTYPES: dict[int, np.dtype] = {
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-def _gunzip(data: bytes, name: str, max_bytes: int | None = None) -> bytes:
+def gunzip(data: bytes, name: str, max_bytes: int | None = None) -> bytes:
     """Decompress gzip ``data``; refuse more than ``max_bytes`` of output (a decompression bomb guard)."""
     try:
         # BytesIO over bytes shares the buffer rather than copying it.
@@ -78,7 +78,7 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
         ``prod(dims) * itemsize`` bytes (a truncated file, or trailing bytes).
     """
     if data[:2] == _GZIP_MAGIC:
-        data = _gunzip(data, name)
+        data = gunzip(data, name)
     if len(data) < 4:
         raise DataError(f"{name}: is {len(data)} bytes long, too short for the 4-byte IDX magic number")
     if data[0] != 0 or data[1] != 0:
