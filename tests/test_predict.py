@@ -17,7 +17,8 @@ pytest.importorskip("PIL")
 from PIL import Image, ImageDraw  # noqa: E402
 
 from convnp.cli.main import main  # noqa: E402
-from convnp.data.images import load_digits, load_images, preprocess_digit, read_image  # noqa: E402
+from convnp.data.image_files import read_image  # noqa: E402
+from convnp.data.images import load_digits, load_images, preprocess_digit  # noqa: E402
 from convnp.errors import DataError  # noqa: E402
 
 N_DIGITS = 50  # first test digits redrawn in each format

@@ -232,7 +232,7 @@ def test_bad_requests_get_a_4xx_with_a_detail(client, case):
 def test_the_bomb_is_small_and_refused_before_decoding(client, monkeypatch):
     data = png(np.zeros((5000, 5000), bool), "1")
     assert len(data) < 100_000
-    import convnp.web.decode as decode
+    import convnp.data.image_files as decode
 
     monkeypatch.setattr(decode, "_pillow_to_arrays", lambda img: pytest.fail("decoded a bomb"))
     assert_error(upload(client, data), 413)

@@ -163,7 +163,7 @@ def test_broken_images_get_a_4xx_with_a_one_line_reason(client, raw):
 def test_limits_act_before_decoding(untrained_app, monkeypatch):
     """A body over the limit is refused by its Content-Length, before it is read; an image over the pixel limit is
     refused from its header, before a pixel is inflated (multipart or raw body alike)."""
-    import convnp.web.decode as decode
+    import convnp.data.image_files as decode
     from hostile_images import png_header_only
 
     monkeypatch.setattr(decode, "_pillow_to_arrays", lambda img: pytest.fail("decoded an image over the limit"))

@@ -10,6 +10,7 @@ import numpy as np
 from convnp.checkpoint import load_checkpoint
 from convnp.cli._args import add_mnist_dir, add_threads, positive_int
 from convnp.data.datasets import load_dataset
+from convnp.inference import Classifier
 from convnp.losses import SoftmaxCrossEntropy
 from convnp.metrics import classification_report, format_confusion, format_per_class
 
@@ -49,21 +50,16 @@ def _split(dataset, split: str) -> tuple[np.ndarray, np.ndarray]:
     return dataset.x_test, dataset.y_test
 
 
-def _n_classes(model, input_shape: tuple) -> int:
-    """How many classes the model scores, read from its output shape (no forward pass needed)."""
-    out = model.shapes(input_shape)[-1]
-    if len(out) != 1:
-        raise ValueError(f"the checkpoint's model outputs shape {out} per image, expected (K,) class scores")
-    return int(out[0])
-
-
 def run(args) -> int:
     checkpoint = load_checkpoint(args.checkpoint)
     dataset = load_dataset(args.data, mnist_dir=args.mnist_dir)
     x, y = _split(dataset, args.split)
     data_name = f"{dataset.name} ({args.split} split)"
-    inputs = checkpoint.prepare(x)  # (N, H, W, C) -> standardised floats; refuses images of the wrong shape
-    n_classes = _n_classes(checkpoint.model, tuple(inputs.shape[1:]))
+    # A model built without an input shape takes the data set's.
+    input_shape = None if checkpoint.model.input_shape else x.shape[1:]
+    classifier = Classifier.from_checkpoint(checkpoint, input_shape=input_shape, threads=args.threads)
+    inputs = classifier.prepare(x, stored=True)  # (N, H, W, C) as stored -> standardised; refuses the wrong shape
+    n_classes = classifier.n_classes
     # Check the labels before the forward pass, so a mismatched data set fails at once.
     if y.size and int(y.max()) >= n_classes:
         n_bad = int(np.count_nonzero(y >= n_classes))
@@ -72,7 +68,7 @@ def run(args) -> int:
             f"predicts {n_classes} classes (0-{n_classes - 1}); is this the data set it was trained on?"
         )
 
-    logits = checkpoint.model.predict(inputs, batch_size=args.batch_size, threads=args.threads)  # (N, K)
+    logits = classifier.forward(inputs, batch_size=args.batch_size)  # (N, K)
     loss = SoftmaxCrossEntropy().forward(logits, y)
     report = classification_report(y, logits.argmax(axis=1), n_classes=n_classes)
 

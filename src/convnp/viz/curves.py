@@ -93,21 +93,7 @@ def plot_curves(history_or_metrics, ax=None):
     """
     owner = "plot_curves"
     s = _series(history_or_metrics, owner)
-    if ax is None:
-        fig = new_figure((9, 3.6))
-        ax_loss, ax_acc = fig.subplots(1, 2)
-        twin = False
-    elif isinstance(ax, (list, tuple)):
-        if len(ax) != 2:
-            raise ValueError(f"{owner}: ax must be one Axes or a pair (ax_loss, ax_accuracy), got {len(ax)} axes")
-        for a in ax:
-            check_axes(a, owner)
-        ax_loss, ax_acc = ax
-        fig, twin = ax_loss.figure, False
-    else:
-        check_axes(ax, owner)
-        ax_loss, ax_acc = ax, ax.twinx()
-        fig, twin = ax.figure, True
+    fig, ax_loss, ax_acc, twin = _curve_axes(ax, owner)
     x = s["epoch"]
     marker = "o" if len(x) <= 30 else None
     has_val = any(not math.isnan(v) for v in s["val_loss"])
@@ -140,3 +126,20 @@ def plot_curves(history_or_metrics, ax=None):
         if len(x) <= 20:
             a.set_xticks(x)
     return fig
+
+
+def _curve_axes(ax, owner: str):
+    """``(figure, loss Axes, accuracy Axes, twin)`` for ``plot_curves``'s ``ax``; ``twin``: one Axes shared by both,
+    accuracy on its right-hand twin."""
+    if ax is None:
+        fig = new_figure((9, 3.6))
+        ax_loss, ax_acc = fig.subplots(1, 2)
+        return fig, ax_loss, ax_acc, False
+    if isinstance(ax, (list, tuple)):
+        if len(ax) != 2:
+            raise ValueError(f"{owner}: ax must be one Axes or a pair (ax_loss, ax_accuracy), got {len(ax)} axes")
+        for a in ax:
+            check_axes(a, owner)
+        return ax[0].figure, ax[0], ax[1], False
+    check_axes(ax, owner)
+    return ax.figure, ax, ax.twinx(), True

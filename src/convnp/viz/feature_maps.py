@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from convnp.inference import layer_outputs
 from convnp.viz._common import bare, check_axes, grid_shape, new_figure, symmetric_limit, tile
 
 
@@ -20,7 +21,8 @@ def _conv_indices(model, owner: str) -> list[int]:
 
 
 def conv_activations(model, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
-    """Run ``model`` layer by layer in inference mode and keep the output of every Conv2D layer.
+    """Run ``model`` layer by layer in inference mode (:func:`convnp.inference.layer_outputs`) and keep the output
+    of every Conv2D layer.
 
     Parameters
     ----------
@@ -46,12 +48,8 @@ def conv_activations(model, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
                          "standardise the images first, e.g. checkpoint.prepare(images)")
     if x.dtype != model.dtype:
         x = x.astype(model.dtype)
-    out = []
-    for i, layer in enumerate(model.layers[: indices[-1] + 1]):
-        x = layer.forward(x, training=False)
-        if i in indices:
-            out.append((f"layer {i}: {layer!r}", x))
-    return out
+    outputs = layer_outputs(model, x, upto=indices[-1])  # layers 0 .. the last Conv2D
+    return [(f"layer {i}: {model.layers[i]!r}", outputs[i]) for i in indices]
 
 
 def plot_feature_maps(model, image: np.ndarray, *, max_channels: int = 32, ax=None, title: str | None = None):
@@ -86,23 +84,7 @@ def plot_feature_maps(model, image: np.ndarray, *, max_channels: int = 32, ax=No
         raise ValueError(f"{owner}: max_channels must be a positive integer, got {max_channels!r}")
     layers = conv_activations(model, image)
 
-    if ax is None:
-        fig = new_figure((3.2 * (len(layers) + 1) + 1, 3.8))
-        widths = [1.0] + [1.4] * len(layers)
-        axes = fig.subplots(1, len(layers) + 1, width_ratios=widths, squeeze=False)[0]
-        ax_input, axes = axes[0], list(axes[1:])
-        shown = image[0].mean(axis=-1)  # (H, W): the channels' mean
-        ax_input.imshow(shown, cmap="gray", interpolation="nearest")
-        ax_input.set_title("input", fontsize=9)
-        bare(ax_input)
-    else:
-        axes = [ax] if not isinstance(ax, (list, tuple, np.ndarray)) else list(np.ravel(ax))
-        if len(axes) != len(layers):
-            raise ValueError(f"{owner}: got {len(axes)} axes for {len(layers)} Conv2D layer(s); pass one per layer")
-        for a in axes:
-            check_axes(a, owner)
-        fig = axes[0].figure
-
+    fig, axes = _layer_axes(ax, image, len(layers), owner)
     for a, (name, maps) in zip(axes, layers):
         n_maps = maps.shape[-1]
         maps = maps[0].transpose(2, 0, 1)[:max_channels].astype(np.float64)  # (C_out, H_out, W_out)
@@ -117,3 +99,24 @@ def plot_feature_maps(model, image: np.ndarray, *, max_channels: int = 32, ax=No
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
+
+
+def _layer_axes(ax, image: np.ndarray, n_layers: int, owner: str):
+    """The figure and one Axes per Conv2D layer: the caller's ``ax``, or a new figure with ``image``
+    `(1, H, W, C)` drawn at the left."""
+    if ax is None:
+        fig = new_figure((3.2 * (n_layers + 1) + 1, 3.8))
+        widths = [1.0] + [1.4] * n_layers
+        axes = fig.subplots(1, n_layers + 1, width_ratios=widths, squeeze=False)[0]
+        ax_input, axes = axes[0], list(axes[1:])
+        shown = image[0].mean(axis=-1)  # (H, W): the channels' mean
+        ax_input.imshow(shown, cmap="gray", interpolation="nearest")
+        ax_input.set_title("input", fontsize=9)
+        bare(ax_input)
+        return fig, axes
+    axes = [ax] if not isinstance(ax, (list, tuple, np.ndarray)) else list(np.ravel(ax))
+    if len(axes) != n_layers:
+        raise ValueError(f"{owner}: got {len(axes)} axes for {n_layers} Conv2D layer(s); pass one per layer")
+    for a in axes:
+        check_axes(a, owner)
+    return axes[0].figure, axes

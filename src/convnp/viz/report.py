@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from convnp.checkpoint import Checkpoint, load_checkpoint
+from convnp.inference import Classifier
 from convnp.train.callbacks import Callback
 from convnp.viz._common import figure_png, require_matplotlib
 from convnp.viz.curves import read_metrics
@@ -76,7 +77,6 @@ def check_run_dir(run_dir) -> Path:
 def load_run(run_dir, *, evaluate: bool = True) -> RunView:
     """Read a run folder and (with ``evaluate``) run its best checkpoint over the test split of its data."""
     from convnp.data.datasets import load_dataset
-    from convnp.ops.activations import softmax
 
     run_dir = check_run_dir(run_dir)
     try:
@@ -103,9 +103,8 @@ def load_run(run_dir, *, evaluate: bool = True) -> RunView:
         view.images, view.y_true = data.x_train, data.y_train
         return view
     view.split, view.images, view.y_true = "test", data.x_test, data.y_test
-    x = view.checkpoint.prepare(data.x_test)  # (N, H, W, C) standardised as in training
-    logits = view.checkpoint.model.predict(x, threads=settings.get("threads"))  # (N, K)
-    view.probs = softmax(logits.astype(np.float64))
+    classifier = Classifier.from_checkpoint(view.checkpoint, threads=settings.get("threads"))
+    view.probs = classifier.predict_proba(data.x_test, stored=True)  # (N, K), the data set's arrays as stored
     return view
 
 

@@ -1,6 +1,8 @@
 """The draw-a-digit web app: a page, a prediction endpoint and a health check around one loaded checkpoint.
 
-FastAPI is imported here and nowhere else in convnp. Routes:
+FastAPI is imported in :mod:`convnp.web` only: here, and in :mod:`convnp.web.decode`, which turns a request's body
+into the grey picture of its digit. Predictions come from a :class:`convnp.inference.Classifier`, as
+``convnp predict``'s do. Routes:
 
 - ``GET /``: the page (``static/index.html``): draw a digit, see the prediction, the ten probabilities and the
   first convolution's feature maps of the drawing;
@@ -17,7 +19,7 @@ preparation leaves nearly unchanged.
 
 Every error a client can cause is a 4xx with ``{"detail": "<one line>"}``: 400 (empty body, not an image, no
 ink), 413 (body over :data:`MAX_BODY_BYTES`, by its Content-Length header and by the bytes actually received;
-image over :data:`~convnp.data.images.MAX_PIXELS` pixels, from its header before decoding), 415 (unsupported
+image over :data:`~convnp.data.image_files.MAX_PIXELS` pixels, from its header before decoding), 415 (unsupported
 content type), 422 (JSON that does not match the schema, bad query parameters). Anything unexpected is a 500 with
 a fixed message; tracebacks never reach the client.
 """
@@ -26,7 +28,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import threading
 from importlib import resources
 from typing import Annotated, Literal
 
@@ -34,39 +35,27 @@ import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from convnp.checkpoint import load_checkpoint
-from convnp.cli.predict import MNIST_SHAPE, _to_stored_scale
-from convnp.data.images import MAX_PIXELS, preprocess_digit
+from convnp.data.image_files import MAX_PIXELS
+from convnp.data.images import preprocess_digit
 from convnp.errors import DataError
+from convnp.inference import MNIST_SHAPE, Classifier
 from convnp.layers import Conv2D, ReLU
 from convnp.ops.activations import softmax
-from convnp.web.decode import ImageTooLargeError, read_image_bytes
+from convnp.web.decode import REQUEST_BODY, describe_errors, read_digit
 
 __all__ = ["MAX_BODY_BYTES", "create_app"]
 
 #: Largest request body accepted (1 MiB): a 280x280 drawing as PNG is a few kB, a 28x28 JSON array under 10 kB.
 MAX_BODY_BYTES = 1 << 20
 
-SIDE = 28  # the JSON array's side: MNIST's
 logger = logging.getLogger("convnp.web")
 
 
 # ---- schemas ---------------------------------------------------------------------------------------------------------
-Pixel = Annotated[float, Field(strict=True, ge=0, le=255, allow_inf_nan=False)]
-Row = Annotated[list[Pixel], Field(min_length=SIDE, max_length=SIDE)]
-
-
-class PixelsRequest(BaseModel):
-    """A digit as a 28x28 array: ink bright (up to 255) on a dark background (0); prepared like an image file."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    pixels: Annotated[list[Row], Field(min_length=SIDE, max_length=SIDE, description="28 rows of 28 numbers 0..255")]
-
-
 class FeatureMaps(BaseModel):
     """The first Conv2D layer's output (after its ReLU, if one follows) for the digit, each map scaled on its own
     to 0..255."""
@@ -101,49 +90,29 @@ ERRORS = {
     422: {"model": ErrorResponse, "description": "JSON or query parameters that do not match the schema"},
 }
 
-# Both ways to send a digit, for the OpenAPI document: the endpoint reads the body itself to accept either.
-REQUEST_BODY = {
-    "required": True,
-    "content": {
-        "application/json": {"schema": PixelsRequest.model_json_schema()},
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "properties": {"file": {"type": "string", "format": "binary", "description": "an image file"}},
-                "required": ["file"],
-            }
-        },
-        "image/*": {"schema": {"type": "string", "format": "binary"}},
-    },
-}
 
 
 # ---- the model ---------------------------------------------------------------------------------------------------------
 class DigitClassifier:
     """A checkpoint loaded once, classifying one grey picture per call; safe to call from many threads at once.
 
-    The server classifies concurrent requests in Starlette's thread pool. A layer is not safe to share between
-    threads: Conv2D reuses scratch buffers (its ``workspace``) from call to call, inference included, so two
-    concurrent forwards through one layer overwrite each other's im2col matrix and both get wrong answers. Each
-    thread therefore runs its own :meth:`~convnp.model.Sequential.replica` of the model: the parameter arrays are
-    shared (read only), the buffers are not.
+    The server classifies concurrent requests in Starlette's thread pool; the :class:`~convnp.inference.Classifier`
+    inside runs each thread's own replica of the model (a model's layers reuse scratch buffers, so one model must
+    not run in two threads at once).
     """
 
     def __init__(self, checkpoint_path):
-        self.checkpoint = load_checkpoint(checkpoint_path)
-        self.model = self.checkpoint.model
-        self._local = threading.local()  # .model: this thread's replica
-        input_shape = tuple(self.model.input_shape) if self.model.input_shape else MNIST_SHAPE
-        if input_shape != MNIST_SHAPE:
+        self.classifier = Classifier.from_checkpoint(checkpoint_path)
+        checkpoint = self.classifier.checkpoint
+        if self.classifier.input_shape != MNIST_SHAPE:
             raise ValueError(
-                f"{self.checkpoint.path}: the page draws 28x28 digits, but this model takes images of shape "
-                f"{input_shape} (H, W, C); serve a model trained on MNIST"
+                f"{checkpoint.path}: the page draws 28x28 digits, but this model takes images of shape "
+                f"{self.classifier.input_shape} (H, W, C); serve a model trained on MNIST"
             )
-        self.standardize = self.checkpoint.standardize
-        self.name = str(self.checkpoint.meta.get("model_name") or self.checkpoint.path.stem)
-        self.n_params = int(self.model.n_params)
+        self.name = str(checkpoint.meta.get("model_name") or checkpoint.path.stem)
+        self.n_params = int(self.classifier.model.n_params)
         # Feature maps: the first Conv2D's output, after its ReLU when one follows (so black means "not found here").
-        layers = self.model.layers
+        layers = self.classifier.model.layers
         conv = next((i for i, layer in enumerate(layers) if isinstance(layer, Conv2D)), None)
         if conv is not None and conv + 1 < len(layers) and isinstance(layers[conv + 1], ReLU):
             conv += 1
@@ -152,21 +121,13 @@ class DigitClassifier:
     def classify(self, grey: np.ndarray, feature_maps: bool) -> Prediction:
         """A picture ``(H, W)`` in 0..255 -> the prediction; raises DataError when it holds no ink."""
         digit = preprocess_digit(grey)  # (28, 28), 0..255
-        x = self.checkpoint.prepare(_to_stored_scale(digit[None, :, :, None], self.standardize))  # (1, 28, 28, 1)
+        outputs = self.classifier.activations(digit[None, :, :, None])  # every layer's, for (1, 28, 28, 1)
         maps = None
-        for i, layer in enumerate(self._thread_model().layers):
-            x = layer.forward(x)  # training=False: nothing kept for a backward pass
-            if i == self.maps_index and feature_maps:
-                maps = self._encode_maps(x[0], f"{i}: {layer!r}")  # (H, W, C)
-        probs = softmax(np.asarray(x, dtype=np.float64), axis=1)[0]  # (K,)
+        if feature_maps and self.maps_index is not None:
+            layer = self.classifier.model.layers[self.maps_index]
+            maps = self._encode_maps(outputs[self.maps_index][0], f"{self.maps_index}: {layer!r}")  # (H, W, C)
+        probs = softmax(np.asarray(outputs[-1], dtype=np.float64), axis=1)[0]  # (K,)
         return Prediction(label=int(np.argmax(probs)), probabilities=[float(p) for p in probs], feature_maps=maps)
-
-    def _thread_model(self):
-        """This thread's replica of the model, made on its first call (a few kB: the buffers for one image)."""
-        model = getattr(self._local, "model", None)
-        if model is None:
-            model = self._local.model = self.model.replica()
-        return model
 
     @staticmethod
     def _encode_maps(a: np.ndarray, layer: str) -> FeatureMaps:
@@ -231,18 +192,6 @@ def _error(status: int, detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
 
 
-def _describe(err: ValidationError | RequestValidationError) -> str:
-    """Pydantic's errors -> one line: ``pixels[3][5]: Input should be less than or equal to 255; ...``."""
-    parts = []
-    for e in err.errors()[:5]:
-        loc = ""
-        for item in e.get("loc", ()):
-            loc += f"[{item}]" if isinstance(item, int) else (f".{item}" if loc else str(item))
-        parts.append(f"{loc}: {e['msg']}" if loc else e["msg"])
-    more = len(err.errors()) - len(parts)
-    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
-
-
 # ---- the app ---------------------------------------------------------------------------------------------------------------
 def create_app(checkpoint_path) -> FastAPI:
     """Load ``checkpoint_path`` (a ``.npz`` file or a run folder) once and build the app around it.
@@ -251,8 +200,6 @@ def create_app(checkpoint_path) -> FastAPI:
     ``ValueError`` for a model that does not take 28x28x1 digits.
     """
     classifier = DigitClassifier(checkpoint_path)
-    page = resources.files("convnp.web").joinpath("static/index.html").read_text(encoding="utf-8")
-
     app = FastAPI(
         title="convnp digits",
         description=f"Draw a digit and see what the model `{classifier.name}` makes of it. Errors are "
@@ -261,10 +208,17 @@ def create_app(checkpoint_path) -> FastAPI:
     )
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     app.state.classifier = classifier
+    _add_error_handlers(app)
+    _add_routes(app, classifier)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error as ``{"detail": "<one line>"}``; an unexpected one as a 500 whose details stay in the log."""
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, err: RequestValidationError):
-        return _error(422, _describe(err))
+        return _error(422, describe_errors(err))
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, err: HTTPException):
@@ -274,6 +228,11 @@ def create_app(checkpoint_path) -> FastAPI:
     async def _unexpected(request: Request, err: Exception):
         logger.exception("convnp.web: unexpected error on %s %s", request.method, request.url.path)
         return _error(500, "internal error; the server's log has the details")
+
+
+def _add_routes(app: FastAPI, classifier: DigitClassifier) -> None:
+    """``GET /``, ``GET /api/health`` and ``POST /api/predict``."""
+    page = resources.files("convnp.web").joinpath("static/index.html").read_text(encoding="utf-8")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> HTMLResponse:
@@ -298,53 +257,8 @@ def create_app(checkpoint_path) -> FastAPI:
         request: Request,
         feature_maps: Annotated[bool, Query(description="include the first conv layer's output")] = True,
     ) -> Prediction:
-        grey = await _read_digit(request)
+        grey = await read_digit(request)
         try:
             return await run_in_threadpool(classifier.classify, grey, feature_maps)
         except DataError as err:  # no ink
             raise HTTPException(400, str(err)) from None
-
-    return app
-
-
-async def _read_digit(request: Request) -> np.ndarray:
-    """The request's digit as a grey picture ``(H, W)`` in 0..255, or an HTTPException saying what is wrong."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type == "multipart/form-data":
-        try:
-            form = await request.form(max_files=1, max_fields=10)
-        except HTTPException:
-            raise
-        except Exception as err:  # noqa: BLE001 - malformed multipart, in whatever way the parser noticed
-            raise HTTPException(400, f"malformed multipart/form-data body ({err})") from None
-        upload = form.get("file")
-        if upload is None:
-            raise HTTPException(422, "multipart body has no field 'file'; send the image as file=@digit.png")
-        if isinstance(upload, str):
-            raise HTTPException(422, "multipart field 'file' must be a file upload, got a plain text field")
-        data = await upload.read()
-        return await run_in_threadpool(_decode, data)
-    body = await request.body()
-    if not body:
-        raise HTTPException(400, "empty request body; send an image file or JSON {\"pixels\": [[...], ...]}")
-    if content_type == "application/json" or content_type.endswith("+json"):
-        try:
-            pixels = PixelsRequest.model_validate_json(body).pixels
-        except ValidationError as err:
-            raise HTTPException(422, _describe(err)) from None
-        return np.asarray(pixels, dtype=np.float64)  # (28, 28)
-    if content_type.startswith("image/") or content_type == "application/octet-stream":
-        return await run_in_threadpool(_decode, body)
-    raise HTTPException(
-        415, f"unsupported content type {content_type or '(none)'!r}; send application/json, multipart/form-data "
-        "(field 'file') or image/*"
-    )
-
-
-def _decode(data: bytes) -> np.ndarray:
-    try:
-        return read_image_bytes(data)
-    except ImageTooLargeError as err:
-        raise HTTPException(413, str(err)) from None
-    except DataError as err:
-        raise HTTPException(400, str(err)) from None

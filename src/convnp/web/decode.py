@@ -1,82 +1,114 @@
-"""Uploaded bytes -> a grey picture, decoded exactly as :func:`convnp.data.images.read_image` decodes files.
+"""A prediction request's body -> the grey picture of its digit, or an HTTP error saying what is wrong with it.
 
-The file reader takes a path; a web request holds bytes. This module opens those bytes with Pillow and hands the
-result to the same helpers the file reader uses (mode handling, transparency, BT.601 grey), so ``convnp predict``
-on a saved PNG and ``POST /api/predict`` with the same PNG see the same pixels.
+``POST /api/predict`` takes a digit three ways: an image file in a multipart form (field ``file``), an image as the
+raw body (``image/*``), or JSON ``{"pixels": 28 rows of 28 numbers 0..255}``. Image bytes are decoded by
+:func:`convnp.data.image_files.read_image_bytes`, the decoder ``convnp predict`` uses for files, so a saved PNG and
+the same PNG uploaded give the same pixels. Each fault a client can make becomes one 4xx line: 400 (empty, not an
+image, malformed form), 413 (more than :data:`~convnp.data.image_files.MAX_PIXELS` pixels, known from the header
+before decoding), 415 (another content type), 422 (JSON or form fields that do not match the schema).
 """
 
 from __future__ import annotations
 
-import io
+from typing import Annotated
 
 import numpy as np
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
-from convnp.data.images import MAX_PIXELS, _composite, _grey, _import_pillow, _pillow_to_arrays
+from convnp.data.image_files import ImageTooLargeError, read_image_bytes
 from convnp.errors import DataError
 
-__all__ = ["ImageTooLargeError", "read_image_bytes"]
+__all__ = ["REQUEST_BODY", "PixelsRequest", "describe_errors", "read_digit"]
+
+SIDE = 28  # the JSON array's side: MNIST's
+
+Pixel = Annotated[float, Field(strict=True, ge=0, le=255, allow_inf_nan=False)]
+Row = Annotated[list[Pixel], Field(min_length=SIDE, max_length=SIDE)]
 
 
-class ImageTooLargeError(DataError):
-    """The image declares more than :data:`~convnp.data.images.MAX_PIXELS` pixels (checked before decoding)."""
+class PixelsRequest(BaseModel):
+    """A digit as a 28x28 array: ink bright (up to 255) on a dark background (0); prepared like an image file."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    pixels: Annotated[list[Row], Field(min_length=SIDE, max_length=SIDE, description="28 rows of 28 numbers 0..255")]
 
 
-def read_image_bytes(data: bytes) -> np.ndarray:
-    """Decode an image held in memory to grey floats.
+# Both ways to send a digit, for the OpenAPI document: the endpoint reads the body itself to accept either.
+REQUEST_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": PixelsRequest.model_json_schema()},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary", "description": "an image file"}},
+                "required": ["file"],
+            }
+        },
+        "image/*": {"schema": {"type": "string", "format": "binary"}},
+    },
+}
 
-    Parameters
-    ----------
-    data : bytes
-        Anything Pillow reads (PNG, JPEG, GIF (first frame), BMP, TIFF, WebP, ...).
 
-    Returns
-    -------
-    ndarray of shape `(H, W)`, float64 in ``[0, 255]`` (BT.601 luma, transparency composited onto the paper)
+def describe_errors(err: ValidationError | RequestValidationError) -> str:
+    """Pydantic's errors -> one line: ``pixels[3][5]: Input should be less than or equal to 255; ...``."""
+    parts = []
+    for e in err.errors()[:5]:
+        loc = ""
+        for item in e.get("loc", ()):
+            loc += f"[{item}]" if isinstance(item, int) else (f".{item}" if loc else str(item))
+        parts.append(f"{loc}: {e['msg']}" if loc else e["msg"])
+    more = len(err.errors()) - len(parts)
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
-    Raises
-    ------
-    DataError
-        Empty, not an image, damaged or unsupported.
-    ImageTooLargeError
-        More than :data:`~convnp.data.images.MAX_PIXELS` pixels, read from the header before any pixel is inflated.
-    """
-    if not data:
-        raise DataError("empty image (0 bytes)")
-    Image = _import_pillow()
-    from PIL import ImageOps, UnidentifiedImageError
 
-    try:
-        img = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError:
-        raise DataError("not an image (no format that Pillow reads recognises it)") from None
-    except Image.DecompressionBombError as err:
-        raise ImageTooLargeError(f"image is too large: {err}; at most {MAX_PIXELS:,} pixels are accepted") from None
-    except Exception as err:  # noqa: BLE001 - any decoder failure on untrusted bytes is the same fact for the user
-        raise DataError(f"could not be opened as an image ({type(err).__name__}: {err})") from None
-    with img:
-        _check_size(*img.size)  # header only: a decompression bomb is refused before it inflates
+async def read_digit(request: Request) -> np.ndarray:
+    """The request's digit as a grey picture ``(H, W)`` in 0..255, or an HTTPException saying what is wrong."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        return await run_in_threadpool(_decode, await _uploaded_file(request))
+    body = await request.body()
+    if not body:
+        raise HTTPException(400, "empty request body; send an image file or JSON {\"pixels\": [[...], ...]}")
+    if content_type == "application/json" or content_type.endswith("+json"):
         try:
-            img.seek(0)  # first frame of an animation
-            img = ImageOps.exif_transpose(img)
-            _check_size(*img.size)
-            colour, alpha = _pillow_to_arrays(img)  # (H, W, 1|3), (H, W) or None
-        except DataError:
-            raise
-        except Exception as err:  # noqa: BLE001
-            raise DataError(
-                f"image could not be decoded, damaged or unsupported ({type(err).__name__}: {err})"
-            ) from None
-    if alpha is not None:
-        colour = _composite(colour, alpha)
-    return _grey(colour)
+            pixels = PixelsRequest.model_validate_json(body).pixels
+        except ValidationError as err:
+            raise HTTPException(422, describe_errors(err)) from None
+        return np.asarray(pixels, dtype=np.float64)  # (28, 28)
+    if content_type.startswith("image/") or content_type == "application/octet-stream":
+        return await run_in_threadpool(_decode, body)
+    raise HTTPException(
+        415, f"unsupported content type {content_type or '(none)'!r}; send application/json, multipart/form-data "
+        "(field 'file') or image/*"
+    )
 
 
-def _check_size(width: int, height: int) -> None:
-    side = int(MAX_PIXELS**0.5)
-    if width * height > MAX_PIXELS:
-        raise ImageTooLargeError(
-            f"image is {width}x{height} pixels, more than the {MAX_PIXELS:,} ({side}x{side}) accepted; "
-            "scale it down first"
-        )
-    if width < 1 or height < 1:
-        raise DataError(f"image is {width}x{height} pixels, expected at least 1x1")
+async def _uploaded_file(request: Request) -> bytes:
+    """The bytes of a multipart form's ``file`` field."""
+    try:
+        form = await request.form(max_files=1, max_fields=10)
+    except HTTPException:
+        raise
+    except Exception as err:  # noqa: BLE001 - malformed multipart, in whatever way the parser noticed
+        raise HTTPException(400, f"malformed multipart/form-data body ({err})") from None
+    upload = form.get("file")
+    if upload is None:
+        raise HTTPException(422, "multipart body has no field 'file'; send the image as file=@digit.png")
+    if isinstance(upload, str):
+        raise HTTPException(422, "multipart field 'file' must be a file upload, got a plain text field")
+    return await upload.read()
+
+
+def _decode(data: bytes) -> np.ndarray:
+    """Image bytes -> grey ``(H, W)`` in 0..255; too large is a 413, anything else unreadable a 400."""
+    try:
+        return read_image_bytes(data)
+    except ImageTooLargeError as err:
+        raise HTTPException(413, str(err)) from None
+    except DataError as err:
+        raise HTTPException(400, str(err)) from None

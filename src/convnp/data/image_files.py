@@ -1,0 +1,275 @@
+"""Image files -> float pixels: one decoder for a file on disk (:func:`read_image`) and for the same file's bytes
+held in memory, as an upload is (:func:`read_image_bytes`).
+
+Both go through the same steps (Pillow's modes, 16-bit depths, transparency laid onto the paper, BT.601 grey), so
+``convnp predict`` on a saved PNG and ``POST /api/predict`` with that PNG see the same pixels. Image files are
+untrusted input: the pixel count is checked from the header before anything is inflated, and every decoder failure
+becomes one :class:`~convnp.errors.DataError` line.
+
+Pillow is an optional extra (``pip install convnp[image]``), imported inside the functions that need it, so the rest
+of convnp stays NumPy-only (reading a ``.npy`` file needs no Pillow).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from convnp.errors import DataError, DataNotFoundError
+
+__all__ = ["MAX_PIXELS", "ImageTooLargeError", "read_image", "read_image_bytes", "require_pillow"]
+
+#: Largest image accepted, in pixels (width x height). Checked from the header, before anything is decoded, so
+#: a small file that claims a huge canvas (a decompression bomb) costs nothing.
+MAX_PIXELS = 4096 * 4096
+
+# ITU-R BT.601 luma weights: what Pillow's convert("L") uses, so .npy colour arrays and image files agree.
+_LUMA = np.array([0.299, 0.587, 0.114])
+
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+class ImageTooLargeError(DataError):
+    """The image declares more than :data:`MAX_PIXELS` pixels (found from its header, before decoding)."""
+
+
+def require_pillow():
+    """``PIL.Image``, or a RuntimeError saying how to install it (the same for every file, so not a DataError)."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise RuntimeError(
+            "decoding and resizing images needs Pillow, an optional extra: pip install 'convnp[image]' "
+            "(or pip install pillow)"
+        ) from None
+    return Image
+
+
+# ---- the two entry points --------------------------------------------------------------------------------------------
+def read_image(path, *, rgb: bool = False) -> np.ndarray:
+    """Read an image file as floats in ``[0, 255]``, transparency composited onto the paper.
+
+    Parameters
+    ----------
+    path : str or Path
+        Anything Pillow decodes (PNG, JPEG, GIF (first frame), BMP, TIFF, WebP, ...; 1-, 8- and 16-bit grey,
+        palette, RGB, RGBA, LA, CMYK, ...), or a NumPy ``.npy`` array of shape `(H, W)`, `(H, W, 1)`,
+        `(H, W, 3)` or `(H, W, 4)` holding integers in 0..255 or floats in ``[0, 1]`` or ``[0, 255]``.
+    rgb : bool
+        Return the three colour channels instead of grey.
+
+    Returns
+    -------
+    ndarray of shape `(H, W)` (grey, BT.601 luma), or `(H, W, 3)` with ``rgb=True``; float64 in ``[0, 255]``
+
+    Raises
+    ------
+    DataError
+        Naming the file: no such file, empty, not an image, damaged, too large (an :class:`ImageTooLargeError`:
+        more than :data:`MAX_PIXELS`), an array of the wrong shape, type or range.
+
+    Notes
+    -----
+    Transparent pixels need a colour. When most of the image is opaque, the opaque part is a sheet with the
+    digit on it, and transparent margins take the sheet's (median) grey. When most of it is transparent, the
+    opaque pixels are the strokes themselves (a drawing exported with a transparent background), and they are
+    laid on white if they are dark and on black if they are light, so they always stand out.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataNotFoundError(f"{path}: no such file")
+    if not path.is_file():
+        raise DataError(f"{path}: is not a file, expected an image")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: empty file (0 bytes), expected an image")
+    with open(path, "rb") as f:
+        is_npy = f.read(len(_NPY_MAGIC)) == _NPY_MAGIC
+    colour, alpha = _read_npy(path) if is_npy else _read_with_pillow(path, f"{path}: ")  # (H, W, 1|3), (H, W)
+    return _finish(colour, alpha, rgb)
+
+
+def read_image_bytes(data: bytes, *, rgb: bool = False) -> np.ndarray:
+    """Decode an image file held in memory (an upload), exactly as :func:`read_image` decodes it from disk.
+
+    Parameters
+    ----------
+    data : bytes
+        Anything Pillow reads (PNG, JPEG, GIF (first frame), BMP, TIFF, WebP, ...). ``.npy`` arrays are files only.
+    rgb : bool
+        Return the three colour channels instead of grey.
+
+    Returns
+    -------
+    ndarray of shape `(H, W)` (grey, BT.601 luma), or `(H, W, 3)` with ``rgb=True``; float64 in ``[0, 255]``
+
+    Raises
+    ------
+    DataError
+        Empty, not an image, damaged or unsupported.
+    ImageTooLargeError
+        More than :data:`MAX_PIXELS` pixels, read from the header before any pixel is inflated.
+    """
+    if not data:
+        raise DataError("empty image (0 bytes)")
+    colour, alpha = _read_with_pillow(io.BytesIO(data), "")  # (H, W, 1|3), (H, W) or None
+    return _finish(colour, alpha, rgb)
+
+
+def _finish(colour: np.ndarray, alpha: np.ndarray | None, rgb: bool) -> np.ndarray:
+    """Colour ``(H, W, 1|3)`` and alpha ``(H, W)`` (or None) -> grey ``(H, W)``, or RGB ``(H, W, 3)``."""
+    if alpha is not None:
+        colour = _composite(colour, alpha)
+    if rgb:
+        return np.repeat(colour, 3, axis=2) if colour.shape[2] == 1 else colour
+    return _grey(colour)
+
+
+# ---- Pillow ----------------------------------------------------------------------------------------------------------
+def _check_size(where: str, width: int, height: int) -> None:
+    """Refuse a canvas over :data:`MAX_PIXELS` or an empty one; ``where`` prefixes the message (``"path: "``)."""
+    if width * height > MAX_PIXELS:
+        side = int(MAX_PIXELS**0.5)
+        raise ImageTooLargeError(
+            f"{where}image is {width}x{height} pixels, more than the {MAX_PIXELS:,} ({side}x{side}) accepted; "
+            "scale it down first"
+        )
+    if width < 1 or height < 1:
+        raise DataError(f"{where}image is {width}x{height} pixels, expected at least 1x1")
+
+
+def _read_with_pillow(source, where: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Decode a path or a file object -> colour ``(H, W, 1|3)`` in [0, 255] and alpha ``(H, W)`` in [0, 1] (or
+    None); ``where`` (``"path: "`` or ``""``) starts every message."""
+    Image = require_pillow()
+    from PIL import ImageOps, UnidentifiedImageError
+
+    try:
+        img = Image.open(source)
+    except UnidentifiedImageError:
+        raise DataError(f"{where}not an image (no format that Pillow reads recognises it)") from None
+    except Image.DecompressionBombError as err:
+        # Pillow's own, looser bound (twice its MAX_IMAGE_PIXELS) tripped inside open(); report ours.
+        raise ImageTooLargeError(f"{where}image is too large: {err}; at most {MAX_PIXELS:,} pixels are accepted") from None
+    except Exception as err:  # noqa: BLE001 - any failure to open untrusted bytes is the same fact for the user
+        raise DataError(f"{where}could not be opened as an image ({type(err).__name__}: {err})") from None
+    with img:
+        # The header is read, the pixels are not: refuse a decompression bomb before a single byte is inflated.
+        _check_size(where, *img.size)
+        try:
+            img.seek(0)  # first frame of an animation (GIF, APNG, multi-page TIFF)
+            # Phone photos are stored sideways with an EXIF note saying which way is up.
+            img = ImageOps.exif_transpose(img)
+            _check_size(where, *img.size)
+            return _pillow_to_arrays(img)
+        except DataError:
+            raise
+        except Exception as err:  # noqa: BLE001
+            # Decoders of untrusted files fail in many ways (OSError "truncated", SyntaxError, struct.error,
+            # ValueError "unsupported mode", ...); each is the same fact for the user: this file cannot be read.
+            raise DataError(
+                f"{where}image could not be decoded, damaged or unsupported ({type(err).__name__}: {err})"
+            ) from None
+
+
+def _pillow_to_arrays(img) -> tuple[np.ndarray, np.ndarray | None]:
+    """A decoded Pillow image -> colour ``(H, W, 1|3)`` in [0, 255] and alpha ``(H, W)`` in [0, 1] (or None)."""
+    mode = img.mode
+    if mode in ("I", "F") or mode.startswith("I;16"):
+        # 16-bit and 32-bit grey have no alpha in Pillow; bring them to 0..255 by their nominal range.
+        grey = np.asarray(img, dtype=np.float64)
+        grey = _high_depth_to_255(grey, mode)
+        return grey[..., None], None  # (H, W) -> (H, W, 1)
+    has_alpha = mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in img.info
+    if has_alpha:
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.float64)  # (H, W, 4); palette tRNS handled by Pillow
+        colour, alpha = rgba[..., :3], rgba[..., 3] / 255.0
+        if mode in ("LA", "La", "L") or (mode in ("P", "PA") and _is_grey(colour)):
+            colour = colour[..., :1]
+        return colour, alpha
+    if mode == "L":
+        return np.asarray(img, dtype=np.float64)[..., None], None
+    if mode == "1":
+        return np.asarray(img.convert("L"), dtype=np.float64)[..., None], None
+    colour = np.asarray(img.convert("RGB"), dtype=np.float64)  # CMYK, YCbCr, P, LAB, HSV -> (H, W, 3)
+    return colour, None
+
+
+def _is_grey(colour: np.ndarray) -> bool:
+    return bool(np.all(colour[..., 0] == colour[..., 1]) and np.all(colour[..., 1] == colour[..., 2]))
+
+
+def _high_depth_to_255(grey: np.ndarray, mode: str) -> np.ndarray:
+    if mode == "F":
+        top = 1.0 if grey.size and np.nanmax(grey) <= 1.0 else 255.0
+    elif mode.startswith("I;16"):
+        top = 65535.0
+    else:  # "I": 32-bit; 16-bit PNGs open in this mode on older Pillows
+        peak = float(grey.max()) if grey.size else 0.0
+        top = 255.0 if peak <= 255 else 65535.0 if peak <= 65535 else peak
+    return np.clip(np.nan_to_num(grey) * (255.0 / top), 0.0, 255.0)
+
+
+# ---- .npy ------------------------------------------------------------------------------------------------------------
+def _read_npy(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """An ``.npy`` image -> colour ``(H, W, 1|3)`` in [0, 255] and alpha ``(H, W)`` in [0, 1] (or None)."""
+    try:
+        # Memory-mapped: the shape and dtype come from the header, the data is read only once they pass.
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as err:
+        if "pickle" in str(err) or "object" in str(err).lower():
+            raise DataError(f"{path}: holds Python objects (dtype=object), which convnp will not unpickle") from None
+        raise DataError(f"{path}: could not be read as a .npy array ({err})") from None
+    except (OSError, EOFError) as err:
+        raise DataError(f"{path}: damaged or truncated .npy array ({err})") from None
+    shape = arr.shape
+    if not (arr.ndim == 2 or (arr.ndim == 3 and shape[2] in (1, 3, 4))):
+        raise DataError(
+            f"{path}: array of shape {shape} is not an image; expected (H, W) grey, (H, W, 1), (H, W, 3) RGB "
+            "or (H, W, 4) RGBA"
+        )
+    _check_size(f"{path}: ", shape[1], shape[0])
+    if arr.dtype.kind not in "uif":
+        raise DataError(
+            f"{path}: array of dtype {arr.dtype} is not an image; expected uint8 pixels 0..255 or floats "
+            "in [0, 1] or [0, 255]"
+        )
+    is_float = arr.dtype.kind == "f"
+    x = np.array(arr, dtype=np.float64)  # reads the data; (H, W[, C])
+    del arr  # closes the memory map
+    if x.ndim == 2:
+        x = x[..., None]  # (H, W) -> (H, W, 1)
+    if not np.isfinite(x).all():
+        raise DataError(f"{path}: array holds NaN or infinite values")
+    low, high = float(x.min()), float(x.max())
+    if low < 0 or high > 255:
+        raise DataError(
+            f"{path}: pixel values span [{low:g}, {high:g}]; expected 0..255 (or floats in [0, 1])"
+        )
+    if is_float and high <= 1.0:
+        x = x * 255.0  # floats in [0, 1], the usual scale of float images
+    if x.shape[2] == 4:
+        return x[..., :3], x[..., 3] / 255.0  # (H, W, 3), (H, W)
+    return x, None
+
+
+# ---- colour -> grey ----------------------------------------------------------------------------------------------------
+def _composite(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Lay ``colour`` `(H, W, C)` with ``alpha`` `(H, W)` in [0, 1] over the paper grey (see read_image Notes)."""
+    a = alpha[..., None]  # (H, W, 1)
+    if alpha.mean() > 0.5:
+        # Mostly opaque: a sheet; its median grey is the paper, which transparent margins continue.
+        opaque = alpha > 0.5
+        paper = float(np.median(_grey(colour)[opaque]))
+    else:
+        # Mostly transparent: the opaque pixels are strokes; give them a backdrop they contrast with.
+        weight = alpha.sum()
+        ink = float((_grey(colour) * alpha).sum() / weight) if weight > 0 else 0.0
+        paper = 255.0 if ink < 127.5 else 0.0
+    return colour * a + paper * (1.0 - a)
+
+
+def _grey(colour: np.ndarray) -> np.ndarray:
+    """Colour ``(H, W, 1|3)`` -> grey ``(H, W)`` (BT.601 luma for RGB)."""
+    return colour[..., 0] if colour.shape[2] == 1 else colour @ _LUMA
