@@ -8,6 +8,16 @@ fixed seed: the cases are the same on every run, and each carries its own ``seed
 
 from __future__ import annotations
 
+import contextlib
+import io
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -194,3 +204,110 @@ def toy_npz(path: Path, n: int, seed: int = 0, test: int = 60) -> Path:
     tests = {"x_test": x[n:], "y_test": y[n:]} if test else {}
     np.savez(path, x=x[:n], y=y[:n], **tests)
     return path
+
+
+# ---- convnp serve in its own process (tests/test_web_load.py, tests/test_web_browser.py, benchmarks/load.py) -----
+SERVE_FAILURE_DEADLINE_S = 120  # how long a broken server may take to be reported; never waited when all is well
+
+
+class ServeError(RuntimeError):
+    """``convnp serve`` did not start, exited while in use, or did not stop cleanly; the message holds its output."""
+
+
+class _Serving:
+    """What :func:`serve` yields besides the URL: the process and everything it has printed so far."""
+
+    def __init__(self, process, output: list[str]):
+        self.process, self.output = process, output
+
+    def tail(self, lines: int = 40) -> str:
+        """The last ``lines`` lines the server printed (stdout and stderr), for a failure message."""
+        return "".join(self.output[-lines:])
+
+
+@contextlib.contextmanager
+def serve(checkpoint, *extra_args, env=None, deadline_s: float = SERVE_FAILURE_DEADLINE_S):
+    """``python -m convnp serve CHECKPOINT --port 0 [EXTRA_ARGS]`` in a subprocess, as a context manager.
+
+    ``with serve(path) as (url, server):`` enters once the server has printed its line "convnp: serving ... on
+    http://HOST:PORT/ (Ctrl+C stops)", which it prints only when connections are accepted, so the URL
+    (``"http://127.0.0.1:PORT"``, no trailing slash) is usable at once, without polling. ``--port 0`` lets the system
+    pick a free port, so no other process can take it first. ``server.process`` is the ``Popen``; ``server.output``
+    the lines it has printed (a reader thread keeps draining them, so a server that logs a lot never blocks on a
+    full pipe), ``server.tail()`` their end for a failure message.
+
+    On leaving, the server gets SIGTERM and must exit by it: uvicorn closes its connections, then raises the signal
+    again, so the status is ``-SIGTERM`` (0 is accepted too).
+    :class:`ServeError`, holding the server's output, is raised when it exits before its line or while in use, or
+    does not stop cleanly. Nothing waits for a length of time when all is well: ``deadline_s`` only bounds how long
+    the line may take to come and the exit after SIGTERM.
+    """
+    ready = re.compile(r"^convnp: serving .* on (http://\S+)/ \(Ctrl\+C stops\)$")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "convnp", "serve", str(checkpoint), "--port", "0", *map(str, extra_args)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )
+    served = _Serving(proc, [])
+    lines: queue.Queue = queue.Queue()
+
+    def drain():
+        for line in proc.stdout:
+            served.output.append(line)
+            lines.put(line)
+        lines.put(None)  # end of output: the server exited
+
+    def failure(what: str) -> ServeError:
+        return ServeError(f"convnp serve {what}; its output:\n{''.join(served.output)}")
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    stopped = False
+    try:
+        deadline = time.monotonic() + deadline_s
+        url = None
+        while url is None:
+            try:
+                line = lines.get(timeout=max(deadline - time.monotonic(), 0))
+            except queue.Empty:
+                raise failure(f"printed no 'serving on' line in {deadline_s:g} s") from None
+            if line is None:
+                raise failure(f"exited with status {proc.wait()} before serving")
+            match = ready.match(line.rstrip("\n"))
+            url = match and match.group(1)
+        yield url, served
+        if proc.poll() is not None:
+            raise failure(f"exited with status {proc.returncode} while in use")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=deadline_s)
+            stopped = True
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        reader.join()
+        proc.stdout.close()
+    # Reached only when nothing above raised: a failed stop is reported, never hiding an earlier error.
+    if not stopped:
+        raise failure(f"did not exit within {deadline_s:g} s of SIGTERM (killed)")
+    if proc.returncode not in (0, -signal.SIGTERM):
+        raise failure(f"exited with status {proc.returncode} after SIGTERM (expected 0 or -{signal.SIGTERM:d})")
+
+
+def drawn_png(digit: np.ndarray) -> bytes:
+    """A 28x28 uint8 MNIST digit as the page's canvas sends it: 280x280 PNG, dark ink on white (the server finds the
+    polarity)."""
+    from PIL import Image
+
+    big = Image.fromarray(digit).resize((280, 280), Image.Resampling.BICUBIC)
+    buf = io.BytesIO()
+    Image.fromarray(255 - np.asarray(big)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def multipart(png: bytes) -> tuple[bytes, str]:
+    """``(body, content_type)`` of a multipart/form-data upload of ``png`` as field ``file``, what the page posts."""
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"drawing.png\"\r\n"
+            "Content-Type: image/png\r\n\r\n").encode() + png + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"

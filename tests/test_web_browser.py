@@ -11,17 +11,12 @@ bound how long a failure takes to show.
 
 import base64
 import os
-import queue
-import re
-import subprocess
-import sys
-import threading
-import time
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import serve
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -57,49 +52,12 @@ def checkpoint_path(digits_checkpoint):
 
 @pytest.fixture(scope="module")
 def server(checkpoint_path):
-    """``python -m convnp serve --port 0`` (the system picks a free port, so no other process can take it first);
-    yields the base URL from the line it prints once it accepts connections, then stops it."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "convnp", "serve", str(checkpoint_path), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: queue.Queue = queue.Queue()
-    output: list[str] = []
-
-    def drain():  # keeps reading, so a server that logs a lot never blocks on a full pipe
-        for line in proc.stdout:
-            output.append(line)
-            lines.put(line)
-        lines.put(None)  # end of output: the server exited
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        deadline = time.monotonic() + FAILURE_DEADLINE_S
-        url = None
-        while url is None:
-            try:
-                line = lines.get(timeout=max(deadline - time.monotonic(), 0))
-            except queue.Empty:
-                pytest.fail(f"convnp serve printed no 'serving on' line in {FAILURE_DEADLINE_S} s:\n{''.join(output)}")
-            if line is None:
-                pytest.fail(f"convnp serve exited with {proc.wait()} before serving:\n{''.join(output)}")
-            match = re.search(r"serving .* on (http://127\.0\.0\.1:\d+)/", line)
-            url = match and match.group(1)
+    """``convnp serve --port 0`` in its own process, used once it prints that it accepts connections
+    (tests/helpers.py); yields its base URL."""
+    with serve(checkpoint_path, deadline_s=FAILURE_DEADLINE_S) as (url, _):
         with urllib.request.urlopen(f"{url}/api/health", timeout=FAILURE_DEADLINE_S) as r:  # ready: no retry
             assert r.status == 200
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=FAILURE_DEADLINE_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        reader.join()
-        proc.stdout.close()
 
 
 @pytest.fixture(scope="module")

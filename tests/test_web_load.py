@@ -12,24 +12,19 @@ from __future__ import annotations
 
 import base64
 import http.client
-import io
 import json
-import queue
-import re
-import subprocess
-import sys
 import threading
 import time
-import uuid
+import urllib.parse
 
 import numpy as np
 import pytest
+from helpers import drawn_png, multipart, serve
 
 pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
 pytest.importorskip("python_multipart")
 pytest.importorskip("PIL")
-from PIL import Image  # noqa: E402
 
 from convnp.web.app import DigitClassifier, Prediction  # noqa: E402
 from convnp.web.decode import read_image_bytes  # noqa: E402
@@ -43,62 +38,11 @@ KEEP_ALIVE_S = uvicorn.Config(app=None).timeout_keep_alive
 
 @pytest.fixture(scope="module")
 def server(digits_checkpoint):
-    """``python -m convnp serve --port 0`` (the system picks a free port, so no other process can take it first);
-    yields ``(host, port)`` from the line it prints once it accepts connections, then stops it."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "convnp", "serve", str(digits_checkpoint), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: queue.Queue = queue.Queue()
-    output: list[str] = []
-
-    def drain():  # keeps reading, so a server that logs a lot never blocks on a full pipe
-        for line in proc.stdout:
-            output.append(line)
-            lines.put(line)
-        lines.put(None)  # end of output: the server exited
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        deadline = time.monotonic() + FAILURE_DEADLINE_S
-        address = None
-        while address is None:
-            try:
-                line = lines.get(timeout=max(deadline - time.monotonic(), 0))
-            except queue.Empty:
-                pytest.fail(f"convnp serve printed no 'serving on' line in {FAILURE_DEADLINE_S} s:\n{''.join(output)}")
-            if line is None:
-                pytest.fail(f"convnp serve exited with {proc.wait()} before serving:\n{''.join(output)}")
-            match = re.search(r"serving .* on http://(127\.0\.0\.1):(\d+)/", line)
-            address = match and (match.group(1), int(match.group(2)))
-        yield address
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=FAILURE_DEADLINE_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        reader.join()
-        proc.stdout.close()
-
-
-def drawn_png(digit: np.ndarray) -> bytes:
-    """An MNIST digit as the page's canvas sends it: 280x280, PNG (dark ink on white here; polarity is found)."""
-    big = Image.fromarray(digit).resize((280, 280), Image.Resampling.BICUBIC)
-    buf = io.BytesIO()
-    Image.fromarray(255 - np.asarray(big)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def multipart(png: bytes) -> tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"drawing.png\"\r\n"
-            "Content-Type: image/png\r\n\r\n").encode() + png + f"\r\n--{boundary}--\r\n".encode()
-    return body, f"multipart/form-data; boundary={boundary}"
+    """``convnp serve --port 0`` in its own process, used once it prints that it accepts connections
+    (tests/helpers.py); yields ``((host, port), server)``, ``server.tail()`` being its output for failure messages."""
+    with serve(digits_checkpoint, deadline_s=FAILURE_DEADLINE_S) as (url, served):
+        address = urllib.parse.urlsplit(url)
+        yield (address.hostname, address.port), served
 
 
 class Client:
@@ -145,6 +89,7 @@ class Client:
 
 @pytest.mark.mnist
 def test_50_concurrent_clients_times_20_requests_all_answered_alike(server, digits_checkpoint, mnist):
+    address, served = server
     images = [drawn_png(d) for d in mnist[2][:N_IMAGES]]
     bodies = [multipart(png) for png in images]
     # The model's answers computed here, without the server.
@@ -157,7 +102,7 @@ def test_50_concurrent_clients_times_20_requests_all_answered_alike(server, digi
     start = threading.Barrier(CLIENTS)
 
     def client(i: int) -> None:
-        c = Client(server)
+        c = Client(address)
         try:
             for j in range(REQUESTS):
                 k = (i + j) % N_IMAGES  # clients cycle through the images from different starts
@@ -182,11 +127,11 @@ def test_50_concurrent_clients_times_20_requests_all_answered_alike(server, digi
         t.join()  # bounded: each socket operation times out after FAILURE_DEADLINE_S
     wall = time.monotonic() - t0
 
-    assert errors == [], errors[:5]
+    assert errors == [], (errors[:5], served.tail())
     flat = [a for per_client in answers for a in per_client]
     assert len(flat) == CLIENTS * REQUESTS
     bad = [(k, status, payload[:200]) for k, status, payload in flat if status != 200]
-    assert bad == [], (len(bad), bad[:3])
+    assert bad == [], (len(bad), bad[:3], served.tail())
 
     by_image: dict[int, set[bytes]] = {}
     for k, _, payload in flat:
