@@ -65,6 +65,11 @@ class Sequential:
         ``x`` of shape ``(N, H, W, C)`` (or whatever the first layer takes; ``(N, *input_shape)`` when the model has
         an ``input_shape``). A float32/float64 array of the other precision is cast to the model's dtype; integer
         images are refused (scale them to floats first).
+
+        Not for several threads at once: the layers keep scratch buffers between calls (Conv2D reuses its im2col
+        matrix, inference included), so two threads running one model concurrently overwrite each other's and can
+        get wrong outputs, with no error raised. Give each thread its own :meth:`replica`, made once and reused: it
+        shares the weights and has its own buffers, caches and gradients.
         """
         if isinstance(x, np.ndarray) and x.dtype in FLOAT_DTYPES and x.dtype != self.dtype:
             x = x.astype(self.dtype)
@@ -106,7 +111,12 @@ class Sequential:
 
     def predict(self, x: np.ndarray, batch_size: int = 1000, threads: int | None = None) -> np.ndarray:
         """Logits for ``x`` in inference mode, ``batch_size`` samples at a time to bound memory, each batch split
-        across ``threads`` threads (default :func:`convnp.parallel.get_num_threads`)."""
+        across ``threads`` threads (default :func:`convnp.parallel.get_num_threads`).
+
+        Those threads each run their own replica, but the first of them is this model itself, so, as with
+        :meth:`forward`, one model must not be used from several threads at once: a program calling ``predict``
+        from several threads gives each thread its own :meth:`replica`.
+        """
         from convnp.parallel import DataParallel, get_num_threads
 
         parallel = DataParallel(self, threads or get_num_threads())
@@ -220,7 +230,16 @@ class Sequential:
                 mine.rng.bit_generator.state = theirs.rng.bit_generator.state
 
     def replica(self) -> "Sequential":
-        """A twin sharing the parameter arrays, with its own gradients, caches and state (see Layer.replica)."""
+        """A twin for running in another thread: it shares this model's parameter arrays and has its own gradients,
+        caches and scratch buffers (see Layer.replica).
+
+        The layers' ``params`` dicts themselves are shared, so weights trained in place or put in with
+        :meth:`load_state_dict` after the replica was made are the replica's too (and a replica running while this
+        model trains reads weights mid-update). ``state`` (BatchNorm's running statistics) is a copy taken now;
+        :meth:`share_state_with` points it back at this model's. Dropout's Generator is a copy too. Making a replica
+        copies no weights: one per thread is the way to use a model from several threads at once (see
+        :meth:`forward`).
+        """
         return Sequential([layer.replica() for layer in self.layers], input_shape=self.input_shape)
 
     def share_state_with(self, other: "Sequential") -> None:

@@ -43,6 +43,14 @@ class Conv2D(Layer):
     ``dbias[k] = sum_{n, i, j} dout[n, i, j, k]``,
     ``dx_p[n, y, x, c] = sum over (i, a) with i*sH + a = y and (j, b) with j*sW + b = x of
     weight[a, b, c, k] * dout[n, i, j, k]``, then cropped to the unpadded input.
+
+    Threads
+    -------
+    Not for several threads at once. A Conv2D keeps scratch buffers in ``workspace`` (the im2col matrix) and reuses
+    them from call to call, inference included, so two concurrent forwards through one layer overwrite each other's
+    and both can return wrong values, with no error raised. Run one replica per thread
+    (:meth:`convnp.model.Sequential.replica`, or :meth:`Layer.replica` for a layer on its own): replicas share the
+    weight arrays, and each has its own buffers.
     """
 
     def __init__(
