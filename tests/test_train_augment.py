@@ -127,9 +127,9 @@ def test_train_config_round_trips_the_new_settings():
 
 
 def _parsed_config(argv):
-    from convnp.cli.train import _settings
+    from convnp.cli.train import typed_settings
 
-    return TrainConfig(**_settings(build_parser().parse_args(["train", *argv])))
+    return TrainConfig(**typed_settings(build_parser().parse_args(["train", *argv])))
 
 
 def test_cli_flags_map_onto_the_config():

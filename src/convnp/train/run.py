@@ -33,7 +33,7 @@ import shlex
 import signal
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +42,9 @@ from convnp.checkpoint import atomic_write, library_versions, load_checkpoint
 from convnp.data.augment import Augment
 from convnp.data.datasets import Dataset, load_dataset
 from convnp.data.transforms import Standardize
+from convnp.model import Sequential
 from convnp.models import get_model
-from convnp.optim import SGD, Adam, AdamW
+from convnp.optim import SGD, Adam, AdamW, Optimizer
 from convnp.parallel import resolve_backend, threads_for
 from convnp.schedules import Constant, Cosine, OneCycle, Step
 from convnp.train.callbacks import Checkpoint, EarlyStopping, MetricsCSV, ProgressBar
@@ -118,18 +119,39 @@ def check_fits(model, data: Dataset, model_name: str) -> None:
         raise ValueError(f"model {model_name!r} has {n_out} outputs, but {data.name} has labels up to {data.n_classes - 1}")
 
 
+@dataclass
+class _Start:
+    """What training starts from: the model, optimizer and standardisation (new or restored) and the record so far."""
+
+    model: Sequential
+    optimizer: Optimizer
+    standardize: Standardize
+    resumed: bool = False
+    history: list[dict] = field(default_factory=list)
+    step: int = 0  # steps (batches) done
+    epoch: int = 0  # epochs done
+    skipped_total: int = 0  # non-finite batches skipped so far
+    resume_from: dict | None = None  # after a mid-epoch stop: the batches of the epoch done, and its totals
+
+
+@dataclass
+class _Arrays:
+    """The standardised images (in the model's dtype) and labels a run trains and validates on."""
+
+    x_train: np.ndarray  # (N, H, W, C)
+    y_train: np.ndarray  # (N,)
+    validation: tuple[np.ndarray, np.ndarray] | None  # (x_val of shape (M, H, W, C), y_val of shape (M,))
+
+
 def train_run(
-    config: TrainConfig | None,
-    run_dir,
-    *,
-    resume: bool = False,
-    epochs: int | None = None,
-    expect: dict | None = None,
-    stream=None,
-    callbacks=(),
-    distributed=None,
+    config: TrainConfig | None, run_dir, *, resume: bool = False, epochs: int | None = None,
+    expect: dict | None = None, stream=None, callbacks=(), distributed=None,
 ) -> RunResult:
     """Train (or resume) a run in ``run_dir``.
+
+    The steps, each a function below: open or resume the run; load and split the data; initialise or restore the
+    model, optimizer and standardisation (and write ``config.json``); build the trainer and its callbacks; train,
+    with Ctrl-C stopping at a saved step; evaluate on the test set.
 
     Parameters
     ----------
@@ -153,32 +175,67 @@ def train_run(
     run_dir = Path(run_dir)
     if distributed is not None:
         run_dir = distributed.local_run_dir(run_dir, resume)
-    say = lambda text: print(text, file=stream, flush=True)  # noqa: E731
-
-    if resume:
-        config, checkpoint = _open_for_resume(run_dir)
-        expect = dict(expect or {})
-        if "threads" in expect:  # the thread count may change (results then differ by float rounding)
-            config.threads = expect.pop("threads")
-        if "backend" in expect:  # threads or processes: the same results
-            config.backend = expect.pop("backend")
-        saved = {**config.to_dict(), "lr": config.base_lr}  # lr=None meant the optimizer's default
-        clashes = [f"{k}={v!r} (the run has {saved[k]!r})" for k, v in expect.items() if saved[k] != v]
-        if clashes:
-            raise ValueError(f"--resume continues {run_dir} with its own settings; these differ: {', '.join(clashes)}")
-        if epochs is not None:
-            config.epochs = epochs
-    else:
-        if (run_dir / "last.npz").exists():
-            raise ValueError(
-                f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out"
-            )
-        checkpoint = None
+    config, checkpoint = _open_run(config, run_dir, resume=resume, epochs=epochs, expect=expect)
     # spawn(4)'s first three children are spawn(3)'s: adding the augmentation stream left existing runs unchanged.
     seeds = np.random.SeedSequence(config.seed).spawn(4)
     init_rng, split_rng, order_rng, augment_rng = (np.random.default_rng(s) for s in seeds)
 
     # Everything that can fail on bad settings or an unwritable folder fails here, before the first step.
+    data, train_idx, val_idx = _load_data(config, split_rng, distributed)
+    if checkpoint is None:
+        start = _initialise(config, data, train_idx, init_rng)
+    else:
+        start = _restore(checkpoint, config, data, order_rng, augment_rng)
+    _open_folder(run_dir, config, create=checkpoint is None)
+    arrays = _standardised(data, train_idx, val_idx, start)
+    augment = make_augment(config, start.standardize, start.model.dtype)
+
+    trainer, checkpointer = _build_trainer(config, start, run_dir, data, arrays, augment, augment_rng,
+                                           stream=stream, callbacks=callbacks, distributed=distributed)
+    if start.epoch >= config.epochs:
+        # A kill after the last checkpoint but inside the metrics write leaves metrics.csv an epoch short.
+        MetricsCSV(run_dir / "metrics.csv").write(trainer.history)
+        _say(stream, f"{run_dir} already finished its {config.epochs} epoch(s); pass --epochs N to train further")
+    else:
+        _say(stream, _header(run_dir, config, start, data, arrays, trainer, distributed))
+        _fit(trainer, checkpointer, config, arrays, order_rng, start, run_dir, stream)
+    return _finish(trainer, start.standardize, data, config, run_dir, distributed)
+
+
+def _say(stream, text: str) -> None:
+    print(text, file=stream, flush=True)
+
+
+def _open_run(config: TrainConfig | None, run_dir: Path, *, resume: bool, epochs, expect) -> tuple:
+    """Step 1: the run's settings and, when resuming, its checkpoint: ``(config, checkpoint or None)``.
+
+    A resumed run keeps its own settings; of those asked for in ``expect``, only ``threads`` and ``backend`` may
+    differ (they change float rounding at most), and ``epochs`` may extend it. A new run refuses a folder that
+    already holds one.
+    """
+    if not resume:
+        if (run_dir / "last.npz").exists():
+            raise ValueError(
+                f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out"
+            )
+        return config, None
+    config, checkpoint = _open_for_resume(run_dir)
+    expect = dict(expect or {})
+    if "threads" in expect:  # the thread count may change (results then differ by float rounding)
+        config.threads = expect.pop("threads")
+    if "backend" in expect:  # threads or processes: the same results
+        config.backend = expect.pop("backend")
+    saved = {**config.to_dict(), "lr": config.base_lr}  # lr=None meant the optimizer's default
+    clashes = [f"{k}={v!r} (the run has {saved[k]!r})" for k, v in expect.items() if saved[k] != v]
+    if clashes:
+        raise ValueError(f"--resume continues {run_dir} with its own settings; these differ: {', '.join(clashes)}")
+    if epochs is not None:
+        config.epochs = epochs
+    return config, checkpoint
+
+
+def _load_data(config: TrainConfig, split_rng: np.random.Generator, distributed) -> tuple:
+    """Step 2: the data set (``config.limit`` images at most) and its split, ``(data, train_idx, val_idx)``."""
     if distributed is None:
         data = load_dataset(config.data, mnist_dir=config.mnist_dir)
     else:  # process 0 reads the files and sends the arrays
@@ -189,106 +246,147 @@ def train_run(
     train_idx, val_idx = split_validation(len(data.y_train), config.val_split, split_rng)
     if len(train_idx) == 0:
         raise ValueError(f"no training images left after holding out val_split={config.val_split}")
+    return data, train_idx, val_idx
 
-    if checkpoint is None:
-        model = get_model(config.model, rng=init_rng)
-        check_fits(model, data, config.model)
-        optimizer = make_optimizer(config)
-        standardize = Standardize.fit(data.x_train[train_idx])
-        history, step, initial_epoch = [], 0, 0
+
+def _initialise(config: TrainConfig, data: Dataset, train_idx: np.ndarray, init_rng: np.random.Generator) -> _Start:
+    """Step 3 of a new run: new weights from ``init_rng``, a new optimizer, the training images' standardisation."""
+    model = get_model(config.model, rng=init_rng)
+    check_fits(model, data, config.model)
+    optimizer = make_optimizer(config)
+    return _Start(model, optimizer, Standardize.fit(data.x_train[train_idx]))
+
+
+def _restore(checkpoint, config: TrainConfig, data: Dataset, order_rng, augment_rng) -> _Start:
+    """Step 3 of a resumed run: everything from its checkpoint, the Generators' states included.
+
+    ``order_rng`` and ``augment_rng`` are set to the states saved, so the run draws what it would have drawn.
+    """
+    model, optimizer, standardize = checkpoint.model, checkpoint.optimizer(), checkpoint.standardize
+    check_fits(model, data, config.model)
+    meta = checkpoint.meta
+    order_rng.bit_generator.state = meta["rng_state"]
+    if config.augment:
+        augment_rng.bit_generator.state = meta["augment_rng_state"]
+    model.set_rng_states(meta.get("layer_rng_states", {}))
+    # Stopped mid-epoch: continue after the batches already done.
+    resume_from = {"batch": meta["batch"], **meta["epoch_sums"]} if meta.get("batch") else None
+    return _Start(model, optimizer, standardize, resumed=True, history=list(meta["history"]), step=meta["step"],
+                  epoch=meta["epoch"], skipped_total=int(meta.get("skipped_total", 0)), resume_from=resume_from)
+
+
+def _open_folder(run_dir: Path, config: TrainConfig, *, create: bool) -> None:
+    """Step 3, last: the run folder, ``create``d for a new run, cleared of leftovers and given its ``config.json``.
+
+    The leftovers are the temporary files of a write that a kill interrupted.
+    """
+    if create:
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise OSError(f"cannot create the run folder {run_dir}: {err.strerror or err}") from None
-        _remove_stale_temporaries(run_dir)
-        _write_config(run_dir, config)
-    else:
-        model, optimizer, standardize = checkpoint.model, checkpoint.optimizer(), checkpoint.standardize
-        check_fits(model, data, config.model)
-        history, step, initial_epoch = checkpoint.meta["history"], checkpoint.meta["step"], checkpoint.meta["epoch"]
-        order_rng.bit_generator.state = checkpoint.meta["rng_state"]
-        if config.augment:
-            augment_rng.bit_generator.state = checkpoint.meta["augment_rng_state"]
-        model.set_rng_states(checkpoint.meta.get("layer_rng_states", {}))
-        _remove_stale_temporaries(run_dir)
-        _write_config(run_dir, config)
+    _remove_stale_temporaries(run_dir)
+    _write_config(run_dir, config)
 
-    x_train = standardize(data.x_train[train_idx], model.dtype)
-    y_train = data.y_train[train_idx]
-    validation = (standardize(data.x_train[val_idx], model.dtype), data.y_train[val_idx]) if len(val_idx) else None
 
-    augment = make_augment(config, standardize, model.dtype)
+def _standardised(data: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, start: _Start) -> _Arrays:
+    """The training and validation images standardised, in the model's dtype, with their labels."""
+    standardize, dtype = start.standardize, start.model.dtype
+    x_train = standardize(data.x_train[train_idx], dtype)
+    validation = (standardize(data.x_train[val_idx], dtype), data.y_train[val_idx]) if len(val_idx) else None
+    return _Arrays(x_train, data.y_train[train_idx], validation)
 
-    steps_per_epoch = math.ceil(len(y_train) / config.batch_size)
+
+def _build_trainer(config: TrainConfig, start: _Start, run_dir: Path, data: Dataset, arrays: _Arrays, augment,
+                   augment_rng, *, stream, callbacks, distributed) -> tuple[Trainer, Checkpoint]:
+    """Step 4: the :class:`Trainer` at ``start``, with its callbacks; returns it and its :class:`Checkpoint`.
+
+    The checkpoint is written before the epoch's line is printed: an epoch reported done is an epoch saved.
+    """
+    model = start.model
     meta = {
         "model_name": config.model,
         "data": data.name,
         "train_config": config.to_dict(),
-        "preprocessing": standardize.to_dict(),
+        "preprocessing": start.standardize.to_dict(),
         "augment": None if augment is None else augment.get_config(),  # with the fill value actually used
     }
     checkpointer = Checkpoint(run_dir, meta=meta)
     trainer = Trainer(
         model,
-        optimizer,
+        start.optimizer,
         skip_nonfinite=config.skip_nonfinite,
-        schedule=make_schedule(config, steps_per_epoch),
+        schedule=make_schedule(config, math.ceil(len(arrays.y_train) / config.batch_size)),
         clip_grad_norm=config.clip_grad_norm,
-        # Decided once here from the configured batch size, so the header below names the count the steps use.
+        # Decided once here from the configured batch size, so the header names the count the steps use.
         threads=config.threads or threads_for(model, config.batch_size, config.backend),
         backend=config.backend,
         label_smoothing=config.label_smoothing,
         parallel=None if distributed is None else distributed.data_parallel(model, config.label_smoothing),
         augment=augment,
         augment_rng=augment_rng if augment is not None else None,
-        # The checkpoint is written before the epoch's line is printed: an epoch reported done is an epoch saved.
         callbacks=[
             checkpointer,
             MetricsCSV(run_dir / "metrics.csv"),
-            ProgressBar(config.epochs, len(y_train), stream=stream),
+            ProgressBar(config.epochs, len(arrays.y_train), stream=stream),
             *([EarlyStopping(config.patience)] if config.patience else []),
             *callbacks,
         ],
     )
-    trainer.history, trainer.step = list(history), step
-    resume_from = None
-    if checkpoint is not None:
-        trainer.skipped_total = int(checkpoint.meta.get("skipped_total", 0))
-        if checkpoint.meta.get("batch"):  # stopped mid-epoch: continue after the batches already done
-            resume_from = {"batch": checkpoint.meta["batch"], **checkpoint.meta["epoch_sums"]}
+    trainer.history, trainer.step, trainer.skipped_total = list(start.history), start.step, start.skipped_total
+    return trainer, checkpointer
 
-    if initial_epoch >= config.epochs:
-        # A kill after the last checkpoint but inside the metrics write leaves metrics.csv an epoch short.
-        MetricsCSV(run_dir / "metrics.csv").write(trainer.history)
-        say(f"{run_dir} already finished its {config.epochs} epoch(s); pass --epochs N to train further")
-    else:
-        what = f"run folder {run_dir}"
-        if resume:
-            what = f"resuming {run_dir} at epoch {initial_epoch + 1}" + (
-                f", batch {resume_from['batch'] + 1}" if resume_from else "")
-        say(f"{what}: {config.model} on {data.name}, {len(y_train):,} training / "
-            f"{0 if validation is None else len(validation[1]):,} validation images, {config.epochs} epoch(s), "
-            f"batch {config.batch_size}, {optimizer!r}, schedule {config.schedule}, "
+
+def _header(run_dir: Path, config: TrainConfig, start: _Start, data: Dataset, arrays: _Arrays, trainer: Trainer,
+            distributed) -> str:
+    """The line a run opens with: where it starts, on what, and how it trains."""
+    what = f"run folder {run_dir}"
+    if start.resumed:
+        what = f"resuming {run_dir} at epoch {start.epoch + 1}" + (
+            f", batch {start.resume_from['batch'] + 1}" if start.resume_from else "")
+    n_val = 0 if arrays.validation is None else len(arrays.validation[1])
+    return (f"{what}: {config.model} on {data.name}, {len(arrays.y_train):,} training / {n_val:,} validation "
+            f"images, {config.epochs} epoch(s), batch {config.batch_size}, {trainer.optimizer!r}, "
+            f"schedule {config.schedule}, "
             + (f"label smoothing {config.label_smoothing:g}, " if config.label_smoothing else "")
-            + (f"augmentation {augment!r}, " if augment is not None else "")
+            + (f"augmentation {trainer.augment!r}, " if trainer.augment is not None else "")
             + f"seed {config.seed}, {_workers(trainer, distributed)}")
-        try:
-            with _stop_on_sigint(trainer):
-                trainer.fit(x_train, y_train, epochs=config.epochs, batch_size=config.batch_size, rng=order_rng,
-                            validation_data=validation, initial_epoch=initial_epoch, resume_from=resume_from)
-        except TrainingDiverged as err:
-            hint = "" if config.skip_nonfinite else ", or --skip-nonfinite N to skip such batches"
-            raise TrainingDiverged(f"{err}{hint}; training stopped, {run_dir / 'last.npz'} ({checkpointer.saved}) "
-                                   "is kept", err.step) from None
-        if trainer.stop_requested:
-            where = trainer.stop_reason if trainer.interrupted else f"{trainer.stop_requested}: training had finished"
-            raise TrainingInterrupted(f"{where}; checkpoint saved in {run_dir / 'last.npz'}; resume with: "
-                                      f"convnp train --resume {shlex.quote(str(run_dir))}")
-        if trainer.stop_reason:
-            say(trainer.stop_reason)
 
+
+def _fit(trainer: Trainer, checkpointer: Checkpoint, config: TrainConfig, arrays: _Arrays, order_rng, start: _Start,
+         run_dir: Path, stream) -> None:
+    """Step 5: train up to ``config.epochs``. Ctrl-C stops after the step in progress, which is saved.
+
+    Raises
+    ------
+    TrainingInterrupted
+        When a stop was asked for (Ctrl-C), saying where the checkpoint is and how to resume.
+    TrainingDiverged
+        On a non-finite loss or gradient beyond ``skip_nonfinite``, saying which checkpoint is kept.
+    """
+    try:
+        with _stop_on_sigint(trainer):
+            trainer.fit(arrays.x_train, arrays.y_train, epochs=config.epochs, batch_size=config.batch_size,
+                        rng=order_rng, validation_data=arrays.validation, initial_epoch=start.epoch,
+                        resume_from=start.resume_from)
+    except TrainingDiverged as err:
+        hint = "" if config.skip_nonfinite else ", or --skip-nonfinite N to skip such batches"
+        raise TrainingDiverged(f"{err}{hint}; training stopped, {run_dir / 'last.npz'} ({checkpointer.saved}) "
+                               "is kept", err.step) from None
+    if trainer.stop_requested:
+        where = trainer.stop_reason if trainer.interrupted else f"{trainer.stop_requested}: training had finished"
+        raise TrainingInterrupted(f"{where}; checkpoint saved in {run_dir / 'last.npz'}; resume with: "
+                                  f"convnp train --resume {shlex.quote(str(run_dir))}")
+    if trainer.stop_reason:
+        _say(stream, trainer.stop_reason)
+
+
+def _finish(trainer: Trainer, standardize: Standardize, data: Dataset, config: TrainConfig, run_dir: Path,
+            distributed) -> RunResult:
+    """Step 6: the test set's loss and accuracy (when the data has one), also written to ``results.json``."""
     test = None
     if data.x_test is not None:
+        model = trainer.model
         test = evaluate(model, standardize(data.x_test, model.dtype), data.y_test, threads=config.threads)
         test["n_samples"] = int(len(data.y_test))
         results = {"test": test, "epochs_done": len(trainer.history), "checkpoint": str(run_dir / "last.npz"),
