@@ -28,7 +28,7 @@ SECTION = "## Classify image files in a few lines"
 N_FILES = 6  # digits drawn as files, the README's seven.png and two.png among them
 
 
-# ---- fixtures ---------------------------------------------------------------------------------------------------------
+# ---- fixtures --------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def checkpoint_path(digits_checkpoint):
     """The shared trained notebook model (tests/conftest.py)."""
@@ -83,7 +83,7 @@ def readme_snippet() -> str:
     return match.group(1)
 
 
-# ---- the README -------------------------------------------------------------------------------------------------------
+# ---- the README ------------------------------------------------------------------------------------------------------
 @pytest.mark.mnist
 def test_the_readme_snippet_classifies_image_files_as_convnp_predict_does(checkpoint_path, digit_files, tmp_path,
                                                                            monkeypatch, capsys):
@@ -108,7 +108,7 @@ def test_the_readme_snippet_classifies_image_files_as_convnp_predict_does(checkp
     assert [r["label"] for r in cli] == expected.tolist() == [7, 2]
 
 
-# ---- each method against the CLI, the web app and a computation by hand ------------------------------------------------
+# ---- each method against the CLI, the web app and a computation by hand ----------------------------------------------
 @pytest.mark.mnist
 def test_classify_files_gives_the_clis_answers_bit_for_bit(classifier, checkpoint_path, digit_files, tmp_path):
     folder, names, _ = digit_files
@@ -233,7 +233,7 @@ def test_evaluate_predicts_through_the_classifier(classifier, checkpoint_path, m
     np.testing.assert_array_equal(np.asarray(report["confusion"]).sum(axis=0), np.bincount(predicted, minlength=10))
 
 
-# ---- threads ----------------------------------------------------------------------------------------------------------
+# ---- threads ---------------------------------------------------------------------------------------------------------
 @pytest.mark.mnist
 def test_two_threads_classifying_at_once_get_their_own_answers(checkpoint_path, mnist):
     """One Classifier, two threads released together by a barrier, each classifying its own batch again and again:
@@ -271,7 +271,7 @@ def test_two_threads_classifying_at_once_get_their_own_answers(checkpoint_path, 
     assert models[0].layers[0].params["weight"] is clf.model.layers[0].params["weight"]  # parameters shared
 
 
-# ---- errors ------------------------------------------------------------------------------------------------------------
+# ---- errors ----------------------------------------------------------------------------------------------------------
 BAD_IMAGES = {
     "three channels": (np.zeros((2, 28, 28, 3), np.uint8),
                        r"images have 3 channel\(s\) but the model takes 1: the model takes images of shape "

@@ -151,7 +151,9 @@ def _read_with_pillow(source, where: str) -> tuple[np.ndarray, np.ndarray | None
         raise DataError(f"{where}not an image (no format that Pillow reads recognises it)") from None
     except Image.DecompressionBombError as err:
         # Pillow's own, looser bound (twice its MAX_IMAGE_PIXELS) tripped inside open(); report ours.
-        raise ImageTooLargeError(f"{where}image is too large: {err}; at most {MAX_PIXELS:,} pixels are accepted") from None
+        raise ImageTooLargeError(
+            f"{where}image is too large: {err}; at most {MAX_PIXELS:,} pixels are accepted"
+        ) from None
     except Exception as err:  # noqa: BLE001 - any failure to open untrusted bytes is the same fact for the user
         raise DataError(f"{where}could not be opened as an image ({type(err).__name__}: {err})") from None
     with img:
@@ -254,7 +256,7 @@ def _read_npy(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     return x, None
 
 
-# ---- colour -> grey ----------------------------------------------------------------------------------------------------
+# ---- colour -> grey --------------------------------------------------------------------------------------------------
 def _composite(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Lay ``colour`` `(H, W, C)` with ``alpha`` `(H, W)` in [0, 1] over the paper grey (see read_image Notes)."""
     a = alpha[..., None]  # (H, W, 1)

@@ -24,7 +24,11 @@ from convnp.checkpoint import Checkpoint, load_checkpoint
 from convnp.inference import Classifier
 from convnp.train.callbacks import Callback
 from convnp.viz._common import figure_png, require_matplotlib
-from convnp.viz.curves import read_metrics
+from convnp.viz.confusion import plot_confusion
+from convnp.viz.curves import plot_curves, read_metrics
+from convnp.viz.feature_maps import plot_feature_maps
+from convnp.viz.filters import plot_filters
+from convnp.viz.mistakes import plot_mistakes
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +116,6 @@ def run_figures(view: RunView, image_index: int = 0) -> dict[str, object]:
     """The report's figures by name (see :data:`FIGURES`); confusion and mistakes only with a test split."""
     from convnp.layers import Conv2D
     from convnp.metrics import confusion_matrix
-    from convnp.viz import plot_confusion, plot_curves, plot_feature_maps, plot_filters, plot_mistakes
 
     require_matplotlib()
     model = view.checkpoint.model

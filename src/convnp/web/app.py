@@ -92,7 +92,7 @@ ERRORS = {
 
 
 
-# ---- the model ---------------------------------------------------------------------------------------------------------
+# ---- the model -------------------------------------------------------------------------------------------------------
 class DigitClassifier:
     """A checkpoint loaded once, classifying one grey picture per call; safe to call from many threads at once.
 
@@ -140,7 +140,7 @@ class DigitClassifier:
         return FeatureMaps(layer=layer, shape=list(data.shape), data=base64.b64encode(data.tobytes()).decode("ascii"))
 
 
-# ---- body size limit -----------------------------------------------------------------------------------------------------
+# ---- body size limit -------------------------------------------------------------------------------------------------
 class BodyLimit:
     """ASGI middleware: refuse bodies over ``limit`` bytes with a 413, by the Content-Length header when there is one
     and by counting the bytes received in any case (chunked uploads, or a header that lies)."""
@@ -192,7 +192,7 @@ def _error(status: int, detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
 
 
-# ---- the app ---------------------------------------------------------------------------------------------------------------
+# ---- the app ---------------------------------------------------------------------------------------------------------
 def create_app(checkpoint_path) -> FastAPI:
     """Load ``checkpoint_path`` (a ``.npz`` file or a run folder) once and build the app around it.
 
