@@ -68,7 +68,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         if flag.pair is not None:
             kwargs.update(nargs=2, action=_Pair, names=(name, flag.pair), check=flag.check)
         elif isinstance(default, bool):
-            kwargs.update(action="store_true")
+            kwargs.update(dest=name, action="store_true")
         else:
             kwargs.update(dest=name, choices=flag.choices)
         if flag.parse is not None:
