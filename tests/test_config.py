@@ -76,7 +76,8 @@ def test_every_field_has_a_flag_with_help_and_its_default_in_train_help(capsys):
 
 def test_the_flag_names_follow_the_fields():
     assert option_name("batch_size", FLAGS["batch_size"]) == "--batch-size"
-    assert option_name("scale_max", FLAGS["scale_max"]) == option_name("scale_min", FLAGS["scale_min"]) == "--scale-range"
+    assert option_name("scale_min", FLAGS["scale_min"]) == "--scale-range"
+    assert option_name("scale_max", FLAGS["scale_max"]) == "--scale-range"
     assert option_name("elastic_sigma", FLAGS["elastic_sigma"]) == "--elastic"
 
 
