@@ -162,15 +162,50 @@ def _bilinear_sample(x: np.ndarray, coords: np.ndarray, fill) -> np.ndarray:
     Most steps work in place: each batch-sized temporary costs fresh pages on every call (on the test VM the
     page faults took as long as the arithmetic), so fewer buffers is faster.
     """
-    N, H, W, C = x.shape
-    # A frame of `fill` (one pixel before, two after) makes every corner read valid: no masks, and blends with
-    # `fill` at the border come free. Positions are moved into the frame's coordinates (+1).
-    Hp, Wp = H + 3, W + 3
-    padded = np.full((N, Hp, Wp, C), fill, dtype=x.dtype)
-    padded[:, 1 : H + 1, 1 : W + 1] = x
-    flat = padded.reshape(-1)  # (N*Hp*Wp*C,)
+    W, C = x.shape[2:]
+    flat = _framed(x, fill)  # (N*(H+3)*(W+3)*C,)
+    index, spare = _corner_index(coords, x.shape)  # (N, H, W, C); coords now hold the fractions
+    fr, fc = coords[:, 0, :, :, None], coords[:, 1, :, :, None]  # (N, H, W, 1)
+    out = _blend(flat, index, fr, fc, spare, row_step=(W + 3) * C, C=C)
+    # The weights are convex, but rounding can step an ulp past the corners' range (even (1 - t) f + t f > f);
+    # clipping makes the promise exact: the output stays within [min(x, fill), max(x, fill)].
+    np.clip(out, min(x.min(), fill), max(x.max(), fill), out=out)
+    return out
 
-    coords += 1
+
+def _framed(x: np.ndarray, fill) -> np.ndarray:
+    """``x`` `(N, H, W, C)` in a frame of ``fill``, one pixel before and two after, flattened to
+    `(N * (H+3) * (W+3) * C,)`.
+
+    With the frame every corner that :func:`_bilinear_sample` reads is valid: no masks, and blends with ``fill`` at
+    the border come free.
+    """
+    N, H, W, C = x.shape
+    padded = np.full((N, H + 3, W + 3, C), fill, dtype=x.dtype)
+    padded[:, 1 : H + 1, 1 : W + 1] = x
+    return padded.reshape(-1)  # (N*(H+3)*(W+3)*C,)
+
+
+def _corner_index(coords: np.ndarray, shape: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The flat index into :func:`_framed`'s array of each output value's top-left corner.
+
+    Parameters
+    ----------
+    coords : ndarray of shape `(N, 2, H, W)`
+        Source ``(row, col)`` of each output pixel in ``x``'s coordinates; on return, the fractions in [0, 1] of
+        each position past its top-left corner (overwritten in place).
+    shape : (N, H, W, C), the shape of ``x``
+
+    Returns
+    -------
+    index : ndarray of shape `(N, H, W, C)`, intp
+        The corner's neighbours are ``+C``, ``+(W+3)*C`` and ``+(W+4)*C``.
+    spare : ndarray of shape `(N, H, W, 1)`
+        Scratch space of the corners' float dtype, spent: free for the caller to reuse.
+    """
+    N, H, W, C = shape
+    Hp, Wp = H + 3, W + 3
+    coords += 1  # into the frame's coordinates
     # Beyond one pixel outside only the frame is read, so clip there: row 0 and rows H + 1, H + 2 are all fill.
     if H == W:
         np.clip(coords, 0, H + 1, out=coords)  # one pass (scalar bounds are several times faster than arrays)
@@ -181,25 +216,32 @@ def _bilinear_sample(x: np.ndarray, coords: np.ndarray, fill) -> np.ndarray:
     # than their int64 counterparts, and the in-frame index (< Hp * Wp) is exact in float32 up to 4093 x 4093.
     corner = np.floor(coords if Hp * Wp < 2**24 else coords.astype(np.float64))  # (N, 2, H, W) top-left corners
     coords -= corner  # the fractions, in [0, 1]
-    fr, fc = coords[:, 0, :, :, None], coords[:, 1, :, :, None]  # (N, H, W, 1)
-
-    # Flat index of each top-left corner; its neighbours are +C, +Wp*C, +(Wp+1)*C.
     corner[:, 0] *= Wp
     corner[:, 0] += corner[:, 1]
     index = corner[:, 0].astype(np.intp)  # (N, H, W)
     index += (np.arange(N, dtype=np.intp) * (Hp * Wp))[:, None, None]
     index = index[..., None] if C == 1 else index[..., None] * C + np.arange(C)  # (N, H, W, C)
+    return index, corner[:, 1, :, :, None]  # (N, H, W, 1): the column corners, spent
 
-    # Blend as (1 - t) a + t b, which returns a exactly when t = 0 (integer shifts stay exact). The indices are in
-    # range by construction, and mode="clip" lets `take` write straight into `out`.
-    weight = np.subtract(1, fc, out=corner[:, 1, :, :, None])  # (N, H, W, 1), reusing the spent corners
+
+def _blend(flat: np.ndarray, index: np.ndarray, fr: np.ndarray, fc: np.ndarray, spare: np.ndarray, *,
+           row_step: int, C: int) -> np.ndarray:
+    """The bilinear blend of the four corners at ``index``, ``+C``, ``+row_step``, ``+row_step + C`` of ``flat``.
+
+    ``fr`` and ``fc`` `(N, H, W, 1)` are the row and column fractions; ``spare`` `(N, H, W, 1)` is scratch space for
+    the weights; ``index`` `(N, H, W, C)` is used up. Returns `(N, H, W, C)`, ``flat``'s dtype.
+
+    Blends as (1 - t) a + t b, which returns a exactly when t = 0 (integer shifts stay exact). The indices are in
+    range by construction, and mode="clip" lets `take` write straight into `out`.
+    """
+    weight = np.subtract(1, fc, out=spare)  # (N, H, W, 1)
     top = flat.take(index, mode="clip")  # (N, H, W, C)
     index += C
     other = flat.take(index, mode="clip")
     top *= weight
     other *= fc
     top += other
-    index += (Wp - 1) * C
+    index += row_step - C
     bottom = flat.take(index, mode="clip")
     index += C
     flat.take(index, mode="clip", out=other)
@@ -210,9 +252,6 @@ def _bilinear_sample(x: np.ndarray, coords: np.ndarray, fill) -> np.ndarray:
     top *= weight
     bottom *= fr
     top += bottom
-    # The weights are convex, but rounding can step an ulp past the corners' range (even (1 - t) f + t f > f);
-    # clipping makes the promise exact: the output stays within [min(x, fill), max(x, fill)].
-    np.clip(top, min(x.min(), fill), max(x.max(), fill), out=top)
     return top
 
 

@@ -49,19 +49,11 @@ def best(rng: np.random.Generator | None = None, dtype=np.float32) -> Sequential
     init = {"rng": rng, "dtype": dtype}
     return Sequential(
         [
-            Conv2D(1, 16, 3, padding="same", bias=False, **init),  # (N, 28, 28, 16)
-            BatchNorm2D(16, dtype=dtype),
-            ReLU(),
-            Conv2D(16, 16, 3, padding="same", bias=False, **init),  # (N, 28, 28, 16)
-            BatchNorm2D(16, dtype=dtype),
-            ReLU(),
+            *_conv_bn_relu(1, 16, init),  # (N, 28, 28, 16)
+            *_conv_bn_relu(16, 16, init),  # (N, 28, 28, 16)
             MaxPool2D(2),  # (N, 14, 14, 16)
-            Conv2D(16, 32, 3, padding="same", bias=False, **init),  # (N, 14, 14, 32)
-            BatchNorm2D(32, dtype=dtype),
-            ReLU(),
-            Conv2D(32, 32, 3, padding="same", bias=False, **init),  # (N, 14, 14, 32)
-            BatchNorm2D(32, dtype=dtype),
-            ReLU(),
+            *_conv_bn_relu(16, 32, init),  # (N, 14, 14, 32)
+            *_conv_bn_relu(32, 32, init),  # (N, 14, 14, 32)
             MaxPool2D(2),  # (N, 7, 7, 32)
             Flatten(),  # (N, 1568)
             Dense(7 * 7 * 32, 128, bias=False, **init),  # (N, 128)
@@ -72,3 +64,15 @@ def best(rng: np.random.Generator | None = None, dtype=np.float32) -> Sequential
         ],
         input_shape=INPUT_SHAPE,
     )
+
+
+def _conv_bn_relu(in_channels: int, out_channels: int, init: dict) -> list:
+    """A "same"-padded 3x3 convolution without bias (BatchNorm's ``beta`` is its bias), BatchNorm and ReLU.
+
+    ``init`` holds the ``rng`` the convolution draws its weights from and the ``dtype`` of both parameterised layers.
+    """
+    return [
+        Conv2D(in_channels, out_channels, 3, padding="same", bias=False, **init),  # (N, H, W, out_channels)
+        BatchNorm2D(out_channels, dtype=init["dtype"]),
+        ReLU(),
+    ]
