@@ -7,7 +7,7 @@ Three set-ups train each zoo model on the same global batch (default 128) with S
 (forward, backward, gradient all-reduce, optimizer update) timed, as ``convnp.train.Trainer.train_step`` runs it:
 
 - 1 process, 1 thread (the baseline);
-- 2 processes of 1 thread each (``mpirun -n 2``, :class:`convnp.distributed.DistributedDataParallel`);
+- 2 processes of 1 thread each (``mpirun -n 2``, :class:`convnp.parallel.mpi.DistributedDataParallel`);
 - 1 process, 2 threads (:class:`convnp.parallel.DataParallel`).
 
 Each set-up runs in its own worker process(es), with BLAS held to one thread; the set-ups take turns, round after
@@ -48,7 +48,7 @@ def worker(args) -> None:
 
     dist = None
     if args.mpi:
-        from convnp.distributed import Distributed
+        from convnp.parallel.mpi import Distributed
 
         dist = Distributed()
     rng = np.random.default_rng(0)

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
 from bench import convnp_net  # noqa: E402
-from convnp._malloc import keep_freed_memory  # noqa: E402
+from convnp.parallel.malloc import keep_freed_memory  # noqa: E402
 from convnp.losses import SoftmaxCrossEntropy  # noqa: E402
 from convnp.models import get_model  # noqa: E402
 

@@ -409,7 +409,7 @@ def main(argv=None) -> None:
     p.add_argument("--skip-layers", action="store_true", help="only whole steps")
     args = p.parse_args(argv)
 
-    from convnp._malloc import keep_freed_memory
+    from convnp.parallel.malloc import keep_freed_memory
 
     keep_freed_memory()
     errors = check()

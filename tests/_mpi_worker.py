@@ -71,7 +71,7 @@ def arrays(model, optimizer, losses) -> dict[str, np.ndarray]:
 
 
 def main(mode: str, out_dir: str) -> None:
-    from convnp.distributed import Distributed, DistributedDataParallel, ReplicasDiverged
+    from convnp.parallel.mpi import Distributed, DistributedDataParallel, ReplicasDiverged
 
     dist = Distributed()
     out = Path(out_dir)

@@ -10,7 +10,7 @@ import pytest
 from convnp.checkpoint import META_KEY, atomic_write, load_checkpoint, save_checkpoint
 from convnp.errors import CheckpointError
 from convnp.layers import Conv2D, Dense, Flatten, ReLU
-from convnp.model import Sequential
+from convnp.sequential import Sequential
 from convnp.models import notebook
 from convnp.optim import SGD, Adam
 

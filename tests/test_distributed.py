@@ -1,4 +1,4 @@
-"""Training across MPI processes (convnp.distributed): the same results on 1 or N processes, checkpoints, resume,
+"""Training across MPI processes (convnp.parallel.mpi): the same results on 1 or N processes, checkpoints, resume,
 a lost process, errors.
 
 Each test starts ``mpirun`` (Open MPI from the ``mpi`` extra, which scripts/test.sh installs) on this machine. Every

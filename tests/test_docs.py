@@ -11,7 +11,7 @@ import pytest
 
 from convnp.layers import Conv2D, Dense, Flatten, MaxPool2D, NotebookMaxPool2D, ReLU
 from convnp.losses import SoftmaxCrossEntropy
-from convnp.model import Sequential
+from convnp.sequential import Sequential
 from convnp.ops.activations import softmax
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "how-it-works.md"

@@ -190,7 +190,7 @@ def test_pooling_before_relu_gives_the_same_bits(dtype, ties):
     """Sequential runs ReLU -> MaxPool2D as MaxPool2D -> ReLU; outputs and every gradient must not change."""
     from convnp.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
     from convnp.losses import SoftmaxCrossEntropy
-    from convnp.model import Sequential
+    from convnp.sequential import Sequential
 
     def build():
         rng = np.random.default_rng(5)

@@ -37,7 +37,7 @@ from convnp.gradcheck import (
 )
 from convnp.layers import Conv2D, Dense, Flatten, MaxPool2D, NotebookMaxPool2D, ReLU
 from convnp.losses import SoftmaxCrossEntropy
-from convnp.model import Sequential
+from convnp.sequential import Sequential
 from convnp.models import notebook
 
 TOL = 1e-6

@@ -199,7 +199,7 @@ def test_the_web_app_and_the_feature_maps_are_the_classifiers(classifier, checkp
 def test_a_model_trained_on_images_in_0_1_takes_pixels_and_stored_images(tmp_path):
     """Pixels 0..255 are brought to the training data's [0, 1] scale; stored=True takes that scale as it is."""
     from convnp.layers import Dense, Flatten
-    from convnp.model import Sequential
+    from convnp.sequential import Sequential
 
     model = Sequential([Flatten(), Dense(16 * 12 * 3, 4, rng=np.random.default_rng(0))], input_shape=(16, 12, 3))
     standardize = Standardize(1.0, [0.5, 0.4, 0.3], [0.25, 0.2, 0.2])

@@ -16,7 +16,7 @@ from helpers import conv_cases, describe, pair, pool_cases
 from convnp import init as initialisers
 from convnp.layers import Conv2D, Dense, Flatten, MaxPool2D, NotebookMaxPool2D, ReLU
 from convnp.losses import SoftmaxCrossEntropy
-from convnp.model import Sequential
+from convnp.sequential import Sequential
 from convnp.models import notebook
 from convnp.models.notebook import notebook_weights
 

@@ -32,7 +32,7 @@ from convnp.layers import (
     Sigmoid,
     Tanh,
 )
-from convnp.model import Sequential
+from convnp.sequential import Sequential
 from convnp.optim import SGD
 
 NEW = [AvgPool2D, BatchNorm1D, BatchNorm2D, Dropout, GlobalAvgPool2D, LeakyReLU, Sigmoid, Tanh]

@@ -34,7 +34,7 @@ from convnp.layers import (
     Sigmoid,
     Tanh,
 )
-from convnp.model import Sequential
+from convnp.sequential import Sequential
 from convnp.ops.batchnorm import batchnorm_backward, batchnorm_forward
 
 TOL = 1e-6

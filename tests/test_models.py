@@ -24,7 +24,7 @@ from convnp.layers import (
     Sigmoid,
     Tanh,
 )
-from convnp.model import Sequential
+from convnp.sequential import Sequential
 from convnp.models import MODELS, RECIPES, get_model
 from convnp.train.config import TrainConfig
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from convnp import parallel
-from convnp._blas import get_blas_threads, set_blas_threads
+from convnp.parallel import threads as parallel_threads
+from convnp.parallel.blas import get_blas_threads, set_blas_threads
 from convnp.losses import SoftmaxCrossEntropy
 from convnp.models import notebook
 from convnp.optim import SGD
@@ -70,7 +70,7 @@ def test_training_with_two_threads_is_deterministic_and_close_to_one():
 
 
 def test_default_thread_count(monkeypatch):
-    monkeypatch.setattr(parallel, "_default_threads", None)
+    monkeypatch.setattr(parallel_threads, "_default_threads", None)
     monkeypatch.setenv("CONVNP_NUM_THREADS", "3")
     assert get_num_threads() == 3
     monkeypatch.setenv("CONVNP_NUM_THREADS", "zero")
@@ -91,9 +91,9 @@ def test_training_threads_default_to_what_the_step_can_feed(monkeypatch):
     from convnp.models import convnet
     from convnp.parallel import threads_for
 
-    monkeypatch.setattr(parallel, "_default_threads", None)
+    monkeypatch.setattr(parallel_threads, "_default_threads", None)
     monkeypatch.delenv("CONVNP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(parallel_threads.os, "cpu_count", lambda: 4)
     small, big = notebook(), convnet()  # 0.3 and 72 MFLOP per training image
     assert threads_for(small, 32) == 1  # 10 MFLOP: one thread
     assert threads_for(small, 128) == 2  # 39 MFLOP: two threads of 15 at least
@@ -126,7 +126,7 @@ def test_blas_thread_control_round_trips():
 
 def _bn_dropout_model(dtype=np.float64, seed=0):
     from convnp.layers import BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
-    from convnp.model import Sequential
+    from convnp.sequential import Sequential
 
     rng = np.random.default_rng(seed)
     init = {"rng": rng, "dtype": dtype}
@@ -192,7 +192,7 @@ def test_a_failing_shard_reports_its_error_without_hanging():
 
 def test_a_layer_that_cannot_be_split_keeps_the_model_whole():
     from convnp.layers import Conv2D, Dense, Flatten, ReLU
-    from convnp.model import Sequential
+    from convnp.sequential import Sequential
 
     class Whole(ReLU):
         shardable = False
@@ -212,7 +212,7 @@ def test_a_layer_that_cannot_be_split_keeps_the_model_whole():
 
 def test_dropout_generator_states_round_trip():
     from convnp.layers import Dense, Dropout, Flatten
-    from convnp.model import Sequential
+    from convnp.sequential import Sequential
 
     model = Sequential([Flatten(), Dropout(0.5, rng=np.random.default_rng(1)), Dense(4, 2)], (2, 2, 1))
     x = np.ones((3, 2, 2, 1), np.float32)
@@ -225,7 +225,7 @@ def test_dropout_generator_states_round_trip():
 
 
 def test_keep_freed_memory_runs_once_and_can_be_turned_off(monkeypatch):
-    from convnp import _malloc
+    from convnp.parallel import malloc as _malloc
 
     monkeypatch.setattr(_malloc, "_done", False)
     monkeypatch.setenv("CONVNP_NO_MALLOPT", "1")

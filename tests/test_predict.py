@@ -467,7 +467,7 @@ def test_cli_model_with_another_input_shape(tmp_path, capsys):
     from convnp.checkpoint import save_checkpoint
     from convnp.data.transforms import Standardize
     from convnp.layers import Dense, Flatten
-    from convnp.model import Sequential
+    from convnp.sequential import Sequential
 
     model = Sequential([Flatten(), Dense(16 * 12 * 3, 4, rng=np.random.default_rng(0))], input_shape=(16, 12, 3))
     path = save_checkpoint(tmp_path / "colour.npz", model,

@@ -17,13 +17,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convnp import parallel, processes
+from convnp.parallel import processes
+from convnp.parallel import threads as parallel_threads
 from convnp.layers import BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ReLU
-from convnp.model import Sequential
+from convnp.sequential import Sequential
 from convnp.models import notebook
 from convnp.optim import SGD
 from convnp.parallel import DataParallel, data_parallel, resolve_backend, threads_for
-from convnp.processes import ProcessDataParallel, WorkerError
+from convnp.parallel import ProcessDataParallel, WorkerError
 from convnp.train import Trainer
 from helpers import run_weights, same_arrays, toy_npz, without_time
 
@@ -258,7 +259,7 @@ def test_workers_exit_when_their_training_process_is_killed(tmp_path):
 import os, signal, sys
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 from test_processes import _batch, _flat_net
-from convnp.processes import ProcessDataParallel
+from convnp.parallel import ProcessDataParallel
 
 dp = ProcessDataParallel(_flat_net(), 2)
 assert dp.train_step(*_batch())[2]
@@ -341,7 +342,7 @@ def test_backend_choice(monkeypatch):
 
 
 def test_processes_split_smaller_steps_than_threads(monkeypatch):
-    monkeypatch.setattr(parallel, "_default_threads", None)
+    monkeypatch.setattr(parallel_threads, "_default_threads", None)
     monkeypatch.delenv("CONVNP_NUM_THREADS", raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     model = _notebook(np.random.default_rng(0))  # 0.31 MFLOP per training image

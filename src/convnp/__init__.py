@@ -17,7 +17,7 @@ from convnp.layers import (
     Tanh,
 )
 from convnp.losses import SoftmaxCrossEntropy
-from convnp.model import Sequential
+from convnp.sequential import Sequential
 from convnp.parallel import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"

@@ -28,7 +28,7 @@ import numpy as np
 from convnp import fault_points
 from convnp.data.transforms import MNIST_MEAN, MNIST_STD, Standardize
 from convnp.errors import CheckpointError
-from convnp.model import Sequential
+from convnp.sequential import Sequential
 
 FORMAT = "convnp-checkpoint"
 FORMAT_VERSION = 1

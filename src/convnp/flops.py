@@ -15,7 +15,7 @@ multiply-adds:
 - Flatten: 0.
 
 A training step is forward + weight gradients + input gradients, where the first layer computes no input gradient
-(:meth:`convnp.model.Sequential.backward` tells it so). Conv2D and Dense therefore cost about 3x their forward
+(:meth:`convnp.sequential.Sequential.backward` tells it so). Conv2D and Dense therefore cost about 3x their forward
 (2x as the first layer), BatchNorm 3x, the other element-wise layers 2x. Element-wise counts are a convention (a ``tanh`` is counted as
 one operation, Dropout's mask multiply as one), small next to the matrix products that dominate the time.
 The loss, the optimizer step and BatchNorm's batch statistics are not counted.
@@ -128,7 +128,7 @@ def model_flops(model, input_shape: tuple | None = None) -> dict:
 
     Parameters
     ----------
-    model : convnp.model.Sequential
+    model : convnp.sequential.Sequential
     input_shape : tuple (H, W, C), optional
         One sample's shape; defaults to ``model.input_shape``.
 

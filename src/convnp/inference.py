@@ -9,8 +9,8 @@ labels, the top k, every layer's output, and the answer for each of a list of im
 A model must not run in several threads at once: its layers reuse scratch buffers from call to call (Conv2D's
 ``workspace``), inference included, so two concurrent forwards through one layer overwrite each other's work and
 both get wrong answers. A Classifier therefore runs, in each thread, that thread's own
-:meth:`~convnp.model.Sequential.replica` of the model (parameters and running statistics shared and only read,
-buffers its own), made on the thread's first call; one Classifier can serve many threads.
+replica of the model (:func:`convnp.parallel.replicate`: parameters and running statistics shared and only
+read, buffers its own), made on the thread's first call; one Classifier can serve many threads.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from convnp.checkpoint import Checkpoint, load_checkpoint
 from convnp.data.images import load_digits, load_images
 from convnp.data.transforms import MNIST_MEAN, MNIST_STD, Standardize
 from convnp.errors import DataError
-from convnp.model import Sequential
+from convnp.sequential import Sequential
 from convnp.ops.activations import softmax
+from convnp.parallel.replicate import replicate
 
 __all__ = ["MNIST_SHAPE", "Classifier", "FilePrediction", "layer_outputs"]
 
@@ -47,7 +48,7 @@ def layer_outputs(model: Sequential, x: np.ndarray, *, upto: int | None = None) 
     model : Sequential
     x : ndarray of shape `(N, H, W, C)`, float
         Prepared input, as the model's first layer takes it (:meth:`Classifier.prepare`). float32 and float64 are
-        cast to the model's dtype, as :meth:`~convnp.model.Sequential.forward` casts them.
+        cast to the model's dtype, as :meth:`~convnp.sequential.Sequential.forward` casts them.
     upto : int, optional
         Index of the last layer to run (negative counts from the end); default: every layer.
 
@@ -306,8 +307,7 @@ class Classifier:
         """This thread's replica of the model, made on its first call (its buffers fit the batches it runs)."""
         model = getattr(self._local, "model", None)
         if model is None:
-            model = self.model.replica()
-            model.share_state_with(self.model)  # running statistics read, never written, by inference
+            model = replicate(self.model, share_state=True)  # running statistics read, never written, by inference
             self._local.model = model
         return model
 

@@ -14,6 +14,7 @@ import functools
 import time
 
 from convnp.cli._args import argparse_type, escaped
+from convnp.cli.distributed import launch
 from convnp.train.config import GROUPS, Flag, TrainConfig
 from convnp.train.run import train_run
 
@@ -107,8 +108,6 @@ def run(args) -> int:
     typed = typed_settings(args)
     train = functools.partial(_train, typed=typed)
     if args.distributed:
-        from convnp.distributed import launch  # mpi4py is needed, and imported, only here
-
         # launch reads --threads, --backend and --batch-size: it gets them typed or not.
         return launch(argparse.Namespace(**{**DEFAULTS.to_dict(), **vars(args)}), train)
     return train(args)

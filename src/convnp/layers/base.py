@@ -9,11 +9,13 @@ A layer holds three dicts of arrays:
 ``forward(x, training=False)`` checks the input, then runs the pure kernel from :mod:`convnp.ops`. With
 ``training=True`` it also keeps the cache that ``backward(dout)`` needs; inference keeps nothing (and leaves the
 last training cache in place). ``backward`` returns the gradient with respect to the input.
+
+A layer knows nothing of threads or processes (:mod:`convnp.parallel`), except through one hook, for training on a
+shard of a split batch: it reads which rows it holds from its ``shard`` attribute, and its class says whether it
+can train on a shard at all (``shardable``) and whether it sums across the shards (``collective``, BatchNorm).
 """
 
 from __future__ import annotations
-
-import copy
 
 import numpy as np
 
@@ -27,7 +29,8 @@ class Layer:
     input_ndim = 4
     #: The input layout, for error messages.
     input_layout = "(N, H, W, C)"
-    #: Whether a training batch can be split into shards without changing results beyond float rounding.
+    #: Whether a training batch can be split into shards without changing results beyond float rounding: False for
+    #: a layer that looks across samples without reading ``shard`` (its models then train unsplit).
     shardable = True
     #: Whether a training forward or backward calls its shard's ``allreduce`` (a collective every shard must join).
     collective = False
@@ -43,8 +46,8 @@ class Layer:
         self._out_dtype: np.dtype | None = None
         self.input_grad = True  # whether the current backward must compute dL/dx
         self.workspace: dict[str, np.ndarray] = {}  # scratch buffers reused between calls (see ops.conv)
-        # Which rows of a split training batch this layer sees (convnp.shard); None: the whole batch. Only layers
-        # that look across samples (BatchNorm, Dropout's mask) read it.
+        # Which rows of a split training batch this layer sees (a convnp.parallel.shard.Shard, set by the workers);
+        # None: the whole batch. Only layers that look across samples (BatchNorm, Dropout's mask) read it.
         self.shard = None
 
     # ---- what subclasses provide -------------------------------------------------------------------------------
@@ -114,19 +117,6 @@ class Layer:
         for name, grad in self.grads.items():
             assert grad.shape == self.params[name].shape, f"{self!r}: grad {name} {grad.shape} vs {self.params[name].shape}"
         return dx
-
-    def replica(self) -> "Layer":
-        """A twin that shares this layer's parameter arrays but has its own gradients, cache, buffers and state.
-
-        Used to run shards of a batch in parallel threads (:mod:`convnp.parallel`).
-        """
-        twin = copy.copy(self)
-        twin.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
-        twin.state = {k: v.copy() for k, v in self.state.items()}
-        twin.workspace = {}
-        twin._cache = None
-        twin.shard = None
-        return twin
 
     def astype(self, dtype) -> "Layer":
         """Cast parameters and state to ``dtype`` in place (float32 or float64); returns the layer."""

@@ -2,7 +2,7 @@
 
 Both normalise each channel (the last axis) with statistics over every other axis; they differ only in the input
 they accept, ``(N, C)`` or ``(N, H, W, C)``. The running statistics are ``state``: saved in checkpoints by
-:meth:`convnp.model.Sequential.state_dict`, never seen by an optimizer.
+:meth:`convnp.sequential.Sequential.state_dict`, never seen by an optimizer.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from convnp.ops.batchnorm import batchnorm_backward, batchnorm_forward
 class _BatchNorm(Layer):
     """Shared by BatchNorm1D and BatchNorm2D; see :class:`BatchNorm2D` for the documentation."""
 
-    collective = True  # a split batch's shards add their sums (convnp.shard)
+    collective = True  # a split batch's shards add their sums (convnp.parallel.shard)
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, dtype=np.float32):
         super().__init__(dtype)
@@ -40,7 +40,7 @@ class _BatchNorm(Layer):
             return batchnorm_forward(x, gamma, beta, self.eps, self.state["running_mean"], self.state["running_var"])
         m = x.size // self.num_features  # values per channel in this input
         allreduce = None
-        if self.shard is not None:  # one shard of a split batch: statistics over the whole batch (convnp.shard)
+        if self.shard is not None:  # one shard of a split batch: the whole batch's statistics (convnp.parallel.shard)
             m = m // len(x) * self.shard.total
             allreduce = self.shard.allreduce
         if m < 2:

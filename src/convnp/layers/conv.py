@@ -49,8 +49,8 @@ class Conv2D(Layer):
     Not for several threads at once. A Conv2D keeps scratch buffers in ``workspace`` (the im2col matrix) and reuses
     them from call to call, inference included, so two concurrent forwards through one layer overwrite each other's
     and both can return wrong values, with no error raised. Run one replica per thread
-    (:meth:`convnp.model.Sequential.replica`, or :meth:`Layer.replica` for a layer on its own): replicas share the
-    weight arrays, and each has its own buffers.
+    (:func:`convnp.parallel.replicate` for a model, :func:`convnp.parallel.replicate_layer` for a layer on its own):
+    replicas share the weight arrays, and each has its own buffers.
     """
 
     def __init__(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 
 from convnp.init import default_rng
@@ -20,7 +18,8 @@ class Dropout(Layer):
     p : float in [0, 1), default 0.5
         Probability of dropping an element. ``p = 0`` is the identity.
     rng : np.random.Generator, optional
-        Source of the masks, kept as the attribute ``rng``: the same Generator state gives the same masks.
+        Source of the masks, kept as the attribute ``rng``: the same Generator state gives the same masks. A
+        replica for another thread (:func:`convnp.parallel.replicate`) draws from a copy of it.
         ``None`` draws a fresh unseeded Generator.
 
     ``forward(x, training=False)`` is the identity and returns ``x`` itself, like PyTorch (no rescaling is needed:
@@ -58,15 +57,10 @@ class Dropout(Layer):
             return x, None
         if self.shard is None:
             return dropout_forward(x, self.p, self.rng)
-        # One shard of a split batch: draw the whole batch's mask, keep this shard's rows (convnp.shard), so the
-        # masks do not depend on how the batch was split.
+        # One shard of a split batch: draw the whole batch's mask, keep this shard's rows (convnp.parallel.shard), so
+        # the masks do not depend on how the batch was split.
         shard = self.shard
         return dropout_forward(x, self.p, self.rng, rows=(shard.start, shard.stop, shard.total))
-
-    def replica(self):
-        twin = super().replica()
-        twin.rng = copy.deepcopy(self.rng)  # a Generator is not thread-safe: each replica draws from its own copy
-        return twin
 
     def _backward(self, dout, mask):
         return dropout_backward(dout, mask)

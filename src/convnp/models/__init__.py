@@ -1,4 +1,4 @@
-"""The model zoo: named constructors returning a :class:`~convnp.model.Sequential`.
+"""The model zoo: named constructors returning a :class:`~convnp.sequential.Sequential`.
 
 Every builder takes ``rng`` (a ``np.random.Generator``) and ``dtype`` and returns a network from ``(N, 28, 28, 1)``
 images to ``(N, 10)`` logits. Their recommended training settings are in :data:`convnp.models.recipes.RECIPES`.

@@ -6,7 +6,7 @@ import numpy as np
 
 from convnp.init import default_rng
 from convnp.layers import BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
-from convnp.model import Sequential
+from convnp.sequential import Sequential
 
 INPUT_SHAPE = (28, 28, 1)
 
@@ -37,7 +37,7 @@ def best(rng: np.random.Generator | None = None, dtype=np.float32) -> Sequential
     widths were halved; the dense layer is 128 wide, and at this size its 0.2 M weights already hold most of the
     parameters. Measured on a 2-core machine, this network trains at 400-500 images/s on one core (110-140 s per
     epoch of 54,000 images) and about 1,050 on two worker processes with augmentation (51-53 s per epoch), each
-    batch split in two (its BatchNorm statistics summed over both halves, see :mod:`convnp.shard`).
+    batch split in two (its BatchNorm statistics summed over both halves, see :mod:`convnp.parallel.shard`).
 
     Convolutions and dense layers followed by BatchNorm have no bias: BN's ``beta`` does its job, and BN would
     subtract any bias anyway. The schedule that goes with it is ``convnp.models.recipes.RECIPES["best"]``.

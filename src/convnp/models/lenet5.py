@@ -6,7 +6,7 @@ import numpy as np
 
 from convnp.init import default_rng
 from convnp.layers import AvgPool2D, Conv2D, Dense, Flatten, Tanh
-from convnp.model import Sequential
+from convnp.sequential import Sequential
 
 INPUT_SHAPE = (28, 28, 1)
 

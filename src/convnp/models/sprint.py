@@ -6,7 +6,7 @@ import numpy as np
 
 from convnp.init import default_rng
 from convnp.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
-from convnp.model import Sequential
+from convnp.sequential import Sequential
 
 INPUT_SHAPE = (28, 28, 1)
 

@@ -47,7 +47,7 @@ class BatchNormCache(NamedTuple):
     count : int
         Values per channel that the statistics came from: ``m``, or the whole batch's when it is split into shards.
     allreduce : callable or None
-        The sum over shards (:mod:`convnp.shard`) that the statistics went through, and the backward's sums too.
+        The sum over shards (:mod:`convnp.parallel.shard`) that the statistics went through, and the backward's sums too.
     """
 
     xhat: np.ndarray
@@ -84,7 +84,7 @@ def batchnorm_forward(
         Fixed statistics (evaluation mode). Both ``None`` (the default): use the batch's mean and biased variance
         (training mode), which needs more than one value per channel.
     allreduce : callable, optional
-        For a batch split into shards (:mod:`convnp.shard`): sums a ``(C,)`` array over every shard, so the
+        For a batch split into shards (:mod:`convnp.parallel.shard`): sums a ``(C,)`` array over every shard, so the
         statistics are the whole batch's. ``None``: ``x`` is the whole batch.
     count : int, optional
         With ``allreduce``: the values per channel in the whole batch (``M`` summed over the shards).

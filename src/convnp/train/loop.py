@@ -115,7 +115,7 @@ class Trainer:
         :func:`convnp.parallel.threads_for` the model and the configured batch size.
     backend : {"auto", "threads", "processes"}
         What the workers are (:func:`convnp.parallel.resolve_backend`): threads, or forked processes
-        (:mod:`convnp.processes`), which give the same results bit for bit and are faster on small networks.
+        (:mod:`convnp.parallel.processes`), which give the same results bit for bit and are faster on small networks.
         ``"auto"``: processes on Linux. :attr:`backend` holds the choice made, once training starts.
     label_smoothing : float in [0, 1)
         Smooth the training targets (:class:`convnp.losses.SoftmaxCrossEntropy`); the training loss reported is the
@@ -133,7 +133,7 @@ class Trainer:
     parallel : optional
         Runs the training steps in place of a :class:`~convnp.parallel.DataParallel` over ``threads``: an object
         with ``train_step(x, y) -> (loss, correct, finite)`` and ``close()``, such as
-        :class:`convnp.distributed.DistributedDataParallel` (training across MPI processes).
+        :class:`convnp.parallel.mpi.DistributedDataParallel` (training across MPI processes).
     """
 
     def __init__(

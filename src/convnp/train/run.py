@@ -42,7 +42,7 @@ from convnp.checkpoint import atomic_write, library_versions, load_checkpoint
 from convnp.data.augment import Augment
 from convnp.data.datasets import Dataset, load_dataset
 from convnp.data.transforms import Standardize
-from convnp.model import Sequential
+from convnp.sequential import Sequential
 from convnp.models import get_model
 from convnp.optim import SGD, Adam, AdamW, Optimizer
 from convnp.parallel import resolve_backend, threads_for
@@ -167,7 +167,7 @@ def train_run(
     stream : file, optional
         Where progress goes (default ``sys.stdout``).
     callbacks : extra callbacks, after the built-in ones.
-    distributed : convnp.distributed.Distributed, optional
+    distributed : convnp.parallel.mpi.Distributed, optional
         Train across the processes of an MPI job (every process calls this): process 0 reads the data and writes
         ``run_dir``; the others get the data from it and use a private scratch copy of the folder.
     """

@@ -1,10 +1,9 @@
 """Using several cores with processes: each training batch split across forked worker processes.
 
-:class:`convnp.parallel.DataParallel` splits a batch across threads. Threads share one interpreter, and every
-Python statement and every short NumPy call of a shard holds its lock (the GIL); on small networks that is much of
-a step. Measured on a 2-core machine, seconds per epoch at batch 64, one thread / two threads / two processes, in
-one script, alternating: the notebook net (54,000 images) 3.4-3.8 / 3.6-4.0 / 2.6-2.8; LeNet-5 (20,000 images)
-5.4-6.3 / 4.6-5.2 / 4.0-4.3. Worker processes each have their own interpreter, so the second core works in full.
+:class:`~convnp.parallel.threads.DataParallel` splits a batch across threads. Threads share one interpreter, and
+every Python statement and every short NumPy call of a shard holds its lock (the GIL); on small networks that is
+much of a step (docs/parallel.md has the measurements). Worker processes each have their own interpreter, so the
+second core works in full.
 
 A step with ``P`` processes (the caller, and ``P - 1`` workers forked at the first split step):
 
@@ -13,9 +12,9 @@ A step with ``P`` processes (the caller, and ``P - 1`` workers forked at the fir
    BatchNorm updates in place.
 2. It writes each worker's rows of the batch into a shared input block (rows that do not fit go through the pipe)
    and sends it a short message through a pipe: which rows, and the layer Generators' states (Dropout's).
-3. Every process runs forward and backward on its rows exactly as :class:`~convnp.parallel.DataParallel`'s thread
-   of the same index would (:func:`convnp.parallel.shard_step`). BatchNorm's all-reduce goes through the caller,
-   which adds the parts in shard order, as :class:`~convnp.shard.ThreadAllreduce` does.
+3. Every process runs forward and backward on its rows exactly as ``DataParallel``'s thread of the same index would
+   (:func:`convnp.parallel.shard.shard_step`). BatchNorm's all-reduce goes through the caller, which adds the parts
+   in shard order, as :class:`~convnp.parallel.shard.ThreadAllreduce` does.
 4. Each worker writes its gradients into a shared block of its own; the caller adds them to its own in shard order.
 
 So a step gives bit for bit what ``DataParallel`` gives with as many threads; the tests check it.
@@ -23,7 +22,8 @@ So a step gives bit for bit what ``DataParallel`` gives with as many threads; th
 Workers ignore SIGINT. Ctrl-C reaches the whole process group, and the training loop's own handler stops the run
 between steps. A worker that dies is noticed at its pipe, when a message to it cannot be written or one from it ends
 early, and reported with how it ended (its exit status, waited for, never guessed). After any failure during a step,
-the workers are ended, and the next step forks fresh ones.
+the workers are ended, and the next step forks fresh ones. A worker announces the fault point ``worker step K``
+(:mod:`convnp.fault_points`) when its K-th step arrives, so tests can kill it there.
 
 Needs ``os.fork``: Linux (:func:`available`). Nothing is pickled: messages are JSON headers and raw array bytes.
 """
@@ -45,27 +45,26 @@ from multiprocessing.connection import Pipe
 import numpy as np
 
 from convnp import fault_points
-from convnp._blas import set_blas_threads
-from convnp._malloc import keep_freed_memory
 from convnp.losses import SoftmaxCrossEntropy
-from convnp.parallel import DataParallel, shard_bounds, shard_step
-from convnp.shard import Shard
+from convnp.parallel.blas import set_blas_threads
+from convnp.parallel.malloc import keep_freed_memory
+from convnp.parallel.shard import Shard, collective, set_shard, shard_bounds, shard_step
+from convnp.parallel.threads import DataParallel
 
 #: Seconds :meth:`ProcessDataParallel.close` waits for a worker to exit before killing it; also how long a worker
 #: whose pipe has closed is given to finish exiting before it is reported as still running. Only a worker that is
 #: stuck waits this long: a worker's exit is an event, waited for as one (:func:`_wait_child`).
 QUIT_WAIT_S = 5.0
 
-#: Seconds a process polls its pipe before it blocks on it. Waking a process blocked on a pipe took tens to hundreds
-#: of microseconds on these virtual machines, several times a step; polling (yielding the core to any other runnable
-#: process between polls) catches the next message awake. The notebook net at batch 64: 3.36 -> 3.19 ms per step on
-#: a quiet machine; next to a busy process, 6.3 -> 7.2 ms, where splitting loses to one core anyway.
+#: Seconds a process polls its pipe before it blocks on it. Waking a process blocked on a pipe is slow on virtual
+#: machines, and happens several times a step; polling (yielding the core to any other runnable process between
+#: polls) catches the next message awake (docs/parallel.md has the measurements).
 POLL_S = 1e-3
 
 
 def _wait_readable(conn) -> None:
     """Return when ``conn`` has data, after at most :data:`POLL_S` of polling (the read that follows may block)."""
-    poller = select.poll()  # not conn.poll(): that builds a selector on every call, 7 us against 1
+    poller = select.poll()  # not conn.poll(), which builds a selector on every call
     poller.register(conn.fileno(), select.POLLIN)
     deadline = time.perf_counter() + POLL_S
     while not poller.poll(0) and time.perf_counter() < deadline:
@@ -223,11 +222,11 @@ def _serve(conn, model, loss_fn, stores, names, shared, grads, inputs) -> None:
             if header["rng"]:
                 model.set_rng_states(header["rng"])
             start, stop, n = header["start"], header["stop"], header["total"]
-            model.set_shard(Shard(start, stop, n, allreduce))
+            set_shard(model, Shard(start, stop, n, allreduce))
             try:
                 loss, correct, finite = shard_step(model, loss_fn, x, y, n, allreduce if header["agree"] else None)
             finally:
-                model.set_shard(None)
+                set_shard(model, None)
             if finite:
                 computed = model.gradients()
                 for name, target in zip(names, grads.arrays):  # by name: the block's order
@@ -327,7 +326,7 @@ def _end_workers(workers: list[_Worker], kill: bool) -> None:
 
 class ProcessDataParallel:
     """Runs a model's training steps on shards of each batch in ``n_processes`` processes: this one and
-    ``n_processes - 1`` forked workers. The interface of :class:`~convnp.parallel.DataParallel`, and the same
+    ``n_processes - 1`` forked workers. The interface of :class:`~convnp.parallel.threads.DataParallel`, and the same
     results bit for bit at the same count.
 
     Parameters
@@ -430,7 +429,7 @@ class ProcessDataParallel:
         for (store, key, _), array in zip(stores, self._shared.arrays):
             array[...] = store[key]
         workers = self._workers[: len(bounds) - 1]
-        header = {"op": "step", "total": n, "rng": model.rng_states() or None, "agree": model.collective}
+        header = {"op": "step", "total": n, "rng": model.rng_states() or None, "agree": collective(model)}
 
         def allreduce(a: np.ndarray) -> np.ndarray:
             parts = [a] + [w.receive("reduce")[1][0] for w in workers]
@@ -445,13 +444,13 @@ class ProcessDataParallel:
         try:
             for w, (a, b) in zip(workers, bounds[1:]):
                 w.send_rows(dict(header, start=a, stop=b), x[a:b], y[a:b])
-            model.set_shard(Shard(start, stop, n, allreduce))
+            set_shard(model, Shard(start, stop, n, allreduce))
             previous = set_blas_threads(1)
             try:
                 results = [shard_step(model, self._local.losses[0], x[start:stop], y[start:stop], n,
                                       allreduce if header["agree"] else None)]
             finally:
-                model.set_shard(None)
+                set_shard(model, None)
                 if previous is not None:
                     set_blas_threads(previous)
             results += [(h["loss"], h["correct"], h["finite"]) for h, _ in (w.receive("done") for w in workers)]
@@ -467,7 +466,7 @@ class ProcessDataParallel:
         return float(sum(r[0] for r in results)), sum(r[1] for r in results), True
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Logits for ``x`` in inference mode, computed by :class:`~convnp.parallel.DataParallel`'s threads."""
+        """Logits for ``x`` in inference mode, computed by :class:`~convnp.parallel.threads.DataParallel`'s threads."""
         if self._threads is None:
             self._threads = DataParallel(self.model, self.n_processes)
         return self._threads.predict(x)

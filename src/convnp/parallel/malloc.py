@@ -2,12 +2,15 @@
 
 A training step allocates and frees the same few multi-megabyte arrays again and again. glibc serves blocks above
 its mmap threshold with fresh ``mmap`` calls and returns them on free, so every step pays the page faults of
-touching new memory: measured here, a third of the notebook net's step time. Raising the mmap and trim thresholds
-(``mallopt``, the same knobs as the ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` environment
-variables) lets freed blocks be reused. Peak memory is unchanged; the process just keeps its peak until it exits.
+touching new memory (a third of the notebook net's step time, docs/parallel.md). Raising the mmap and trim
+thresholds (``mallopt``, the same knobs as the ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_``
+environment variables) lets freed blocks be reused. Peak memory is unchanged; the process just keeps its peak until
+it exits.
 
-Applied once per process, by the first :class:`convnp.parallel.DataParallel` (which every training step and
-prediction goes through). ``CONVNP_NO_MALLOPT=1`` turns it off; elsewhere than glibc it does nothing.
+Applied once per process, by the first :class:`~convnp.parallel.threads.DataParallel` (which every training step
+and prediction goes through), :class:`~convnp.parallel.processes.ProcessDataParallel` or
+:class:`~convnp.parallel.mpi.DistributedDataParallel`. ``CONVNP_NO_MALLOPT=1`` turns it off; elsewhere than glibc
+it does nothing.
 """
 
 from __future__ import annotations

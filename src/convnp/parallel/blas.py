@@ -1,5 +1,8 @@
 """Setting OpenBLAS's thread count at run time, through ctypes (what threadpoolctl does, without the dependency).
 
+convnp's workers are the parallelism (threads, processes or MPI ranks, each on its shard of a batch), so each runs
+BLAS in one thread; BLAS's own threads beside them only compete for the same cores.
+
 NumPy's wheels bundle OpenBLAS under prefixed names (``scipy_openblas_set_num_threads64_``); distribution builds
 use the plain ones. When no OpenBLAS can be found (another BLAS), the functions do nothing and say so by
 returning None.

@@ -1,4 +1,9 @@
-"""``Sequential``: a stack of layers run in order, forward and backward."""
+"""``Sequential``: a stack of layers run in order, forward and backward; the container every zoo model is.
+
+It holds the layers and what concerns them all: running them (forward, backward, predict), their parameters and
+state by name (``state_dict``), their architecture as JSON (``get_config``) and a summary. Splitting a batch across
+threads or processes, and the replicas that takes, is :mod:`convnp.parallel`'s; :meth:`Sequential.predict` uses it.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from convnp.errors import CheckpointError
 from convnp.layers.activations import ReLU
 from convnp.layers.base import Layer
 from convnp.layers.pooling import MaxPool2D
+from convnp.parallel.threads import DataParallel, get_num_threads
 
 
 class Sequential:
@@ -68,8 +74,8 @@ class Sequential:
 
         Not for several threads at once: the layers keep scratch buffers between calls (Conv2D reuses its im2col
         matrix, inference included), so two threads running one model concurrently overwrite each other's and can
-        get wrong outputs, with no error raised. Give each thread its own :meth:`replica`, made once and reused: it
-        shares the weights and has its own buffers, caches and gradients.
+        get wrong outputs, with no error raised. Give each thread its own :func:`convnp.parallel.replicate` of the
+        model, made once and reused: it shares the weights and has its own buffers, caches and gradients.
         """
         if isinstance(x, np.ndarray) and x.dtype in FLOAT_DTYPES and x.dtype != self.dtype:
             x = x.astype(self.dtype)
@@ -115,10 +121,8 @@ class Sequential:
 
         Those threads each run their own replica, but the first of them is this model itself, so, as with
         :meth:`forward`, one model must not be used from several threads at once: a program calling ``predict``
-        from several threads gives each thread its own :meth:`replica`.
+        from several threads gives each thread its own :func:`convnp.parallel.replicate` of the model.
         """
-        from convnp.parallel import DataParallel, get_num_threads
-
         parallel = DataParallel(self, threads or get_num_threads())
         try:
             return np.concatenate([parallel.predict(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
@@ -200,52 +204,14 @@ class Sequential:
 
     @property
     def shardable(self) -> bool:
-        """Whether a training batch may be split into shards with results changed by float rounding only.
+        """Whether a training batch may be split into shards with results changed by float rounding only: whether
+        every layer says so (its ``shardable`` hook, see :mod:`convnp.parallel.shard`).
 
         True for every built-in layer: BatchNorm adds its sums over the shards and Dropout draws the whole batch's
-        mask (see :mod:`convnp.shard`). A custom layer that looks across samples without reading its ``shard``
-        attribute should set ``shardable = False``; its models then train unsplit.
+        mask. A custom layer that looks across samples without reading its ``shard`` attribute should set
+        ``shardable = False``; its models then train unsplit.
         """
         return all(layer.shardable for layer in self.layers)
-
-    @property
-    def collective(self) -> bool:
-        """Whether a split training step makes the shards wait for each other (some layer calls ``allreduce``)."""
-        return any(layer.collective for layer in self.layers)
-
-    def set_shard(self, shard) -> None:
-        """Tell every layer which rows of the batch it sees (a :class:`convnp.shard.Shard`, or None for all)."""
-        for layer in self.layers:
-            layer.shard = shard
-
-    def sync_from(self, other: "Sequential") -> None:
-        """Give this replica copies of ``other``'s state (running statistics) and Generator states.
-
-        Before a split training step, so that every replica updates the same running statistics and draws the
-        same dropout masks as ``other``.
-        """
-        for mine, theirs in zip(self.layers, other.layers):
-            mine.state = {k: v.copy() for k, v in theirs.state.items()}
-            if hasattr(theirs, "rng"):
-                mine.rng.bit_generator.state = theirs.rng.bit_generator.state
-
-    def replica(self) -> "Sequential":
-        """A twin for running in another thread: it shares this model's parameter arrays and has its own gradients,
-        caches and scratch buffers (see Layer.replica).
-
-        The layers' ``params`` dicts themselves are shared, so weights trained in place or put in with
-        :meth:`load_state_dict` after the replica was made are the replica's too (and a replica running while this
-        model trains reads weights mid-update). ``state`` (BatchNorm's running statistics) is a copy taken now;
-        :meth:`share_state_with` points it back at this model's. Dropout's Generator is a copy too. Making a replica
-        copies no weights: one per thread is the way to use a model from several threads at once (see
-        :meth:`forward`).
-        """
-        return Sequential([layer.replica() for layer in self.layers], input_shape=self.input_shape)
-
-    def share_state_with(self, other: "Sequential") -> None:
-        """Point each layer's ``state`` at ``other``'s (read-only use, for parallel inference)."""
-        for mine, theirs in zip(self.layers, other.layers):
-            mine.state = theirs.state
 
     def astype(self, dtype) -> "Sequential":
         """Cast every layer's parameters and state to float32 or float64, in place; returns the model."""

@@ -16,7 +16,7 @@ Semantics, the same as one process with the same settings:
   (the remainder) is split the same way; one smaller than ``N`` is computed whole by every process instead (the
   same result, no all-reduce).
 - BatchNorm normalises with the whole global batch's statistics and Dropout draws the whole batch's mask
-  (:mod:`convnp.shard`), so these layers behave as in one process too.
+  (:mod:`convnp.parallel.shard`), so these layers behave as in one process too.
 - Results equal one process's up to float rounding: the sums are grouped differently (two partial matrix
   products plus an all-reduce instead of one product). At a fixed ``N`` they are deterministic.
 - One thread per process: the processes are the parallelism.
@@ -28,41 +28,32 @@ the files; it alone writes the run folder. The other processes run the same code
 folder (:meth:`Distributed.local_run_dir`), so every process takes exactly the same path through the loop.
 
 mpi4py is imported when a :class:`Distributed` is made, never by ``import convnp``; install it with
-``pip install 'convnp[mpi]'``. Nothing here pickles: arrays travel as raw buffers, everything else as JSON.
+``pip install 'convnp[mpi]'``. Nothing here pickles: arrays travel as raw buffers, everything else as JSON. What
+``convnp train --distributed`` adds around a run (one quiet process per rank but 0, one error line, ``MPI_Abort``)
+is the command line's: :mod:`convnp.cli.distributed`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import logging
-import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
-import traceback
 from pathlib import Path
 
 import numpy as np
 
-from convnp._blas import set_blas_threads
-from convnp._malloc import keep_freed_memory
 from convnp.losses import SoftmaxCrossEntropy
-from convnp.parallel import shard_bounds
-from convnp.shard import Shard
+from convnp.parallel.blas import set_blas_threads
+from convnp.parallel.malloc import keep_freed_memory
+from convnp.parallel.shard import Shard, set_shard, shard_bounds
 
 # Waiting for a collective: first this many quick polls (a fast transfer costs no sleep), then a poll per sleep of
 # POLL_SLEEP_S. MPI's blocking calls spin instead, taking a core from the very process being waited for when the
-# machine has other work: measured on a shared 2-core machine, sleeping gave the notebook net 24-68% more images/s.
+# machine has other work (docs/parallel.md: what sleeping gained).
 QUICK_POLLS, POLL_SLEEP_S = 100, 1e-4
-
-# How long a process other than 0 waits before reporting its own failure: if process 0 failed too (the usual case,
-# since all run the same code), its abort ends this one meanwhile and the user reads one message, not N. When process
-# 0 is known to have failed (RootFailed), the wait is longer: it reports, and its abort is the one to end the job.
-ABORT_GRACE_S, ROOT_FAILED_WAIT_S = 5.0, 60.0
 
 
 def _mpi():
@@ -269,7 +260,7 @@ def model_fingerprint(model) -> bytes:
 
 class DistributedDataParallel:
     """Runs a model's training steps across the processes of an MPI job; the interface of
-    :class:`convnp.parallel.DataParallel`, so :class:`convnp.train.Trainer` takes either (``parallel=``).
+    :class:`convnp.parallel.threads.DataParallel`, so :class:`convnp.train.Trainer` takes either (``parallel=``).
 
     Parameters
     ----------
@@ -324,7 +315,7 @@ class DistributedDataParallel:
         split = size > 1 and len(bounds) == size
         start, stop = bounds[self.dist.rank] if split else (0, n)
         model, loss_fn = self.model, self.loss_fn
-        model.set_shard(Shard(start, stop, n, self.dist.allreduce) if split else None)
+        set_shard(model, Shard(start, stop, n, self.dist.allreduce) if split else None)
         try:
             logits = model.forward(x[start:stop], training=True)
             # (non-finite, this shard's share of the mean loss, correct): one all-reduce, so all agree on stopping
@@ -344,7 +335,7 @@ class DistributedDataParallel:
                 dlogits *= np.asarray((stop - start) / n, dtype=dlogits.dtype)
             model.backward(dlogits, input_grad=False)
         finally:
-            model.set_shard(None)  # a later plain forward (validation) must not wait for other processes
+            set_shard(model, None)  # a later plain forward (validation) must not wait for other processes
         if split:
             self._sum_gradients()
         return float(stats[1]), int(stats[2]), True
@@ -368,60 +359,3 @@ class DistributedDataParallel:
     def close(self) -> None:
         """Check once more that every process holds the same model (a collective)."""
         self.dist.check_same_model(self.model, f"after step {self.steps}")
-
-
-@contextlib.contextmanager
-def _quiet(enabled: bool):
-    """Processes other than 0 print nothing: their stdout goes to /dev/null and convnp logs only errors."""
-    if not enabled:
-        yield
-        return
-    logger = logging.getLogger("convnp")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
-        try:
-            yield
-        finally:
-            logger.setLevel(level)
-
-
-def launch(args, train) -> int:
-    """``convnp train --distributed``: run ``train(args, distributed)`` in every process of the MPI job.
-
-    Process 0 prints and writes; the others stay quiet. Any error on any process ends the whole job
-    (``MPI_Abort``), after one line saying what failed: a process waiting for a dead or failed one would otherwise
-    wait forever. The run folder keeps its last checkpoint (every write is atomic).
-    """
-    if args.threads not in (None, 1):
-        raise ValueError(
-            f"--threads: each process of a --distributed run trains in one thread (start more processes with "
-            f"mpirun -n instead), got --threads {args.threads}"
-        )
-    if getattr(args, "backend", "auto") == "processes":
-        raise ValueError("--backend processes: a --distributed run's processes are MPI's (mpirun -n N); leave "
-                         "--backend out")
-    args.threads = 1
-    dist = Distributed()
-    if not dist.is_root:
-        # mpirun ends the survivors of a failed job with SIGTERM: remove the scratch folder on the way out.
-        signal.signal(signal.SIGTERM, lambda signum, frame: (dist.close(), os._exit(128 + signum)))
-    try:
-        with _quiet(not dist.is_root):
-            if dist.is_root and dist.size > 1:
-                print(f"distributed: {dist.size} processes (MPI), one thread each; each global batch of "
-                      f"{args.batch_size} is split across them", flush=True)
-            return train(args, dist)
-    except BaseException as err:
-        if dist.size == 1:
-            raise  # one process: reported by convnp.cli.main like any other error
-        if not dist.is_root:
-            time.sleep(ROOT_FAILED_WAIT_S if isinstance(err, RootFailed) else ABORT_GRACE_S)
-        who = "" if dist.is_root else f" (process {dist.rank} of {dist.size})"
-        if getattr(args, "debug", False) or os.environ.get("CONVNP_DEBUG"):
-            traceback.print_exc()
-        print(f"convnp: error{who}: {err or type(err).__name__}", file=sys.stderr)
-        dist.abort(130 if isinstance(err, KeyboardInterrupt) else 1)
-        raise  # not reached: abort ends the process
-    finally:
-        dist.close()
