@@ -75,8 +75,8 @@ def digits() -> list[np.ndarray]:
 def model_answers(checkpoint: Path, pngs: list[bytes]) -> list[tuple[int, np.ndarray]]:
     """``(label, probabilities)`` of the model's own answer for each PNG, computed in this process: the server's
     code path (decode, prepare, classify) without the server."""
+    from convnp.data.image_files import read_image_bytes
     from convnp.web.app import DigitClassifier
-    from convnp.web.decode import read_image_bytes
 
     classifier = DigitClassifier(checkpoint)
     answers = [classifier.classify(read_image_bytes(png), feature_maps=False) for png in pngs]

@@ -127,14 +127,14 @@ def test_bad_checkpoints_are_refused_in_one_line(checkpoint_folder, case, comman
     if command == "serve":
         pytest.importorskip("fastapi")
         uvicorn = pytest.importorskip("uvicorn")
-        import convnp.cli.serve as serve
+        import convnp.web.server as server
 
         # The checkpoint must be refused before anything listens. Should that regress, fail here rather than serve
         # on port 1 forever (as root the bind would succeed).
         def fail(*args, **kwargs):
             pytest.fail(f"convnp serve went on to listen with the {case} checkpoint")
 
-        monkeypatch.setattr(serve, "listen", fail)  # where convnp serve binds its port
+        monkeypatch.setattr(server, "listen", fail)  # where convnp serve binds its port
         monkeypatch.setattr(uvicorn.Server, "run", fail)  # and where it would serve, should it ever bind elsewhere
     argv = {"evaluate": ["evaluate", str(path), "--data", str(folder / "data.npz")],
             "predict": ["predict", str(path), str(folder / "digit.npy")],

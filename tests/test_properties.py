@@ -84,7 +84,7 @@ MODES = ["L", "I;16", "P", "RGB", "RGBA", "LA", "CMYK", "1"]
        st.sampled_from(["PNG", "GIF", "JPEG", "TIFF", "BMP", "WEBP"]))
 def test_any_image_file_decodes_to_grey_in_range_or_is_refused_in_one_line(pixels, mode, fmt):
     Image = pytest.importorskip("PIL.Image")
-    from convnp.web.decode import read_image_bytes
+    from convnp.data.image_files import read_image_bytes
 
     img = Image.fromarray(pixels).convert(mode) if mode != "I;16" else Image.fromarray(pixels.astype(np.uint16) * 257)
     buf = io.BytesIO()

@@ -259,12 +259,12 @@ def must_not_listen(monkeypatch):
     these tests prove that the command stops before that point, so reaching it is the regression."""
     import uvicorn
 
-    import convnp.cli.serve as serve
+    import convnp.web.server as server
 
     def fail(*args, **kwargs):
         pytest.fail("convnp serve went on to listen; it should have stopped with an error first")
 
-    monkeypatch.setattr(serve, "listen", fail)  # where convnp serve binds its port
+    monkeypatch.setattr(server, "listen", fail)  # where convnp serve binds its port
     monkeypatch.setattr(uvicorn.Server, "run", fail)  # and where it would serve, should it ever bind elsewhere
 
 

@@ -32,8 +32,8 @@ if not os.access(CHROMIUM, os.X_OK):
         allow_module_level=True,
     )
 
+from convnp.data.image_files import read_image_bytes  # noqa: E402
 from convnp.web.app import DigitClassifier  # noqa: E402
-from convnp.web.decode import read_image_bytes  # noqa: E402
 
 # Strokes in canvas pixels (the pad is 280x280, drawn 20 px wide): each stroke is a polyline, drawn with the button
 # held. Shaped like MNIST's digits: tall, filling most of the pad.

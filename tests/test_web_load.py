@@ -26,8 +26,8 @@ uvicorn = pytest.importorskip("uvicorn")
 pytest.importorskip("python_multipart")
 pytest.importorskip("PIL")
 
+from convnp.data.image_files import read_image_bytes  # noqa: E402
 from convnp.web.app import DigitClassifier, Prediction  # noqa: E402
-from convnp.web.decode import read_image_bytes  # noqa: E402
 
 CLIENTS, REQUESTS = 50, 20  # the README's figures
 N_IMAGES = 10

@@ -1,21 +1,33 @@
 """Entry point of the ``convnp`` command: builds the parser from the subcommand modules and runs one.
 
-Each subcommand module provides ``add_parser(subparsers, parents)`` and ``run(args) -> int``. Usage errors exit 2
-(argparse). Errors that a user can fix (bad values, missing files, malformed data or checkpoints) print one line
-and exit 1; ``--debug`` or ``CONVNP_DEBUG=1`` shows the traceback instead.
+Each subcommand module, named in :data:`COMMANDS`, provides ``add_parser(subparsers, parents)`` and
+``run(args) -> int``. Usage errors exit 2 (argparse). Errors that a user can fix (bad values, missing files,
+malformed data or checkpoints) print one line and exit 1; ``--debug`` or ``CONVNP_DEBUG=1`` shows the traceback
+instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
 
 from convnp import __version__
-from convnp.cli import evaluate, gradcheck, models, plot, predict, replay_notebook, serve, train
 
-COMMANDS = (train, evaluate, predict, gradcheck, models, replay_notebook, serve, plot)
+#: The subcommand modules, in the order ``convnp --help`` lists them. They are named, not imported, here: ``serve``
+#: lives with the web app it starts (:mod:`convnp.web.command`), and cli/ and web/ never import each other.
+COMMANDS = (
+    "convnp.cli.train",
+    "convnp.cli.evaluate",
+    "convnp.cli.predict",
+    "convnp.cli.gradcheck",
+    "convnp.cli.models",
+    "convnp.cli.replay_notebook",
+    "convnp.web.command",
+    "convnp.cli.plot",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,18 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show the full traceback on errors (same as CONVNP_DEBUG=1)")
-    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors (same as CONVNP_DEBUG=1)")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback on errors (same as CONVNP_DEBUG=1)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in COMMANDS:
-        command.add_parser(subparsers, [common])
+    for name in COMMANDS:
+        importlib.import_module(name).add_parser(subparsers, [common])
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``convnp`` with ``argv`` (default: the process arguments); returns the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    args.argv = argv  # lets a subcommand tell typed options from defaults (train: recipes, --resume)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         return args.run(args)

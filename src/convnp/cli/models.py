@@ -41,7 +41,7 @@ def describe(name: str, model=None) -> dict:
         model = get_model(name, rng=np.random.default_rng(0))
     flops = model_flops(model)
     recipe = RECIPES.get(name, {})
-    config = TrainConfig(model=name, **recipe)
+    config = TrainConfig.resolve(model=name)
     # The module's docstring, not the builder's: each zoo module opens with a one-line summary of its network,
     # while a builder's first line may just say what it does ("Build the notebook's network.").
     doc = inspect.getdoc(inspect.getmodule(MODELS[name])) or inspect.getdoc(MODELS[name]) or ""

@@ -161,7 +161,8 @@ class BodyLimit:
                     scope, receive, send)
                 return
             if n > self.limit:
-                await _error(413, f"request body of {n:,} bytes is over the {self.limit:,} accepted")(scope, receive, send)
+                await _error(413, f"request body of {n:,} bytes is over the {self.limit:,} accepted")(
+                    scope, receive, send)
                 return
         chunks, size = [], 0
         while True:
