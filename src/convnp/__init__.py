@@ -20,7 +20,7 @@ from convnp.losses import SoftmaxCrossEntropy
 from convnp.sequential import Sequential
 from convnp.parallel import get_num_threads, set_num_threads
 
-__version__ = "0.1.0"
+from convnp.version import __version__
 
 __all__ = [
     "AvgPool2D",

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from convnp import fault_points
+from convnp.version import __version__
 from convnp.data.transforms import MNIST_MEAN, MNIST_STD, Standardize
 from convnp.errors import CheckpointError
 from convnp.sequential import Sequential
@@ -37,7 +38,6 @@ META_KEY = "__meta__"
 
 def library_versions() -> dict[str, str]:
     """The versions that produced a file, recorded for whoever reads it later."""
-    from convnp import __version__
 
     return {"convnp": __version__, "numpy": np.__version__, "python": platform.python_version()}
 

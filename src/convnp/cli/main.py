@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 
-from convnp import __version__
+from convnp.version import __version__
 
 #: The subcommand modules, in the order ``convnp --help`` lists them. They are named, not imported, here: ``serve``
 #: lives with the web app it starts (:mod:`convnp.web.command`), and cli/ and web/ never import each other.
