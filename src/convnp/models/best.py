@@ -35,9 +35,8 @@ def best(rng: np.random.Generator | None = None, dtype=np.float32) -> Sequential
     same layout at 32/64 channels with a 256-unit dense layer (the usual Keras/PyTorch MNIST recipe) costs 38 MFLOP
     forward and 115 MFLOP per training image, four times over the budget of a 30-minute run on 2 cores, so the
     widths were halved; the dense layer is 128 wide, and at this size its 0.2 M weights already hold most of the
-    parameters. Measured on a 2-core machine, this network trains at 400-500 images/s on one core (110-140 s per
-    epoch of 54,000 images) and about 1,050 on two worker processes with augmentation (51-53 s per epoch), each
-    batch split in two (its BatchNorm statistics summed over both halves, see :mod:`convnp.parallel.shard`).
+    parameters. On two worker processes each batch is split in two, its BatchNorm statistics summed over both
+    halves (:mod:`convnp.parallel.shard`); its training speed is in ``docs/performance.md``.
 
     Convolutions and dense layers followed by BatchNorm have no bias: BN's ``beta`` does its job, and BN would
     subtract any bias anyway. The schedule that goes with it is ``convnp.models.recipes.RECIPES["best"]``.
