@@ -218,7 +218,7 @@ without the server: another label, or a probability more than {tolerance} off.
 {r["p50_ms"]:,.0f} ms | {r["p90_ms"]:,.0f} ms | {r["p99_ms"]:,.0f} ms | {r["max_ms"]:,.0f} ms |
 
 The server decodes, prepares and classifies each request in a thread of Starlette's pool, each thread with its own
-replica of the model (`Sequential.replica()`: the weights shared, the convolution's scratch buffers its own), so
+replica of the model (`convnp.parallel.replicate(model)`: the weights shared, the convolution's scratch buffers its own), so
 latency under this load is mostly queueing: about clients / throughput.
 
 Figures written here before 2026-12-02 (the last, of 2026-11-28: 111 req/s and "0 errors") were measured on a server
