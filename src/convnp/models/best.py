@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from convnp.init import default_rng
-from convnp.layers import BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
+from convnp.models.spec import build_network
 from convnp.sequential import Sequential
 
 INPUT_SHAPE = (28, 28, 1)
 
 
-def best(rng: np.random.Generator | None = None, dtype=np.float32) -> Sequential:
+def best(
+    rng: np.random.Generator | None = None,
+    dtype=np.float32,
+    *,
+    input_shape: tuple = INPUT_SHAPE,
+    num_classes: int = 10,
+) -> Sequential:
     """The zoo's strongest network, sized to train within 30 minutes on 2 CPU cores (target: ~99.6% on MNIST).
 
     ``[conv 16@3x3, BN, ReLU] x 2, max pool -> [conv 32@3x3, BN, ReLU] x 2, max pool -> dense 128, BN, ReLU,
@@ -23,11 +28,16 @@ def best(rng: np.random.Generator | None = None, dtype=np.float32) -> Sequential
         Source of the initial weights; the Dropout gets its own Generator spawned from it, so the same seed gives
         the same weights and the same masks. ``None`` draws a fresh unseeded Generator.
     dtype : float32 (default) or float64
+    input_shape : tuple (H, W, C)
+        One image; at least 4x4 (two 2x2 pools). The first dense layer's size follows from it.
+    num_classes : int
+        The number of logits.
 
     Returns
     -------
     Sequential
-        Input ``(N, 28, 28, 1)``, output logits ``(N, 10)``; 218,714 parameters.
+        Input ``(N, *input_shape)``, output logits ``(N, num_classes)``; at the defaults, ``(N, 28, 28, 1)`` to
+        ``(N, 10)``, 218,714 parameters.
 
     Notes
     -----
@@ -44,34 +54,31 @@ def best(rng: np.random.Generator | None = None, dtype=np.float32) -> Sequential
     References: Simonyan & Zisserman 2015, "Very Deep Convolutional Networks for Large-Scale Image Recognition"
     (stacked 3x3 convolutions); Ioffe & Szegedy 2015, "Batch Normalization"; Srivastava et al. 2014, "Dropout".
     """
-    rng = default_rng(rng)
-    init = {"rng": rng, "dtype": dtype}
-    return Sequential(
-        [
-            *_conv_bn_relu(1, 16, init),  # (N, 28, 28, 16)
-            *_conv_bn_relu(16, 16, init),  # (N, 28, 28, 16)
-            MaxPool2D(2),  # (N, 14, 14, 16)
-            *_conv_bn_relu(16, 32, init),  # (N, 14, 14, 32)
-            *_conv_bn_relu(32, 32, init),  # (N, 14, 14, 32)
-            MaxPool2D(2),  # (N, 7, 7, 32)
-            Flatten(),  # (N, 1568)
-            Dense(7 * 7 * 32, 128, bias=False, **init),  # (N, 128)
-            BatchNorm1D(128, dtype=dtype),
-            ReLU(),
-            Dropout(0.4, rng=rng.spawn(1)[0]),
-            Dense(128, 10, **init),  # (N, 10)
-        ],
-        input_shape=INPUT_SHAPE,
-    )
+    return build_network(layers(num_classes), input_shape, rng, dtype, num_classes=num_classes, name="best")
 
 
-def _conv_bn_relu(in_channels: int, out_channels: int, init: dict) -> list:
-    """A "same"-padded 3x3 convolution without bias (BatchNorm's ``beta`` is its bias), BatchNorm and ReLU.
-
-    ``init`` holds the ``rng`` the convolution draws its weights from and the ``dtype`` of both parameterised layers.
-    """
+def layers(num_classes: int = 10) -> list[dict]:
+    """The layer descriptions of :func:`best` (:mod:`convnp.models.spec`); at 28x28x1 the shapes are in comments."""
     return [
-        Conv2D(in_channels, out_channels, 3, padding="same", bias=False, **init),  # (N, H, W, out_channels)
-        BatchNorm2D(out_channels, dtype=init["dtype"]),
-        ReLU(),
+        *_conv_bn_relu(16),  # (N, 28, 28, 16)
+        *_conv_bn_relu(16),  # (N, 28, 28, 16)
+        {"type": "MaxPool2D", "kernel_size": 2},  # (N, 14, 14, 16)
+        *_conv_bn_relu(32),  # (N, 14, 14, 32)
+        *_conv_bn_relu(32),  # (N, 14, 14, 32)
+        {"type": "MaxPool2D", "kernel_size": 2},  # (N, 7, 7, 32)
+        {"type": "Flatten"},  # (N, 1568)
+        {"type": "Dense", "out_features": 128, "bias": False},  # (N, 128)
+        {"type": "BatchNorm1D"},
+        {"type": "ReLU"},
+        {"type": "Dropout", "p": 0.4},
+        {"type": "Dense", "out_features": num_classes},  # (N, num_classes)
+    ]
+
+
+def _conv_bn_relu(out_channels: int) -> list[dict]:
+    """A "same"-padded 3x3 convolution without bias (BatchNorm's ``beta`` is its bias), BatchNorm and ReLU."""
+    return [
+        {"type": "Conv2D", "out_channels": out_channels, "kernel_size": 3, "padding": "same", "bias": False},
+        {"type": "BatchNorm2D"},
+        {"type": "ReLU"},
     ]

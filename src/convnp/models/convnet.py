@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from convnp.init import default_rng
-from convnp.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
+from convnp.models.spec import build_network
 from convnp.sequential import Sequential
 
 INPUT_SHAPE = (28, 28, 1)
 
 
-def convnet(rng: np.random.Generator | None = None, dtype=np.float32) -> Sequential:
+def convnet(
+    rng: np.random.Generator | None = None,
+    dtype=np.float32,
+    *,
+    input_shape: tuple = INPUT_SHAPE,
+    num_classes: int = 10,
+) -> Sequential:
     """PyTorch's MNIST example: conv 32@3x3, conv 64@3x3, max pool, dropout, dense 128, dropout, dense 10.
 
     Parameters
@@ -20,12 +25,16 @@ def convnet(rng: np.random.Generator | None = None, dtype=np.float32) -> Sequent
         Source of the initial weights; each Dropout gets its own Generator spawned from it, so the same seed
         gives the same weights and the same masks. ``None`` draws a fresh unseeded Generator.
     dtype : float32 (default) or float64
+    input_shape : tuple (H, W, C)
+        One image; at least 6x6 (two valid 3x3 convolutions, a 2x2 pool). The first dense layer's size follows from it.
+    num_classes : int
+        The number of logits.
 
     Returns
     -------
     Sequential
-        Input ``(N, 28, 28, 1)``, output logits ``(N, 10)``; 1,199,882 parameters, 1,179,776 of them in the
-        9216 -> 128 dense layer.
+        Input ``(N, *input_shape)``, output logits ``(N, num_classes)``; at the defaults, ``(N, 28, 28, 1)`` to
+        ``(N, 10)``, 1,199,882 parameters, 1,179,776 of them in the 9216 -> 128 dense layer.
 
     Notes
     -----
@@ -34,21 +43,21 @@ def convnet(rng: np.random.Generator | None = None, dtype=np.float32) -> Sequent
 
     References: https://github.com/pytorch/examples/blob/main/mnist/main.py
     """
-    rng = default_rng(rng)
-    init = {"rng": rng, "dtype": dtype}
-    return Sequential(
-        [
-            Conv2D(1, 32, 3, **init),  # (N, 26, 26, 32)
-            ReLU(),
-            Conv2D(32, 64, 3, **init),  # (N, 24, 24, 64)
-            ReLU(),
-            MaxPool2D(2),  # (N, 12, 12, 64)
-            Dropout(0.25, rng=rng.spawn(1)[0]),
-            Flatten(),  # (N, 9216)
-            Dense(12 * 12 * 64, 128, **init),  # (N, 128)
-            ReLU(),
-            Dropout(0.5, rng=rng.spawn(1)[0]),
-            Dense(128, 10, **init),  # (N, 10)
-        ],
-        input_shape=INPUT_SHAPE,
-    )
+    return build_network(layers(num_classes), input_shape, rng, dtype, num_classes=num_classes, name="convnet")
+
+
+def layers(num_classes: int = 10) -> list[dict]:
+    """The layer descriptions of :func:`convnet` (:mod:`convnp.models.spec`); at 28x28x1 the shapes are in comments."""
+    return [
+        {"type": "Conv2D", "out_channels": 32, "kernel_size": 3},  # (N, 26, 26, 32)
+        {"type": "ReLU"},
+        {"type": "Conv2D", "out_channels": 64, "kernel_size": 3},  # (N, 24, 24, 64)
+        {"type": "ReLU"},
+        {"type": "MaxPool2D", "kernel_size": 2},  # (N, 12, 12, 64)
+        {"type": "Dropout", "p": 0.25},
+        {"type": "Flatten"},  # (N, 9216)
+        {"type": "Dense", "out_features": 128},  # (N, 128)
+        {"type": "ReLU"},
+        {"type": "Dropout", "p": 0.5},
+        {"type": "Dense", "out_features": num_classes},  # (N, num_classes)
+    ]

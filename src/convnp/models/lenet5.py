@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from convnp.init import default_rng
-from convnp.layers import AvgPool2D, Conv2D, Dense, Flatten, Tanh
+from convnp.models.spec import build_network
 from convnp.sequential import Sequential
 
 INPUT_SHAPE = (28, 28, 1)
 
 
-def lenet5(rng: np.random.Generator | None = None, dtype=np.float32) -> Sequential:
+def lenet5(
+    rng: np.random.Generator | None = None,
+    dtype=np.float32,
+    *,
+    input_shape: tuple = INPUT_SHAPE,
+    num_classes: int = 10,
+) -> Sequential:
     """LeNet-5: conv 6@5x5, avg pool, conv 16@5x5, avg pool, dense 120, 84, 10, with tanh between.
 
     Parameters
@@ -19,11 +24,16 @@ def lenet5(rng: np.random.Generator | None = None, dtype=np.float32) -> Sequenti
     rng : np.random.Generator, optional
         Source of the initial weights; ``None`` draws a fresh unseeded Generator (never NumPy's global state).
     dtype : float32 (default) or float64
+    input_shape : tuple (H, W, C)
+        One image; at least 12x12 (a "same" 5x5 convolution, a 2x2 pool, a valid 5x5 convolution, a 2x2 pool). The first dense layer's size follows from it.
+    num_classes : int
+        The number of logits.
 
     Returns
     -------
     Sequential
-        Input ``(N, 28, 28, 1)``, output logits ``(N, 10)``; 61,706 parameters.
+        Input ``(N, *input_shape)``, output logits ``(N, num_classes)``; at the defaults, ``(N, 28, 28, 1)`` to
+        ``(N, 10)``, 61,706 parameters.
 
     Notes
     -----
@@ -40,22 +50,23 @@ def lenet5(rng: np.random.Generator | None = None, dtype=np.float32) -> Sequenti
     References: LeCun, Bottou, Bengio & Haffner 1998, "Gradient-Based Learning Applied to Document Recognition",
     Proc. IEEE 86(11), section II.B.
     """
-    rng = default_rng(rng)
-    init = {"weight_init": "glorot", "rng": rng, "dtype": dtype}
-    return Sequential(
-        [
-            Conv2D(1, 6, 5, padding="same", **init),  # C1: (N, 28, 28, 6)
-            Tanh(),
-            AvgPool2D(2),  # S2: (N, 14, 14, 6)
-            Conv2D(6, 16, 5, **init),  # C3: (N, 10, 10, 16)
-            Tanh(),
-            AvgPool2D(2),  # S4: (N, 5, 5, 16)
-            Flatten(),  # (N, 400)
-            Dense(5 * 5 * 16, 120, **init),  # C5: (N, 120)
-            Tanh(),
-            Dense(120, 84, **init),  # F6: (N, 84)
-            Tanh(),
-            Dense(84, 10, **init),  # output logits: (N, 10)
-        ],
-        input_shape=INPUT_SHAPE,
-    )
+    return build_network(layers(num_classes), input_shape, rng, dtype, num_classes=num_classes, name="lenet5")
+
+
+def layers(num_classes: int = 10) -> list[dict]:
+    """The layer descriptions of :func:`lenet5` (:mod:`convnp.models.spec`); at 28x28x1 the shapes are in comments."""
+    glorot = {"weight_init": "glorot"}
+    return [
+        {"type": "Conv2D", "out_channels": 6, "kernel_size": 5, "padding": "same", **glorot},  # C1: (N, 28, 28, 6)
+        {"type": "Tanh"},
+        {"type": "AvgPool2D", "kernel_size": 2},  # S2: (N, 14, 14, 6)
+        {"type": "Conv2D", "out_channels": 16, "kernel_size": 5, **glorot},  # C3: (N, 10, 10, 16)
+        {"type": "Tanh"},
+        {"type": "AvgPool2D", "kernel_size": 2},  # S4: (N, 5, 5, 16)
+        {"type": "Flatten"},  # (N, 400)
+        {"type": "Dense", "out_features": 120, **glorot},  # C5: (N, 120)
+        {"type": "Tanh"},
+        {"type": "Dense", "out_features": 84, **glorot},  # F6: (N, 84)
+        {"type": "Tanh"},
+        {"type": "Dense", "out_features": num_classes, **glorot},  # output logits: (N, num_classes)
+    ]

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from convnp.init import default_rng
-from convnp.layers import Conv2D, Dense, Flatten, MaxPool2D, NotebookMaxPool2D, ReLU
+from convnp.models.spec import build_network
 from convnp.sequential import Sequential
 
 INPUT_SHAPE = (28, 28, 1)
@@ -37,6 +36,8 @@ def notebook(
     dtype=np.float32,
     *,
     notebook_maxpool: bool = False,
+    input_shape: tuple = INPUT_SHAPE,
+    num_classes: int = 10,
 ) -> Sequential:
     """Build the notebook's network.
 
@@ -44,32 +45,41 @@ def notebook(
     ----------
     init : {"he", "notebook"}
         ``"he"`` draws He-normal weights from ``rng``; ``"notebook"`` loads exactly the notebook's initial weights
-        (see :func:`notebook_weights`) and ignores ``rng``.
+        (see :func:`notebook_weights`) and ignores ``rng``; it needs the default ``input_shape`` and ``num_classes``.
     rng : np.random.Generator, optional
     dtype : float32 (default) or float64
     notebook_maxpool : bool
         Swap in :class:`~convnp.layers.NotebookMaxPool2D`, the notebook's wrong max-pool backward, to show what it
         did. Never for real training.
+    input_shape : tuple (H, W, C)
+        One image; at least 4x4 (a valid 3x3 convolution, a 2x2 pool). The dense layer's size follows from it.
+    num_classes : int
+        The number of logits.
 
-    Shape: input ``(N, 28, 28, 1)``, output logits ``(N, 10)``; 13,610 parameters.
+    Shape: input ``(N, *input_shape)``, output logits ``(N, num_classes)``; at the defaults, ``(N, 28, 28, 1)`` to
+    ``(N, 10)``, 13,610 parameters.
     """
     if init not in ("he", "notebook"):
         raise ValueError(f"notebook: init must be 'he' or 'notebook', got {init!r}")
-    rng = default_rng(rng)
-    pool = NotebookMaxPool2D(2) if notebook_maxpool else MaxPool2D(2)
-    model = Sequential(
-        [
-            Conv2D(1, 8, 3, rng=rng, dtype=dtype),  # (N, 26, 26, 8)
-            ReLU(),
-            pool,  # (N, 13, 13, 8)
-            Flatten(),  # (N, 1352)
-            Dense(13 * 13 * 8, 10, rng=rng, dtype=dtype),  # (N, 10)
-        ],
-        input_shape=INPUT_SHAPE,
-    )
+    if init == "notebook" and (tuple(input_shape) != INPUT_SHAPE or num_classes != 10):
+        raise ValueError(f"notebook: init='notebook' loads the notebook's own weights, for input_shape={INPUT_SHAPE} "
+                         f"and num_classes=10, got input_shape={tuple(input_shape)} and num_classes={num_classes}")
+    pool = "NotebookMaxPool2D" if notebook_maxpool else "MaxPool2D"
+    model = build_network(layers(num_classes, pool), input_shape, rng, dtype, num_classes=num_classes, name="notebook")
     if init == "notebook":
         model.load_state_dict(notebook_weights(dtype))
     return model
+
+
+def layers(num_classes: int = 10, pool: str = "MaxPool2D") -> list[dict]:
+    """The layer descriptions of :func:`notebook` (:mod:`convnp.models.spec`); at 28x28x1 the shapes are in comments."""
+    return [
+        {"type": "Conv2D", "out_channels": 8, "kernel_size": 3},  # (N, 26, 26, 8)
+        {"type": "ReLU"},
+        {"type": pool, "kernel_size": 2},  # (N, 13, 13, 8)
+        {"type": "Flatten"},  # (N, 1352)
+        {"type": "Dense", "out_features": num_classes},  # (N, num_classes)
+    ]
 
 
 def notebook_normalize(x: np.ndarray, dtype=np.float64) -> np.ndarray:

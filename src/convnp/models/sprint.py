@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from convnp.init import default_rng
-from convnp.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
+from convnp.models.spec import build_network
 from convnp.sequential import Sequential
 
 INPUT_SHAPE = (28, 28, 1)
 
 
-def sprint(rng: np.random.Generator | None = None, dtype=np.float32) -> Sequential:
+def sprint(
+    rng: np.random.Generator | None = None,
+    dtype=np.float32,
+    *,
+    input_shape: tuple = INPUT_SHAPE,
+    num_classes: int = 10,
+) -> Sequential:
     """A network built to reach 99% MNIST test accuracy in the least training time on 2 CPU cores.
 
     ``conv 16@5x5 "same", max pool, ReLU -> dropout 0.25, dense 128, ReLU, dropout 0.25 -> dense 10``.
@@ -22,12 +27,16 @@ def sprint(rng: np.random.Generator | None = None, dtype=np.float32) -> Sequenti
         Source of the initial weights; each Dropout gets its own Generator spawned from it, so the same seed
         gives the same weights and the same masks. ``None`` draws a fresh unseeded Generator.
     dtype : float32 (default) or float64
+    input_shape : tuple (H, W, C)
+        One image; at least 2x2 (one 2x2 pool). The first dense layer's size follows from it.
+    num_classes : int
+        The number of logits.
 
     Returns
     -------
     Sequential
-        Input ``(N, 28, 28, 1)``, output logits ``(N, 10)``; 403,242 parameters, 401,536 of them in the
-        3136 -> 128 dense layer.
+        Input ``(N, *input_shape)``, output logits ``(N, num_classes)``; at the defaults, ``(N, 28, 28, 1)`` to
+        ``(N, 10)``, 403,242 parameters, 401,536 of them in the 3136 -> 128 dense layer.
 
     Notes
     -----
@@ -45,19 +54,19 @@ def sprint(rng: np.random.Generator | None = None, dtype=np.float32) -> Sequenti
 
     ReLU follows the pool: the maximum commutes with ReLU, and this way it runs on a quarter of the values.
     """
-    rng = default_rng(rng)
-    init = {"rng": rng, "dtype": dtype}
-    return Sequential(
-        [
-            Conv2D(1, 16, 5, padding="same", **init),  # (N, 28, 28, 16)
-            MaxPool2D(2),  # (N, 14, 14, 16)
-            ReLU(),
-            Flatten(),  # (N, 3136)
-            Dropout(0.25, rng=rng.spawn(1)[0]),
-            Dense(14 * 14 * 16, 128, **init),  # (N, 128)
-            ReLU(),
-            Dropout(0.25, rng=rng.spawn(1)[0]),
-            Dense(128, 10, **init),  # (N, 10)
-        ],
-        input_shape=INPUT_SHAPE,
-    )
+    return build_network(layers(num_classes), input_shape, rng, dtype, num_classes=num_classes, name="sprint")
+
+
+def layers(num_classes: int = 10) -> list[dict]:
+    """The layer descriptions of :func:`sprint` (:mod:`convnp.models.spec`); at 28x28x1 the shapes are in comments."""
+    return [
+        {"type": "Conv2D", "out_channels": 16, "kernel_size": 5, "padding": "same"},  # (N, 28, 28, 16)
+        {"type": "MaxPool2D", "kernel_size": 2},  # (N, 14, 14, 16)
+        {"type": "ReLU"},
+        {"type": "Flatten"},  # (N, 3136)
+        {"type": "Dropout", "p": 0.25},
+        {"type": "Dense", "out_features": 128},  # (N, 128)
+        {"type": "ReLU"},
+        {"type": "Dropout", "p": 0.25},
+        {"type": "Dense", "out_features": num_classes},  # (N, num_classes)
+    ]
