@@ -75,7 +75,11 @@ def test_text_report_has_every_section(checkpoint, mnist, capsys):
 def test_json_matches_the_library_evaluate(checkpoint, mnist, capsys):
     assert main(["evaluate", str(checkpoint), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert set(result) == {"checkpoint", "data", "split", "n_samples", "accuracy", "loss", "per_class", "confusion"}
+    assert set(result) == {"checkpoint", "data", "split", "n_samples", "accuracy", "top5_accuracy", "loss",
+                           "classes", "per_class", "confusion"}
+    assert result["classes"] == [str(k) for k in range(10)]  # MNIST's classes are named by their digits
+    assert [row["name"] for row in result["per_class"]] == result["classes"]
+    assert result["accuracy"] <= result["top5_accuracy"] <= 1.0
     assert (result["checkpoint"], result["data"], result["split"]) == (str(checkpoint), "mnist", "test")
 
     _, _, x_test, y_test = mnist

@@ -124,7 +124,8 @@ class Classifier:
     input_shape : tuple (H, W, C), optional
         One image's shape, for a model built without one. Default: the model's, else :data:`MNIST_SHAPE`.
     classes : sequence of K labels, optional
-        What each class index stands for (default ``0 .. K-1``).
+        What each class index stands for (default ``0 .. K-1``); kept as given in ``classes``, and as str in
+        ``class_names`` (``"0" .. "K-1"`` by default), the names every output shows.
     name : str, optional
         Names the model in messages (default: the checkpoint's path, else ``"Classifier"``).
     threads : int, optional
@@ -153,6 +154,7 @@ class Classifier:
                              f"takes images of shape {self.input_shape} (H, W, C)")
         self.n_classes = _n_classes(model, self.input_shape, self.name)
         self.classes = _classes(classes, self.n_classes, self.name)
+        self.class_names = tuple(str(c) for c in self.classes)
         self.threads = threads
         self.checkpoint: Checkpoint | None = None
         self._local = threading.local()  # .model: this thread's replica
@@ -162,8 +164,9 @@ class Classifier:
         """A Classifier for a checkpoint: a ``.npz`` file, a run folder (its ``best.npz``, else ``last.npz``), or a
         loaded :class:`~convnp.checkpoint.Checkpoint`.
 
-        Its ``standardize`` is the checkpoint's, its ``classes`` the checkpoint's ``"classes"`` entry if it has one,
-        its ``name`` the checkpoint's path. Raises :class:`~convnp.errors.CheckpointError` (a ``ValueError``) for a
+        Its ``standardize`` is the checkpoint's, its ``classes`` the checkpoint's ``"classes"`` entry if it has one
+        (``convnp train`` stores the data set's class names there; an older checkpoint without one keeps ``0 ..
+        K-1``), its ``name`` the checkpoint's path. Raises :class:`~convnp.errors.CheckpointError` (a ``ValueError``) for a
         checkpoint that cannot be loaded.
         """
         if not isinstance(checkpoint, Checkpoint):
@@ -370,7 +373,10 @@ def _n_classes(model: Sequential, input_shape: tuple, name: str) -> int:
 def _classes(classes, n_classes: int, name: str) -> tuple:
     if classes is None:
         return tuple(range(n_classes))
-    classes = tuple(classes)
+    try:
+        classes = tuple(classes)
+    except TypeError:
+        raise ValueError(f"{name}: classes must be a sequence of {n_classes} labels, got {classes!r}") from None
     if len(classes) != n_classes:
         raise ValueError(f"{name}: classes must give one label to each of the model's {n_classes} classes, "
                          f"got {len(classes)}")

@@ -16,6 +16,7 @@ import numpy as np
 
 __all__ = [
     "accuracy",
+    "top_k_accuracy",
     "confusion_matrix",
     "precision_recall",
     "classification_report",
@@ -35,6 +36,36 @@ def accuracy(logits: np.ndarray, y: np.ndarray) -> float:
     if logits.shape[0] != y.shape[0]:
         raise ValueError(f"accuracy: inconsistent numbers of samples: {[logits.shape[0], y.shape[0]]}")
     return float(np.mean(logits.argmax(axis=1) == y))
+
+
+def top_k_accuracy(scores: np.ndarray, y, k: int = 5) -> float:
+    """Fraction of rows whose true label is among their ``k`` largest scores (logits or probabilities).
+
+    Ties are broken towards the lower class, as ``argmax`` breaks them, so ``k=1`` gives :func:`accuracy`.
+
+    Parameters
+    ----------
+    scores : ndarray of shape `(N, K)`
+    y : array-like of shape `(N,)`, integers in ``[0, K)``
+    k : int
+        From 1 to ``K``.
+
+    Returns
+    -------
+    float
+        0.0 when ``N == 0``.
+    """
+    scores = np.asarray(scores)
+    y = _check_labels(y, "y", "top_k_accuracy")
+    if scores.ndim != 2 or scores.shape[0] != y.shape[0]:
+        raise ValueError(f"top_k_accuracy: expected scores of shape (N, K) with N = {y.shape[0]} labels, "
+                         f"got {scores.shape}")
+    if not isinstance(k, numbers.Integral) or isinstance(k, bool) or not 1 <= k <= scores.shape[1]:
+        raise ValueError(f"top_k_accuracy: k must be between 1 and the {scores.shape[1]} classes, got {k!r}")
+    if y.size == 0:
+        return 0.0
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]  # (N, k), ties: the lower class first
+    return float(np.mean((order == y[:, None]).any(axis=1)))
 
 
 def _check_labels(y, name: str, owner: str) -> np.ndarray:

@@ -12,7 +12,10 @@ from convnp.cli._args import add_mnist_dir, add_threads, positive_int
 from convnp.data.datasets import load_dataset
 from convnp.inference import Classifier
 from convnp.losses import SoftmaxCrossEntropy
-from convnp.metrics import classification_report, format_confusion, format_per_class
+from convnp.metrics import classification_report, format_confusion, format_per_class, top_k_accuracy
+
+#: Top-5 accuracy is reported for models of more classes than this.
+TOP_K = 5
 
 
 def add_parser(subparsers, parents) -> None:
@@ -20,8 +23,9 @@ def add_parser(subparsers, parents) -> None:
         "evaluate",
         help="measure a saved model on a data set: accuracy, loss, per-class table, confusion matrix",
         description="Load a checkpoint (a .npz file, or a run folder: its best.npz, else last.npz), prepare the "
-        "images as the model was trained, and report accuracy, mean cross-entropy loss, per-class support, "
-        "precision and recall, and the confusion matrix (rows: true class, columns: predicted class).",
+        "images as the model was trained, and report accuracy (and top-5 accuracy, for more than 5 classes), mean "
+        "cross-entropy loss, per-class support, precision and recall, and the confusion matrix (rows: true class, "
+        "columns: predicted class), classes named as the checkpoint names them.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         parents=parents,
     )
@@ -50,6 +54,23 @@ def _split(dataset, split: str) -> tuple[np.ndarray, np.ndarray]:
     return dataset.x_test, dataset.y_test
 
 
+def _by_name(y: np.ndarray, data_classes: list[str], model_classes: list[str], data_name: str) -> np.ndarray:
+    """Labels ``(N,)`` numbered by the data set's class names, renumbered by the model's names.
+
+    Labels stay as they are when the data's names agree with the model's (or are plain indices ``"0" ..``); data
+    named in another order are renumbered; a data class the model does not know is refused in one line.
+    """
+    if data_classes == model_classes[: len(data_classes)] or data_classes == [str(i) for i in range(len(data_classes))]:
+        return y
+    index = {name: i for i, name in enumerate(model_classes)}
+    unknown = [name for name in data_classes if name not in index]
+    if unknown:
+        raise ValueError(f"{data_name}: class {unknown[0]!r} is not one of the checkpoint's {len(model_classes)} "
+                         f"classes {model_classes[:10]}{' ...' if len(model_classes) > 10 else ''}; is this the "
+                         "data set it was trained on?")
+    return np.array([index[name] for name in data_classes], dtype=np.int64)[y]
+
+
 def run(args) -> int:
     checkpoint = load_checkpoint(args.checkpoint)
     dataset = load_dataset(args.data, mnist_dir=args.mnist_dir)
@@ -60,6 +81,7 @@ def run(args) -> int:
     classifier = Classifier.from_checkpoint(checkpoint, input_shape=input_shape, threads=args.threads)
     inputs = classifier.prepare(x, stored=True)  # (N, H, W, C) as stored -> standardised; refuses the wrong shape
     n_classes = classifier.n_classes
+    y = _by_name(y, dataset.classes, list(classifier.class_names), data_name)
     # Check the labels before the forward pass, so a mismatched data set fails at once.
     if y.size and int(y.max()) >= n_classes:
         n_bad = int(np.count_nonzero(y >= n_classes))
@@ -71,6 +93,8 @@ def run(args) -> int:
     logits = classifier.forward(inputs, batch_size=args.batch_size)  # (N, K)
     loss = SoftmaxCrossEntropy().forward(logits, y)
     report = classification_report(y, logits.argmax(axis=1), n_classes=n_classes)
+    names = list(classifier.class_names)  # the checkpoint's class names, "0" .. "K-1" without them
+    top5 = top_k_accuracy(logits, y, TOP_K) if n_classes > TOP_K else None
 
     if args.json:
         result = {
@@ -79,8 +103,10 @@ def run(args) -> int:
             "split": args.split,
             "n_samples": report["n_samples"],
             "accuracy": report["accuracy"],
+            **({"top5_accuracy": top5} if top5 is not None else {}),
             "loss": loss,
-            "per_class": report["per_class"],
+            "classes": names,
+            "per_class": [{**row, "name": name} for row, name in zip(report["per_class"], names)],
             "confusion": report["confusion"].tolist(),
         }
         # allow_nan=False: a non-finite loss is an error to report, not invalid JSON to emit.
@@ -92,10 +118,12 @@ def run(args) -> int:
     print(f"data: {data_name}, {report['n_samples']:,} images")
     print(f"accuracy: {report['accuracy'] * 100:.2f}%")
     print(f"loss: {loss:.4f} (mean cross-entropy)")
+    if top5 is not None:
+        print(f"top-{TOP_K} accuracy: {top5 * 100:.2f}%")
     print()
     print("per class:")
-    print(format_per_class(report))
+    print(format_per_class(report, names))
     print()
     print("confusion matrix (rows: true class, columns: predicted class):")
-    print(format_confusion(report["confusion"]))
+    print(format_confusion(report["confusion"], names))
     return 0

@@ -1,4 +1,5 @@
-"""``convnp models``: the model zoo at a glance (size, cost, recommended training), or one model in detail."""
+"""``convnp models``: the model zoo at a glance (size, cost, recommended training), or one model (a zoo model or an
+architecture file) in detail, for MNIST's images or those of ``--input-shape``."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import json
 import numpy as np
 
 from convnp.flops import model_flops
-from convnp.models import MODELS, RECIPES, get_model
+from convnp.models import MODELS, RECIPES, build_model, get_model, is_architecture_file
 from convnp.train.config import TrainConfig
 
 
@@ -23,8 +24,14 @@ def add_parser(subparsers, parents) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         parents=parents,
     )
-    p.add_argument("name", metavar="NAME", nargs="?", default=None,
-                   help=f"a model to describe in detail, one of: {', '.join(MODELS)}")
+    p.add_argument("name", metavar="NAME|PATH.json", nargs="?", default=None,
+                   help=f"a model to describe in detail, one of: {', '.join(MODELS)}; or an architecture file, a "
+                   ".json list of layers (see `convnp train --help`)")
+    p.add_argument("--input-shape", type=int, nargs=3, metavar=("H", "W", "C"), default=None,
+                   help="the images the networks are built for (default: 28 28 1, MNIST's)")
+    p.add_argument("--num-classes", type=int, metavar="K", default=None,
+                   help="the number of classes the zoo networks are built for (default: 10); an architecture "
+                   "file's last layer is checked against it when given")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(run=run)
 
@@ -100,17 +107,43 @@ def format_flops(rows: list[dict]) -> str:
 
 
 def run(args) -> int:
+    shape = {"input_shape": tuple(args.input_shape or (28, 28, 1)), "num_classes": args.num_classes or 10}
     if args.name is None:
-        rows = [describe(name) for name in MODELS]
+        rows = [describe(name, get_model(name, rng=np.random.default_rng(0), **shape)) for name in MODELS]
         print(json.dumps(rows, indent=2) if args.json else format_listing(rows))
         return 0
-    # An unknown name raises ValueError listing the known ones, which main() prints as one line (exit 1).
-    model = get_model(args.name, rng=np.random.default_rng(0))
-    info = describe(args.name, model)
+    if is_architecture_file(args.name):
+        # num_classes=None: a file's network is shown as written unless --num-classes asks for a check.
+        model = build_model(args.name, input_shape=shape["input_shape"], num_classes=args.num_classes,
+                            rng=np.random.default_rng(0))
+        info = describe_file(args.name, model)
+    else:
+        # An unknown name raises ValueError listing the known ones, which main() prints as one line (exit 1).
+        model = get_model(args.name, rng=np.random.default_rng(0), **shape)
+        info = describe(args.name, model)
     flops = model_flops(model)
     if args.json:
         print(json.dumps({**info, "flops_by_layer": flops["layers"], "config": model.get_config()}, indent=2))
         return 0
+    _print_details(info, model, flops)
+    return 0
+
+
+def describe_file(path: str, model) -> dict:
+    """What ``convnp models PATH.json`` shows of the network built from an architecture file (no recipe)."""
+    flops = model_flops(model)
+    return {
+        "name": path,
+        "description": f"architecture file, built for input {model.input_shape} (H, W, C)",
+        "params": model.n_params,
+        "layers": len(model),
+        "forward_flops": flops["forward"],
+        "train_flops": flops["train"],
+    }
+
+
+def _print_details(info: dict, model, flops: dict) -> None:
+    """The layer table, FLOPs by layer and, for a zoo model, its recipe."""
     print(f"{info['name']}: {info['description']}")
     print()
     print(model.summary())
@@ -118,8 +151,9 @@ def run(args) -> int:
     print("FLOPs per image, by layer:")
     print(format_flops(flops["layers"]))
     print(f"forward: {flops['forward'] / 1e6:.2f} MFLOP per image; training step: {flops['train'] / 1e6:.2f} MFLOP")
+    if "recipe" not in info:
+        return
     print()
     overrides = ", ".join(f"{k}={v}" for k, v in info["recipe"].items()) or "none (TrainConfig's defaults)"
     print(f"recommended training (convnp.models.recipes): {overrides}")
     print("  which means: " + ", ".join(f"{k}={v}" for k, v in info["training"].items()))
-    return 0

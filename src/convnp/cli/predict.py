@@ -15,7 +15,7 @@ def add_parser(subparsers, parents) -> None:
         "predict",
         help="classify image files (PNG, JPEG, .npy, ...) with a saved model",
         description="Load a checkpoint (a .npz file, or a run folder: its best.npz, else last.npz) and print, for "
-        "each FILE, the predicted class, its probability and the top-K classes. For a model taking 28x28x1 "
+        "each FILE, the predicted class (by the name the checkpoint gives it), its probability and the top-K classes. For a model taking 28x28x1 "
         "inputs, each file is prepared as MNIST's digits were: dark-on-light images are inverted, the digit is "
         "cropped, scaled into a 20x20 box and centred by its centre of mass. For other models, images are resized "
         "to the model's input. A file that cannot be read (or holds no digit) is reported on stderr and skipped; "
@@ -30,7 +30,8 @@ def add_parser(subparsers, parents) -> None:
     p.add_argument("--top", metavar="K", type=positive_int, default=3,
                    help="how many of the most probable classes to list per file (1 to the number of classes)")
     p.add_argument("--json", action="store_true",
-                   help="print one JSON list: per file its label, all class probabilities and the top K "
+                   help="print one JSON list: per file its label and class name, all class probabilities and the top K "
+                   "with their names "
                    "(files that failed carry an 'error' instead)")
     add_threads(p)
     p.set_defaults(run=run)
@@ -46,13 +47,14 @@ def run(args) -> int:
     for r in results:
         if r.error is not None:
             print(f"convnp: error: {r.error}", file=sys.stderr)
+    names = classifier.class_names  # the checkpoint's class names; "0" .. "K-1" without them
     if args.json:
-        print(json.dumps([_as_json(r) for r in results], allow_nan=False))
+        print(json.dumps([_as_json(r, names) for r in results], allow_nan=False))
     else:
         for r in results:
             if r.error is None:
-                top = "  ".join(f"{k}: {p:.3f}" for k, p in r.top)
-                print(f"{r.file}: {r.label}  (p={r.top[0][1]:.3f})  {top}")
+                top = "  ".join(f"{names[k]}: {p:.3f}" for k, p in r.top)
+                print(f"{r.file}: {names[r.label]}  (p={r.top[0][1]:.3f})  {top}")
     n_failed = sum(r.error is not None for r in results)
     if n_failed:
         if len(results) > 1:  # with one file, its own error line already says it all
@@ -61,13 +63,16 @@ def run(args) -> int:
     return 0
 
 
-def _as_json(r) -> dict:
-    """One file's entry of the --json list: its label, every probability and the top K, or its error."""
+def _as_json(r, names) -> dict:
+    """One file's entry of the --json list: its label and class name, every probability and the top K (with
+    their names in ``top_classes``), or its error."""
     if r.error is not None:
         return {"file": str(r.file), "error": r.error}
     return {
         "file": str(r.file),
         "label": r.label,
+        "class": names[r.label],
         "probabilities": [float(v) for v in r.probabilities],
         "top": [[k, p] for k, p in r.top],
+        "top_classes": [names[k] for k, _ in r.top],
     }

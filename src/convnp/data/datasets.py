@@ -18,20 +18,43 @@ from convnp.errors import DataError
 
 @dataclass
 class Dataset:
-    """Training and (optional) test arrays. Images ``(N, H, W, C)`` in their stored dtype; labels int64 ``(N,)``."""
+    """Training and (optional) test arrays, and the names of the classes.
+
+    Attributes
+    ----------
+    name : str
+    x_train : ndarray of shape `(N, H, W, C)`, in its stored dtype
+    y_train : ndarray of shape `(N,)`, int64
+    x_test : ndarray of shape `(M, H, W, C)`, or None
+    y_test : ndarray of shape `(M,)`, int64, or None
+    classes : list of K str
+        ``classes[i]`` names label ``i``. Default (None given): ``"0" .. "K-1"``, K one more than the largest
+        label of either split.
+    """
 
     name: str
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
+    classes: list[str] | None = None
+
+    def __post_init__(self):
+        if self.classes is None:
+            top = int(self.y_train.max()) if len(self.y_train) else -1
+            if self.y_test is not None and len(self.y_test):
+                top = max(top, int(self.y_test.max()))
+            self.classes = [str(i) for i in range(top + 1)]
+        self.classes = [str(c) for c in self.classes]
 
     @property
     def n_classes(self) -> int:
-        top = int(self.y_train.max())
-        if self.y_test is not None and len(self.y_test):
-            top = max(top, int(self.y_test.max()))
-        return top + 1
+        return len(self.classes)
+
+    def class_names(self, n_outputs: int) -> list[str]:
+        """The names of a model's ``n_outputs`` classes: :attr:`classes`, then ``"K" .. "n_outputs-1"`` for the
+        outputs no label of this data set uses (a 10-output digit model trained on 4 classes)."""
+        return self.classes + [str(i) for i in range(self.n_classes, n_outputs)]
 
 
 def load_dataset(spec: str = "mnist", *, mnist_dir=None) -> Dataset:
@@ -43,7 +66,10 @@ def load_dataset(spec: str = "mnist", *, mnist_dir=None) -> Dataset:
     ``"mnist from data/mnist"``.
 
     A ``.npz`` supplies its training set as ``x``/``y`` (or ``x_train``/``y_train``) and, if present, a test set
-    as ``x_test``/``y_test``; see :func:`convnp.data.load_npz` for the checks. Naming an ``mnist_dir`` with a
+    as ``x_test``/``y_test``; see :func:`convnp.data.load_npz` for the checks. Its classes are named by its
+    ``classes`` array, or by its string labels (sorted by name: label ``i`` is the i-th name), else ``"0" ..
+    "K-1"``; the test split is numbered by the training split's names, and a test label not among them is
+    refused. MNIST's classes are ``"0" .. "9"``. Naming an ``mnist_dir`` with a
     ``.npz`` is refused: the folder would be silently ignored.
     """
     if spec == "mnist":
@@ -54,21 +80,27 @@ def load_dataset(spec: str = "mnist", *, mnist_dir=None) -> Dataset:
         else:
             x_train, y_train, x_test, y_test = read_mnist_folder(named[0], name=named[1])
             name = f"mnist from {named[0]}"
-        return Dataset(name, x_train[..., None], y_train.astype(np.int64), x_test[..., None], y_test.astype(np.int64))
+        return Dataset(name, x_train[..., None], y_train.astype(np.int64), x_test[..., None], y_test.astype(np.int64),
+                       classes=[str(i) for i in range(10)])
     if mnist_dir is not None:
         raise DataError(
             f"--mnist-dir {mnist_dir}: names a folder of MNIST IDX files, but --data is {spec!r}, which does not "
             "read it; pass --data mnist to use the folder, or leave out --mnist-dir"
         )
     path = Path(spec)
-    x_train, y_train = load_npz(path)
+    x_train, y_train, classes = load_npz(path, return_classes=True)
     x_test = y_test = None
     with zipfile.ZipFile(path) as archive:  # load_npz has checked that it is one
         members = set(archive.namelist())
     if {"x_test.npy", "y_test.npy"} <= members:
-        x_test, y_test = load_npz(path, keys=("x_test", "y_test"))
+        # The training split's names number the test split too; a test label without one is refused.
+        x_test, y_test, test_classes = load_npz(path, keys=("x_test", "y_test"), classes=classes,
+                                                return_classes=True)
+        if classes is None and test_classes is not None:
+            raise DataError(f"{path}: y_test holds class names but y holds unnamed integers; label both splits "
+                            "the same way (or name the integers with a 'classes' array)")
         if x_test.shape[1:] != x_train.shape[1:]:
             raise ValueError(
                 f"{path}: x_test images have shape {x_test.shape[1:]} but the training images {x_train.shape[1:]}"
             )
-    return Dataset(str(path), x_train, y_train, x_test, y_test)
+    return Dataset(str(path), x_train, y_train, x_test, y_test, classes)

@@ -233,7 +233,7 @@ def _check_output(entries: list, shape: tuple, num_classes: int | None, name: st
         return
     cls, kwargs = entries[-1]
     if cls is Dense:
-        raise ValueError(f"{name}: the last Dense has out_features={kwargs.get('out_features')!r}, but the data has "
+        raise ValueError(f"{name}: the last Dense has out_features={kwargs.get('out_features')!r}, but there are "
                          f"{num_classes} classes; set it to {num_classes}")
     raise ValueError(f"{name}: the network ends in outputs of shape (N, {', '.join(map(str, shape))}), but a "
                      f"classifier of {num_classes} classes must end in (N, {num_classes}): end it with a Dense layer")

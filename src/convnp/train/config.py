@@ -13,7 +13,7 @@ import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from convnp.models import MODELS
+from convnp.models import MODELS, is_architecture_file
 from convnp.models.recipes import RECIPES
 from convnp.parallel import BACKENDS
 from convnp.train.parsers import (
@@ -86,6 +86,13 @@ def _setting(default, help: str, **flag):
     return field(default=default, metadata={"flag": Flag(help, **flag)})
 
 
+def _model(text: str) -> str:
+    """A zoo model's name or an architecture file's path (``.json``)."""
+    if text in MODELS or is_architecture_file(text):
+        return text
+    raise ValueError(f"expected one of {', '.join(MODELS)} or an architecture file PATH.json, got {text!r}")
+
+
 def _ordered(low: float, high: float) -> str | None:
     return None if low <= high else f"expected MIN <= MAX, got MIN={low:g} and MAX={high:g}"
 
@@ -115,7 +122,11 @@ class TrainConfig:
     Each field's ``metadata["flag"]`` is the :class:`Flag` it is typed with (:meth:`flags` lists them).
     """
 
-    model: str = _setting("notebook", "network to train", choices=tuple(MODELS))
+    model: str = _setting(
+        "notebook", f"network to train: a zoo model ({', '.join(MODELS)}), sized for the data's images and "
+        'classes, or an architecture file: a .json list of layers such as {"type": "Conv2D", "out_channels": 16, '
+        '"kernel_size": 3}, their channel and feature counts inferred', parse=_model, metavar="NAME|PATH.json",
+    )
     data: str = _setting(
         "mnist", "'mnist', or an .npz with arrays x, y (or x_train, y_train) and optionally x_test, y_test",
         metavar="mnist|PATH.npz",

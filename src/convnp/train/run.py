@@ -43,7 +43,7 @@ from convnp.data.augment import Augment
 from convnp.data.datasets import Dataset, load_dataset
 from convnp.data.transforms import Standardize
 from convnp.sequential import Sequential
-from convnp.models import get_model
+from convnp.models import build_model
 from convnp.optim import SGD, Adam, AdamW, Optimizer
 from convnp.parallel import resolve_backend, threads_for
 from convnp.schedules import Constant, Cosine, OneCycle, Step
@@ -109,7 +109,11 @@ def split_validation(n: int, fraction: float, rng: np.random.Generator) -> tuple
 
 
 def check_fits(model, data: Dataset, model_name: str) -> None:
-    """Refuse data whose image shape or number of classes the model cannot take, before any training."""
+    """Refuse data whose image shape or number of classes the model cannot take, before any training.
+
+    A new run's model is built for its data (:func:`convnp.models.build_model`), so this refuses only a resumed
+    run's checkpoint given other data.
+    """
     expected = tuple(model.input_shape)
     got = tuple(data.x_train.shape[1:])
     if got != expected:
@@ -250,8 +254,9 @@ def _load_data(config: TrainConfig, split_rng: np.random.Generator, distributed)
 
 
 def _initialise(config: TrainConfig, data: Dataset, train_idx: np.ndarray, init_rng: np.random.Generator) -> _Start:
-    """Step 3 of a new run: new weights from ``init_rng``, a new optimizer, the training images' standardisation."""
-    model = get_model(config.model, rng=init_rng)
+    """Step 3 of a new run: new weights from ``init_rng`` (the network built for the data's image shape and number of
+    classes), a new optimizer, the training images' standardisation."""
+    model = build_model(config.model, input_shape=data.x_train.shape[1:], num_classes=data.n_classes, rng=init_rng)
     check_fits(model, data, config.model)
     optimizer = make_optimizer(config)
     return _Start(model, optimizer, Standardize.fit(data.x_train[train_idx]))
@@ -309,6 +314,7 @@ def _build_trainer(config: TrainConfig, start: _Start, run_dir: Path, data: Data
         "data": data.name,
         "train_config": config.to_dict(),
         "preprocessing": start.standardize.to_dict(),
+        "classes": data.class_names(model.shapes(data.x_train.shape[1:])[-1][0]),  # label i is named classes[i]
         "augment": None if augment is None else augment.get_config(),  # with the fill value actually used
     }
     checkpointer = Checkpoint(run_dir, meta=meta)

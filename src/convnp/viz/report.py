@@ -59,6 +59,11 @@ class RunView:
     def y_pred(self) -> np.ndarray | None:
         return None if self.probs is None else self.probs.argmax(axis=1)
 
+    def class_name(self, k: int) -> str:
+        """Class ``k``'s name: the checkpoint's ``"classes"`` entry (written by ``convnp train``), else ``str(k)``."""
+        names = self.checkpoint.meta.get("classes")
+        return str(names[k]) if isinstance(names, list) and 0 <= k < len(names) else str(k)
+
     @property
     def accuracy(self) -> float | None:
         return None if self.probs is None else float(np.mean(self.y_pred == self.y_true))
@@ -129,16 +134,20 @@ def run_figures(view: RunView, image_index: int = 0) -> dict[str, object]:
                 raise ValueError(f"image index {image_index} is out of range: the {view.split or 'training'} "
                                  f"split holds {n} images (0 to {n - 1})")
             image = view.checkpoint.prepare(view.images[image_index : image_index + 1 or None])  # (1, H, W, C)
-            caption = f"{view.split or 'training'} image {image_index % n}, label {int(view.y_true[image_index])}"
+            label = view.class_name(int(view.y_true[image_index]))
+            caption = f"{view.split or 'training'} image {image_index % n}, label {label}"
             if view.probs is not None:
-                caption += f", predicted {int(view.y_pred[image_index])} ({view.probs[image_index].max():.1%})"
+                predicted = view.class_name(int(view.y_pred[image_index]))
+                caption += f", predicted {predicted} ({view.probs[image_index].max():.1%})"
             figures["feature_maps"] = plot_feature_maps(model, image, title=caption)
     else:
         view.notes.append("the model has no Conv2D layer: no filters or feature maps")
     if view.probs is not None:
         K = view.probs.shape[1]
-        figures["confusion"] = plot_confusion(confusion_matrix(view.y_true, view.y_pred, n_classes=K))
-        figures["mistakes"] = plot_mistakes(view.images, view.y_true, view.y_pred, view.probs.max(axis=1), n=24)
+        names = [view.class_name(k) for k in range(K)]  # the checkpoint's class names label both figures
+        figures["confusion"] = plot_confusion(confusion_matrix(view.y_true, view.y_pred, n_classes=K), names)
+        figures["mistakes"] = plot_mistakes(view.images, view.y_true, view.y_pred, view.probs.max(axis=1), n=24,
+                                            labels=names)
     return figures
 
 

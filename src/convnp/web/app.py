@@ -7,8 +7,8 @@ into the grey picture of its digit. Predictions come from a :class:`convnp.infer
 - ``GET /``: the page (``static/index.html``): draw a digit, see the prediction, the ten probabilities and the
   first convolution's feature maps of the drawing;
 - ``POST /api/predict``: one digit, as an image file (multipart field ``file``, or the raw bytes with an
-  ``image/*`` content type) or as JSON ``{"pixels": 28 rows of 28 numbers 0..255}``; returns the label, the
-  probabilities and (unless ``?feature_maps=false``) the first Conv2D layer's output (after its ReLU);
+  ``image/*`` content type) or as JSON ``{"pixels": 28 rows of 28 numbers 0..255}``; returns the label, its
+  ``class`` (the checkpoint's name for it), the probabilities and (unless ``?feature_maps=false``) the first Conv2D layer's output (after its ReLU);
 - ``GET /api/health``: ``{"status": "ok", "model": ..., "parameters": n}``;
 - ``GET /docs``: the OpenAPI documentation (FastAPI's default).
 
@@ -35,7 +35,7 @@ import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
@@ -67,7 +67,11 @@ class FeatureMaps(BaseModel):
 
 
 class Prediction(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
     label: int = Field(description="the most probable class")
+    class_name: str = Field(alias="class", description="the most probable class's name, from the checkpoint "
+                            "(a digit model's are its digits, \"0\" .. \"9\")")
     probabilities: list[float] = Field(description="one per class, summing to 1")
     feature_maps: FeatureMaps | None = Field(default=None, description="null with ?feature_maps=false")
 
@@ -127,7 +131,9 @@ class DigitClassifier:
             layer = self.classifier.model.layers[self.maps_index]
             maps = self._encode_maps(outputs[self.maps_index][0], f"{self.maps_index}: {layer!r}")  # (H, W, C)
         probs = softmax(np.asarray(outputs[-1], dtype=np.float64), axis=1)[0]  # (K,)
-        return Prediction(label=int(np.argmax(probs)), probabilities=[float(p) for p in probs], feature_maps=maps)
+        label = int(np.argmax(probs))
+        return Prediction(label=label, class_name=self.classifier.class_names[label],
+                          probabilities=[float(p) for p in probs], feature_maps=maps)
 
     @staticmethod
     def _encode_maps(a: np.ndarray, layer: str) -> FeatureMaps:
