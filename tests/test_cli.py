@@ -59,7 +59,7 @@ def test_gradcheck_reports_the_notebook_maxpool_failing(capsys):
         (["train", "--epochs", "0"], "expected a positive integer"),
         (["train", "--lr", "-1"], "expected a positive finite number"),
         (["train", "--momentum", "1.5"], r"expected a number in \[0, 1\)"),
-        (["train", "--model", "resnet"], "invalid choice"),
+        (["train", "--model", "resnet"], "expected one of notebook, .* or an architecture file PATH.json"),
         (["gradcheck", "--tolerance", "abc"], "expected a positive finite number"),
     ],
 )

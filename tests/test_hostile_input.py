@@ -155,9 +155,10 @@ def bad_data(folder: Path) -> dict[str, tuple[Path, str]]:
         "negative labels": (dict(x=x, y=y - 1), "y must be >= 0 (class indices), found -1 at index 0"),
         "labels of rank 2": (dict(x=x, y=y[:, None]), "y has shape (10, 1) but expected (N,)"),
         "fewer labels than images": (dict(x=x, y=y[:9]), "x has 10 images but y has 9 labels"),
-        "labels beyond the model's classes": (dict(x=x, y=y + 3), "has 10 outputs, but"),
-        "colour images for a grey model": (dict(x=np.zeros((10, 28, 28, 3), np.uint8), y=y),
-                                           "takes images of shape (28, 28, 1) (H, W, C)"),
+        # The network is built for the data's shape and classes, so only images too small for its pools are refused.
+        "images too small for the model": (dict(x=np.zeros((10, 3, 3), np.uint8), y=y),
+                                           "cannot take input of shape (3, 3, 1) (H, W, C): its kernels and pools "
+                                           "need images of at least 4x4 pixels"),
         "no labels": (dict(x=x), "has array 'x' but no 'y'"),
         "pickled object images": (dict(x=np.array([Tripwire(folder / "PWNED")] * 10, dtype=object), y=y),
                                   "holds Python objects (dtype=object), which convnp will not unpickle"),
@@ -177,7 +178,7 @@ def bad_data(folder: Path) -> dict[str, tuple[Path, str]]:
 
 
 DATA_CASES = ["NaN pixels", "bool images", "images of rank 2", "float labels", "negative labels", "labels of rank 2",
-              "fewer labels than images", "labels beyond the model's classes", "colour images for a grey model",
+              "fewer labels than images", "images too small for the model",
               "no labels", "pickled object images", "not an archive", "zero bytes", "truncated archive"]
 
 

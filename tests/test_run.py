@@ -167,12 +167,14 @@ def test_cli_train_and_resume(mnist, tmp_path, capsys):
 
 
 def test_data_that_does_not_fit_the_model_is_refused_before_training(tmp_path, capsys):
-    path = tmp_path / "rgb.npz"
+    """The network is built for the data's images, so what is refused is an image too small for its pools."""
+    path = tmp_path / "tiny.npz"
     rng = np.random.default_rng(0)
-    np.savez(path, x=rng.integers(0, 255, (20, 32, 32, 3), dtype=np.uint8), y=rng.integers(0, 10, 20))
+    np.savez(path, x=rng.integers(0, 255, (20, 3, 3, 3), dtype=np.uint8), y=rng.integers(0, 10, 20))
     assert main(["train", "--data", str(path), "--out", str(tmp_path / "r")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "takes images of shape (28, 28, 1)" in err[0] and "(32, 32, 3)" in err[0]
+    assert len(err) == 1 and "model 'notebook' cannot take input of shape (3, 3, 3)" in err[0]
+    assert "at least 4x4 pixels" in err[0]
     assert not (tmp_path / "r" / "last.npz").exists()
 
 
