@@ -26,7 +26,8 @@ MODELS = {"notebook": notebook, "sprint": sprint, "lenet5": lenet5, "convnet": c
 
 
 def get_model(name: str, **kwargs):
-    """Build the zoo model called ``name`` (one of :data:`MODELS`)."""
+    """Build the zoo model called ``name`` (one of :data:`MODELS`); ``kwargs`` go to its builder (``rng``,
+    ``dtype``, ``input_shape``, ``num_classes``, ...)."""
     try:
         build = MODELS[name]
     except KeyError:

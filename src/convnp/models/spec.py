@@ -153,7 +153,11 @@ def _check_shape(input_shape, name: str) -> tuple:
 
 def _as_list(layers, name: str) -> list:
     if not isinstance(layers, list) or not layers or not all(isinstance(spec, dict) for spec in layers):
-        got = f"a list of {len(layers)}" if isinstance(layers, list) else type(layers).__name__
+        if isinstance(layers, list) and layers:
+            i, item = next((i, item) for i, item in enumerate(layers) if not isinstance(item, dict))
+            got = f"layer {i} as {type(item).__name__} {item!r}"[:120]
+        else:
+            got = "an empty list" if isinstance(layers, list) else type(layers).__name__
         raise ValueError(f'{name}: expected a non-empty list of layers, each an object {{"type": ..., ...}}, got {got}')
     return layers
 
