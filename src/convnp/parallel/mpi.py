@@ -173,9 +173,10 @@ class Distributed:
 
         data = self._from_root(lambda: load_dataset(spec, mnist_dir=mnist_dir))
         name = self.broadcast_json(data.name if self.is_root else None)
+        classes = self.broadcast_json(data.classes if self.is_root else None)  # names unused labels too
         arrays = {k: self.broadcast_array(getattr(data, k) if self.is_root else None)
                   for k in ("x_train", "y_train", "x_test", "y_test")}
-        return data if self.is_root else Dataset(name, **arrays)
+        return data if self.is_root else Dataset(name, **arrays, classes=classes)
 
     def local_run_dir(self, run_dir, resume: bool = False) -> Path:
         """The run folder this process's :func:`~convnp.train.run.train_run` uses.
