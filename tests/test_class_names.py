@@ -293,3 +293,41 @@ def test_the_server_answers_with_the_class_name(shape_run):
     assert body["class"] == ["left", "middle", "right"][body["label"]]
     schema = client.get("/openapi.json").json()["components"]["schemas"]["Prediction"]
     assert "class" in schema["required"] and schema["properties"]["class"]["type"] == "string"
+
+
+def test_evaluate_adds_top5_over_five_classes(tmp_path, capsys):
+    names = ["ant", "bee", "cat", "dog", "eel", "fox", "gnu"]
+    model = Sequential([Flatten(), Dense(16, 7, rng=np.random.default_rng(1))], input_shape=(4, 4, 1))
+    meta = {"classes": names, "preprocessing": {"scale": 1 / 255, "mean": [0.5], "std": [0.25]}}
+    checkpoint = save_checkpoint(tmp_path / "seven.npz", model, meta=meta)
+    rng = np.random.default_rng(2)
+    x, y = rng.integers(0, 256, (50, 4, 4), dtype=np.uint8), np.array(names)[rng.integers(0, 7, 50)]
+    np.savez(tmp_path / "d.npz", x=x, y=y, classes=np.array(names))
+    probs = Classifier.from_checkpoint(checkpoint).predict_proba(x)  # (50, 7)
+    labels = np.array([names.index(n) for n in y])
+    expected = top_k_accuracy(probs, labels, 5)
+    assert 0 < expected < 1
+    assert main(["evaluate", str(checkpoint), "--data", str(tmp_path / "d.npz"), "--split", "train", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["top5_accuracy"] == pytest.approx(expected) and result["classes"] == names
+    assert main(["evaluate", str(checkpoint), "--data", str(tmp_path / "d.npz"), "--split", "train"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[3].startswith("loss: ") and lines[4] == f"top-5 accuracy: {expected * 100:.2f}%"
+
+
+def test_the_report_labels_its_figures_by_name(colour_run, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from convnp.viz import report
+
+    seen = {}
+    monkeypatch.setattr(report, "plot_confusion", lambda matrix, labels=None: seen.setdefault("confusion", labels))
+    monkeypatch.setattr(report, "plot_mistakes",
+                        lambda *args, labels=None, **kwargs: seen.setdefault("mistakes", labels))
+    monkeypatch.setattr(report, "plot_feature_maps", lambda model, image, title: seen.setdefault("maps", title))
+    monkeypatch.setattr(report, "plot_filters", lambda weight: None)
+    view = report.load_run(colour_run)
+    report.run_figures(view, image_index=0)
+    assert seen["confusion"] == SORTED and seen["mistakes"] == SORTED
+    first = COLOURS[np.arange(24) % 4][0]  # the fixture's first test label
+    assert f"label {first}, predicted " in seen["maps"]
+    assert any(f"predicted {name} (" in seen["maps"] for name in SORTED)
