@@ -229,6 +229,17 @@ def test_train_with_an_architecture_file_then_evaluate_and_resume_without_it(tmp
     assert load_checkpoint(run / "last.npz").meta["epoch"] == 2
 
 
+def test_a_run_of_an_architecture_file_is_named_after_the_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    data = _grey_npz(tmp_path / "grey8.npz")
+    (tmp_path / "nets").mkdir()
+    (tmp_path / "nets" / "small.json").write_text(json.dumps(NET))
+    assert main(["train", "--model", "nets/small.json", "--data", str(data), "--epochs", "1", "--threads", "1",
+                 "--no-report"]) == 0
+    runs = list((tmp_path / "runs").iterdir())
+    assert len(runs) == 1 and runs[0].name.startswith("small-") and (runs[0] / "last.npz").exists()
+
+
 def test_train_a_zoo_model_on_colour_images_of_five_classes(tmp_path):
     rng = np.random.default_rng(0)
     y = np.arange(40) % 5

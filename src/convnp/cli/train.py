@@ -12,6 +12,7 @@ import argparse
 import datetime
 import functools
 import time
+from pathlib import PurePath
 
 from convnp.cli._args import argparse_type, escaped
 from convnp.cli.distributed import launch
@@ -124,7 +125,8 @@ def _train(args, distributed=None, *, typed: dict) -> int:
         config = TrainConfig.resolve(**typed)
         _refuse_idle(typed, config)
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        result = train_run(config, args.out or f"runs/{config.model}-{stamp}", distributed=distributed)
+        name = PurePath(config.model).stem  # an architecture file "nets/net.json" names its runs "net-..."
+        result = train_run(config, args.out or f"runs/{name}-{stamp}", distributed=distributed)
     elapsed = time.perf_counter() - start
     if result.test is not None:
         print(f"test accuracy: {result.test['accuracy'] * 100:.2f}% on {result.test['n_samples']:,} test images "
