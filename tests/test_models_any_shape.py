@@ -173,6 +173,8 @@ def test_the_same_seed_gives_the_same_network_and_dropout_its_own_generator():
         ([{"type": "Conv2D", "in_channels": 3, "out_channels": 3, "kernel_size": 1}],
          "net: layer 0 (Conv2D): in_channels=3 was given, but its input of shape (8, 8, 1) has 1"),
         ([{"type": "Conv2D", "out_channels": 3, "kernel_size": 0}], "net: layer 0 (Conv2D): Conv2D: kernel_size"),
+        ([{"type": "Flatten"}, {"type": "Dense", "out_features": 10**13}],
+         "net: layer 1 (Dense) is too large for this machine's memory: Unable to allocate"),
         ([], "net: expected a non-empty list of layers, each an object {\"type\": ..., ...}, got an empty list"),
         ({"type": "ReLU"}, "net: expected a non-empty list of layers, each an object {\"type\": ..., ...}, got dict"),
         ([{"type": "ReLU"}, "Flatten"], "net: expected a non-empty list of layers, each an object {\"type\": ..., ...}, "

@@ -200,6 +200,8 @@ def _build(entries: list, shape: tuple, rng, dtype, *, until_flat: bool = False)
             layer = cls(**kwargs)
         except (TypeError, ValueError) as err:
             raise ValueError(f"layer {i} ({cls.__name__}): {err}") from None
+        except MemoryError as err:  # e.g. a Dense of a huge image's features: NumPy says how much it asked for
+            raise ValueError(f"layer {i} ({cls.__name__}) is too large for this machine's memory: {err}") from None
         try:
             shape = tuple(layer.output_shape(shape))
         except (TypeError, ValueError) as err:
