@@ -158,7 +158,8 @@ def test_the_same_seed_gives_the_same_network_and_dropout_its_own_generator():
 @pytest.mark.parametrize(
     "layers, message",
     [
-        ([{"type": "Conv"}], "net: layer 0 has unknown type 'Conv'; allowed: AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D,"),
+        ([{"type": "Conv"}],
+         "net: layer 0 has unknown type 'Conv'; allowed: AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D,"),
         ([{"out_channels": 3}], "net: layer 0 has unknown type None; allowed: "),
         ([{"type": "MaxPool2D", "size": 2}], "net: layer 0 (MaxPool2D) has unknown argument(s) size; allowed: "
                                              "kernel_size, stride"),
@@ -176,9 +177,10 @@ def test_the_same_seed_gives_the_same_network_and_dropout_its_own_generator():
         ([{"type": "Flatten"}, {"type": "Dense", "out_features": 10**13}],
          "net: layer 1 (Dense) is too large for this machine's memory: Unable to allocate"),
         ([], "net: expected a non-empty list of layers, each an object {\"type\": ..., ...}, got an empty list"),
-        ({"type": "ReLU"}, "net: expected a non-empty list of layers, each an object {\"type\": ..., ...}, got dict"),
-        ([{"type": "ReLU"}, "Flatten"], "net: expected a non-empty list of layers, each an object {\"type\": ..., ...}, "
-                                        "got layer 1 as str 'Flatten'"),
+        ({"type": "ReLU"},
+         "net: expected a non-empty list of layers, each an object {\"type\": ..., ...}, got dict"),
+        ([{"type": "ReLU"}, "Flatten"],
+         "net: expected a non-empty list of layers, each an object {\"type\": ..., ...}, got layer 1 as str 'Flatten'"),
     ],
 )
 def test_a_bad_description_is_one_line_naming_it(layers, message):

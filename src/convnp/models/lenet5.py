@@ -25,7 +25,8 @@ def lenet5(
         Source of the initial weights; ``None`` draws a fresh unseeded Generator (never NumPy's global state).
     dtype : float32 (default) or float64
     input_shape : tuple (H, W, C)
-        One image; at least 12x12 (a "same" 5x5 convolution, a 2x2 pool, a valid 5x5 convolution, a 2x2 pool). The first dense layer's size follows from it.
+        One image; at least 12x12 (a "same" 5x5 convolution, a 2x2 pool, a valid 5x5 convolution, a 2x2 pool).
+        The first dense layer's size follows from it.
     num_classes : int
         The number of logits.
 
