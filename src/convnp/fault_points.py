@@ -16,9 +16,9 @@ The points, each named as :func:`reached` is called (epochs 1-based, steps count
 - ``epoch-end E``: epoch E's logs are complete; no epoch-end callback (metrics, checkpoint, progress) has run;
 - ``write NAME K``: inside this process's K-th atomic write of the file NAME (a checkpoint, ``metrics.csv``, ...):
   the bytes are in the temporary file and fsynced, the rename over NAME has not happened.
-- ``worker step K``: in a worker process of :class:`convnp.parallel.processes.ProcessDataParallel` (``--backend processes``),
-  the K-th step since that worker was forked has arrived, and none of it is done: the training process, which sent
-  it, waits for this worker's answer. Workers inherit the variable when forked, and each counts its own steps; with
+- ``worker step K``: in a worker process of :class:`convnp.parallel.processes.ProcessDataParallel`
+  (``--backend processes``), the K-th step since that worker was forked has arrived, and none of it is done: the
+  training process, which sent it, waits for this worker's answer. Workers inherit the variable when forked, and each counts its own steps; with
   one worker and every batch split, K is the run's step number.
 
 The action is a signal's name, which the process sends itself (``os.kill``: the kernel delivers it as it would a
