@@ -1,4 +1,4 @@
-"""Named data sets for the command line: ``mnist`` or a path to a user's ``.npz``.
+"""Named data sets for the command line: ``mnist``, a path to a user's ``.npz``, or a folder of image files.
 
 Messages name the command line's options (``--mnist-dir``, ``--data``), since that is where the values came from.
 """
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from convnp.data.folder import load_image_folder
 from convnp.data.mnist import load_mnist, named_mnist_folder, read_mnist_folder
 from convnp.data.npz import load_npz
 from convnp.errors import DataError
@@ -58,7 +59,7 @@ class Dataset:
 
 
 def load_dataset(spec: str = "mnist", *, mnist_dir=None) -> Dataset:
-    """Load ``"mnist"`` or a ``.npz`` file.
+    """Load ``"mnist"``, a ``.npz`` file or a folder of images (one sub-folder per class).
 
     ``"mnist"`` comes from the folder of IDX files named by ``mnist_dir`` (else ``$CONVNP_MNIST_DIR``), which is
     read or refused, never replaced (:func:`~convnp.data.mnist.read_mnist_folder`); with no folder named, from
@@ -71,6 +72,10 @@ def load_dataset(spec: str = "mnist", *, mnist_dir=None) -> Dataset:
     "K-1"``; the test split is numbered by the training split's names, and a test label not among them is
     refused. MNIST's classes are ``"0" .. "9"``. Naming an ``mnist_dir`` with a
     ``.npz`` is refused: the folder would be silently ignored.
+
+    A folder is read by :func:`load_image_folder`: its sub-folders' names, sorted, are the classes. When it holds
+    both ``train/`` and ``test/``, those are the splits (with the same classes; the test images are brought to the
+    training images' size and channels); otherwise every image is training data and there is no test split.
     """
     if spec == "mnist":
         named = named_mnist_folder(mnist_dir, "--mnist-dir")
@@ -88,6 +93,8 @@ def load_dataset(spec: str = "mnist", *, mnist_dir=None) -> Dataset:
             "read it; pass --data mnist to use the folder, or leave out --mnist-dir"
         )
     path = Path(spec)
+    if path.is_dir():
+        return _load_folder(path)
     x_train, y_train, classes = load_npz(path, return_classes=True)
     x_test = y_test = None
     with zipfile.ZipFile(path) as archive:  # load_npz has checked that it is one
@@ -104,3 +111,15 @@ def load_dataset(spec: str = "mnist", *, mnist_dir=None) -> Dataset:
                 f"{path}: x_test images have shape {x_test.shape[1:]} but the training images {x_train.shape[1:]}"
             )
     return Dataset(str(path), x_train, y_train, x_test, y_test, classes)
+
+
+def _load_folder(path: Path) -> Dataset:
+    """A folder of class sub-folders, or of ``train/`` and ``test/`` each holding them -> a Dataset."""
+    train_dir, test_dir = path / "train", path / "test"
+    if not (train_dir.is_dir() and test_dir.is_dir()):
+        train = load_image_folder(path)
+        return Dataset(str(path), train.x, train.y, classes=train.classes)
+    train = load_image_folder(train_dir)
+    test = load_image_folder(test_dir, image_size=train.x.shape[1:3], channels=train.x.shape[3],
+                             classes=train.classes)
+    return Dataset(str(path), train.x, train.y, test.x, test.y, classes=train.classes)

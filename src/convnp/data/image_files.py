@@ -19,7 +19,9 @@ import numpy as np
 
 from convnp.errors import DataError, DataNotFoundError
 
-__all__ = ["MAX_PIXELS", "ImageTooLargeError", "read_image", "read_image_bytes", "require_pillow"]
+__all__ = [
+    "MAX_PIXELS", "ImageTooLargeError", "image_header", "read_image", "read_image_bytes", "require_pillow", "resize",
+]
 
 #: Largest image accepted, in pixels (width x height). Checked from the header, before anything is decoded, so
 #: a small file that claims a huge canvas (a decompression bomb) costs nothing.
@@ -275,3 +277,75 @@ def _composite(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 def _grey(colour: np.ndarray) -> np.ndarray:
     """Colour ``(H, W, 1|3)`` -> grey ``(H, W)`` (BT.601 luma for RGB)."""
     return colour[..., 0] if colour.shape[2] == 1 else colour @ _LUMA
+
+
+# ---- for folders of images: the header alone, and resizing ----------------------------------------------------------
+# Pillow modes whose pixels are one grey channel (alpha aside); every other mode is read as colour.
+_GREY_MODES = ("1", "L", "LA", "La", "I", "F")
+
+
+def image_header(path) -> tuple[int, int, int]:
+    """An image file's size and channel count, from its header alone (nothing is inflated).
+
+    Parameters
+    ----------
+    path : str or Path
+        An image file Pillow reads (PNG, JPEG, GIF, BMP, TIFF, WebP, ...).
+
+    Returns
+    -------
+    (height, width, channels) : tuple of int
+        ``channels`` is 1 for grey files (1-bit, 8-bit, 16-bit and 32-bit grey, grey with alpha) and 3 for every
+        other (RGB, RGBA, palette, CMYK, ...).
+
+    Raises
+    ------
+    DataError
+        Naming the file: not a file, empty, not an image, too large (:class:`ImageTooLargeError`).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: is not a file, expected an image")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: empty file (0 bytes), expected an image")
+    Image = require_pillow()
+    from PIL import UnidentifiedImageError
+
+    where = f"{path}: "
+    try:
+        img = Image.open(path)
+    except UnidentifiedImageError:
+        raise DataError(f"{where}not an image (no format that Pillow reads recognises it)") from None
+    except Image.DecompressionBombError as err:
+        raise ImageTooLargeError(
+            f"{where}image is too large: {err}; at most {MAX_PIXELS:,} pixels are accepted"
+        ) from None
+    except Exception as err:  # noqa: BLE001 - untrusted bytes: every failure is the same fact for the user
+        raise DataError(f"{where}could not be opened as an image ({type(err).__name__}: {err})") from None
+    with img:
+        width, height = img.size
+        _check_size(where, width, height)
+        grey = img.mode in _GREY_MODES or img.mode.startswith("I;16")
+        return height, width, 1 if grey else 3
+
+
+def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a uint8 image to ``size`` with Pillow's bilinear filter (antialiased when shrinking).
+
+    Parameters
+    ----------
+    image : ndarray of shape `(H, W)` or `(H, W, C)`, C 1 or 3, uint8
+    size : (height, width)
+
+    Returns
+    -------
+    ndarray of shape `(height, width)` or `(height, width, C)`, uint8; ``image`` itself when it has that size already
+    """
+    height, width = (int(s) for s in size)
+    if image.shape[:2] == (height, width):
+        return image
+    Image = require_pillow()
+    squeeze = image.ndim == 3 and image.shape[2] == 1
+    pixels = np.ascontiguousarray(image[..., 0] if squeeze else image, dtype=np.uint8)
+    out = np.asarray(Image.fromarray(pixels).resize((width, height), Image.Resampling.BILINEAR))
+    return out[..., None] if squeeze else out

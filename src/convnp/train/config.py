@@ -128,8 +128,9 @@ class TrainConfig:
         '"kernel_size": 3}, their channel and feature counts inferred', parse=_model, metavar="NAME|PATH.json",
     )
     data: str = _setting(
-        "mnist", "'mnist', or an .npz with arrays x, y (or x_train, y_train) and optionally x_test, y_test",
-        metavar="mnist|PATH.npz",
+        "mnist", "'mnist', an .npz with arrays x, y (or x_train, y_train) and optionally x_test, y_test, or a folder "
+        "of images with one sub-folder per class (named after it), or with train/ and test/ each holding them",
+        metavar="mnist|PATH.npz|DIR",
     )
     epochs: int = _setting(8, "passes over the training set", parse=positive_int)
     batch_size: int = _setting(64, "images per gradient step", parse=positive_int)

@@ -1,0 +1,179 @@
+"""--data DIR: a folder of image files, one sub-folder per class, read into uint8 arrays with its class names."""
+
+import json
+import logging
+import os
+
+import numpy as np
+import pytest
+
+from convnp.cli.main import main
+from convnp.data import image_files
+from convnp.data.datasets import load_dataset
+from convnp.data.folder import load_image_folder, scan_image_folder
+from convnp.errors import DataError
+
+Image = pytest.importorskip("PIL.Image")
+
+# Solid colours per class; grey images of a class have that colour's BT.601 luma (rounded).
+COLOURS = {"apple": (200, 30, 40), "leaf": (20, 180, 60), "sky": (40, 90, 230)}
+CLASSES = sorted(COLOURS)
+
+
+def luma(rgb):
+    return int(np.rint(0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]))
+
+
+def solid(path, rgb, size=(8, 6), grey=False):
+    """A solid-colour image file of ``size`` (width, height), RGB or grey."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = Image.new("RGB", size, rgb)
+    (img.convert("L") if grey else img).save(path)
+    return path
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """3 named classes; colour and grey mixed (colour most common); 8x6 most common, one 16x12, one 5x5 JPEG-free
+    BMP; plus a hidden file, a text file and a truncated PNG, which are skipped."""
+    root = tmp_path / "images"
+    for name, rgb in COLOURS.items():
+        solid(root / name / "a.png", rgb)
+        solid(root / name / "b.png", rgb)
+        solid(root / name / "c_grey.png", rgb, grey=True)
+    solid(root / "leaf" / "d_big.png", COLOURS["leaf"], size=(16, 12))
+    solid(root / "sky" / "e_small.bmp", COLOURS["sky"], size=(5, 5))
+    (root / "apple" / ".DS_Store").write_bytes(b"\x00\x01junk")
+    (root / "leaf" / "notes.txt").write_text("not an image\n")
+    whole = solid(tmp_path / "whole.png", COLOURS["sky"], size=(32, 32)).read_bytes()
+    (root / "sky" / "f_truncated.png").write_bytes(whole[: len(whole) // 2])
+    return root
+
+
+def test_classes_labels_and_pixels_are_exact(folder, caplog):
+    with caplog.at_level(logging.WARNING, logger="convnp.data"):
+        result = load_image_folder(folder)
+    assert result.classes == CLASSES
+    assert result.x.dtype == np.uint8 and result.x.shape == (11, 6, 8, 3)  # (N, H, W, C): most common 8x6 colour
+    names = [(f.parent.name, f.name) for f in result.files]
+    assert names == [("apple", "a.png"), ("apple", "b.png"), ("apple", "c_grey.png"),
+                     ("leaf", "a.png"), ("leaf", "b.png"), ("leaf", "c_grey.png"), ("leaf", "d_big.png"),
+                     ("sky", "a.png"), ("sky", "b.png"), ("sky", "c_grey.png"), ("sky", "e_small.bmp")]
+    np.testing.assert_array_equal(result.y, [0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2])
+    for image, (cls, name) in zip(result.x, names):
+        rgb = COLOURS[cls]
+        expected = (luma(rgb),) * 3 if "grey" in name else rgb  # grey files repeated onto three channels
+        assert (image == np.array(expected, np.uint8)).all(), (cls, name)  # resizing a solid colour keeps it
+    # The three skipped files: one line each, then a count.
+    assert sorted(p.name for p in result.skipped) == [".DS_Store", "f_truncated.png", "notes.txt"]
+    assert "not an image" in result.skipped[folder / "leaf" / "notes.txt"]
+    assert "damaged" in result.skipped[folder / "sky" / "f_truncated.png"]
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum(line.startswith("skipped ") for line in lines) == 3
+    assert any("3 file(s) skipped, 11 image(s) read" in line for line in lines)
+
+
+def test_size_and_channels_can_be_chosen(folder):
+    result = load_image_folder(folder, image_size=(4, 3), channels=1)
+    assert result.x.shape == (11, 4, 3, 1)
+    assert (result.x[0] == luma(COLOURS["apple"])).all()  # a colour file converted to grey
+    assert (result.x[-1] == luma(COLOURS["sky"])).all()
+    with pytest.raises(DataError, match="channels: expected 1 .* or 3 .*, got 2"):
+        load_image_folder(folder, channels=2)
+    with pytest.raises(DataError, match=r"image_size: expected \(height, width\)"):
+        load_image_folder(folder, image_size=(0, 4))
+
+
+def test_grey_majority_gives_one_channel(tmp_path):
+    for i in range(3):
+        solid(tmp_path / "a" / f"{i}.png", (100, 100, 100), grey=True)
+        solid(tmp_path / "b" / f"{i}.png", (10, 10, 10), grey=i > 0)
+    result = load_image_folder(tmp_path)
+    assert result.x.shape == (6, 6, 8, 1)
+    np.testing.assert_array_equal(result.x[:, 0, 0, 0], [100] * 3 + [10] * 3)
+
+
+def test_a_class_with_no_image_is_one_line_naming_it(tmp_path):
+    solid(tmp_path / "cat" / "1.png", (1, 2, 3))
+    (tmp_path / "dog").mkdir()
+    with pytest.raises(DataError, match=r"dog: class folder 'dog' holds no image file$"):
+        load_image_folder(tmp_path)
+    (tmp_path / "dog" / "x.txt").write_text("text")
+    (tmp_path / "dog" / ".hidden.png").write_bytes(solid(tmp_path / "p.png", (0, 0, 0)).read_bytes())
+    with pytest.raises(DataError, match=r"dog: class folder 'dog' holds no readable image$") as err:
+        load_image_folder(tmp_path)
+    assert "\n" not in str(err.value)
+
+
+def test_a_folder_without_class_folders_is_refused(tmp_path):
+    solid(tmp_path / "1.png", (1, 2, 3))
+    with pytest.raises(DataError, match="holds no class sub-folder"):
+        scan_image_folder(tmp_path)
+    with pytest.raises(DataError, match="no such folder"):
+        scan_image_folder(tmp_path / "missing")
+
+
+def test_hostile_entries_are_skipped_never_a_traceback(tmp_path, monkeypatch):
+    solid(tmp_path / "a" / "ok.png", (9, 9, 9))
+    solid(tmp_path / "b" / "ok.png", (99, 99, 99))
+    (tmp_path / "a" / "sub.png").mkdir()  # a folder where a file should be
+    os.symlink(tmp_path / "a" / "loop.png", tmp_path / "a" / "loop.png")  # a link to itself
+    os.symlink(tmp_path / "nowhere.png", tmp_path / "a" / "dangling.png")
+    (tmp_path / "a" / "empty.png").write_bytes(b"")
+    # A decompression bomb: a header that claims more pixels than MAX_PIXELS (lowered here to keep the file small).
+    monkeypatch.setattr(image_files, "MAX_PIXELS", 10 * 10)
+    solid(tmp_path / "b" / "bomb.png", (0, 0, 0), size=(11, 11))
+    result = load_image_folder(tmp_path)
+    assert sorted(p.name for p in result.skipped) == ["bomb.png", "dangling.png", "empty.png", "loop.png",
+                                                      "sub.png"]
+    assert "more than the 100 (10x10) accepted" in result.skipped[tmp_path / "b" / "bomb.png"]
+    assert "folder" in result.skipped[tmp_path / "a" / "sub.png"]
+    np.testing.assert_array_equal(result.y, [0, 1])
+
+
+def test_train_and_test_folders_are_the_splits(tmp_path):
+    for split, n in (("train", 2), ("test", 1)):
+        for name, rgb in COLOURS.items():
+            for i in range(n):
+                solid(tmp_path / split / name / f"{i}.png", rgb, size=(8, 6) if split == "train" else (4, 4))
+    data = load_dataset(str(tmp_path))
+    assert data.classes == CLASSES and data.name == str(tmp_path)
+    assert data.x_train.shape == (6, 6, 8, 3) and data.x_test.shape == (3, 6, 8, 3)  # test brought to train's size
+    np.testing.assert_array_equal(data.y_test, [0, 1, 2])
+    assert (data.x_test[2] == np.array(COLOURS["sky"], np.uint8)).all()
+    solid(tmp_path / "test" / "mud" / "0.png", (90, 60, 30))
+    with pytest.raises(DataError, match=r"classes \['apple', 'leaf', 'mud', 'sky'\] differ from the training"):
+        load_dataset(str(tmp_path))
+
+
+def test_without_train_and_test_there_is_no_test_split(folder):
+    data = load_dataset(str(folder))
+    assert data.x_test is None and data.y_test is None
+    assert data.classes == CLASSES and len(data.y_train) == 11
+
+
+def test_train_then_evaluate_names_the_classes(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 12), ("test", 4)):
+        for name, rgb in COLOURS.items():
+            for i in range(n):
+                noisy = np.clip(np.array(rgb) + rng.integers(-20, 21, (12, 12, 3)), 0, 255).astype(np.uint8)
+                path = tmp_path / "data" / split / name / f"{i}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(noisy).save(path)
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "data"), "--model", "sprint", "--epochs", "1", "--threads", "1",
+                 "--no-report", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--data", str(tmp_path / "data"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["classes"] == CLASSES and result["n_samples"] == 12
+    assert [row["name"] for row in result["per_class"]] == CLASSES
+
+
+def test_a_bad_folder_is_one_line_and_exit_1(tmp_path, capsys):
+    solid(tmp_path / "cat" / "1.png", (1, 2, 3))
+    (tmp_path / "dog").mkdir()
+    assert main(["train", "--data", str(tmp_path), "--epochs", "1", "--no-report", "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "class folder 'dog' holds no image file" in err[0]
