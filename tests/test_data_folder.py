@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from convnp.cli.main import main
+from convnp.data import folder as folder_module
 from convnp.data import image_files
 from convnp.data.datasets import load_dataset
 from convnp.data.folder import load_image_folder, scan_image_folder
@@ -18,6 +19,14 @@ Image = pytest.importorskip("PIL.Image")
 # Solid colours per class; grey images of a class have that colour's BT.601 luma (rounded).
 COLOURS = {"apple": (200, 30, 40), "leaf": (20, 180, 60), "sky": (40, 90, 230)}
 CLASSES = sorted(COLOURS)
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory, monkeypatch):
+    """Every test's folder caches go to a folder of its own, never the user's ~/.cache."""
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("CONVNP_DATA", str(cache))
+    return cache / "folders"
 
 
 def luma(rgb):
@@ -177,3 +186,61 @@ def test_a_bad_folder_is_one_line_and_exit_1(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path), "--epochs", "1", "--no-report", "--out", str(tmp_path / "r")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "class folder 'dog' holds no image file" in err[0]
+
+
+# ---- the cache ------------------------------------------------------------------------------------------------------
+@pytest.fixture
+def decodes(monkeypatch):
+    """The files read_image decoded, in order (the folder module's reader, wrapped)."""
+    seen = []
+    real = folder_module.read_image
+
+    def counting(path, **kwargs):
+        seen.append(path.name)
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(folder_module, "read_image", counting)
+    return seen
+
+
+def test_a_second_load_reads_the_cache_and_a_change_decodes_again(folder, decodes, private_cache, caplog):
+    first = load_dataset(str(folder))
+    assert len(decodes) == 12  # 11 images and the truncated PNG, whose header reads
+    assert len(list(private_cache.glob("*.npz"))) == 1
+    decodes.clear()
+    with caplog.at_level(logging.WARNING, logger="convnp.data"):
+        second = load_dataset(str(folder))
+    assert decodes == []
+    np.testing.assert_array_equal(second.x_train, first.x_train)
+    np.testing.assert_array_equal(second.y_train, first.y_train)
+    assert second.x_train.dtype == np.uint8 and second.classes == CLASSES
+    assert any("3 file(s) skipped, 11 image(s) read" in r.getMessage() for r in caplog.records)  # still counted
+    # A changed file (new modification time), then a new file: decoded again, and only the newest cache is kept.
+    changed = folder / "apple" / "a.png"
+    os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
+    load_dataset(str(folder))
+    assert len(decodes) == 12
+    solid(folder / "apple" / "z.png", COLOURS["apple"])
+    third = load_dataset(str(folder))
+    assert len(decodes) == 25 and len(third.y_train) == 12
+    assert len(list(private_cache.glob("*.npz"))) == 1
+
+
+def test_a_damaged_cache_is_decoded_over(folder, decodes, private_cache, caplog):
+    first = load_image_folder(folder, cache_dir=private_cache)
+    (cache,) = private_cache.glob("*.npz")
+    cache.write_bytes(b"not an npz")
+    decodes.clear()
+    with caplog.at_level(logging.WARNING, logger="convnp.data"):
+        again = load_image_folder(folder, cache_dir=private_cache)
+    assert len(decodes) == 12 and any("unreadable" in r.getMessage() for r in caplog.records)
+    np.testing.assert_array_equal(again.x, first.x)
+    assert again.skipped == first.skipped and again.files == first.files
+    decodes.clear()
+    assert load_image_folder(folder, cache_dir=private_cache).skipped == first.skipped and decodes == []
+
+
+def test_options_are_part_of_the_key(folder, decodes, private_cache):
+    load_image_folder(folder, cache_dir=private_cache)
+    grey = load_image_folder(folder, channels=1, cache_dir=private_cache)
+    assert len(decodes) == 24 and grey.x.shape[-1] == 1

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from convnp.data.folder import load_image_folder
-from convnp.data.mnist import load_mnist, named_mnist_folder, read_mnist_folder
+from convnp.data.mnist import load_mnist, mnist_cache_dir, named_mnist_folder, read_mnist_folder
 from convnp.data.npz import load_npz
 from convnp.errors import DataError
 
@@ -75,7 +75,9 @@ def load_dataset(spec: str = "mnist", *, mnist_dir=None) -> Dataset:
 
     A folder is read by :func:`load_image_folder`: its sub-folders' names, sorted, are the classes. When it holds
     both ``train/`` and ``test/``, those are the splits (with the same classes; the test images are brought to the
-    training images' size and channels); otherwise every image is training data and there is no test split.
+    training images' size and channels); otherwise every image is training data and there is no test split. The
+    decoded arrays are cached in ``folders/`` of the cache folder (:func:`~convnp.data.mnist_cache_dir`:
+    ``$CONVNP_DATA``, ...), so a second run with the folder unchanged decodes nothing.
     """
     if spec == "mnist":
         named = named_mnist_folder(mnist_dir, "--mnist-dir")
@@ -116,10 +118,11 @@ def load_dataset(spec: str = "mnist", *, mnist_dir=None) -> Dataset:
 def _load_folder(path: Path) -> Dataset:
     """A folder of class sub-folders, or of ``train/`` and ``test/`` each holding them -> a Dataset."""
     train_dir, test_dir = path / "train", path / "test"
+    cache_dir = mnist_cache_dir() / "folders"
     if not (train_dir.is_dir() and test_dir.is_dir()):
-        train = load_image_folder(path)
+        train = load_image_folder(path, cache_dir=cache_dir)
         return Dataset(str(path), train.x, train.y, classes=train.classes)
-    train = load_image_folder(train_dir)
+    train = load_image_folder(train_dir, cache_dir=cache_dir)
     test = load_image_folder(test_dir, image_size=train.x.shape[1:3], channels=train.x.shape[3],
-                             classes=train.classes)
+                             classes=train.classes, cache_dir=cache_dir)
     return Dataset(str(path), train.x, train.y, test.x, test.y, classes=train.classes)

@@ -11,11 +11,18 @@ the common size and channel count, then every pixel (:func:`~convnp.data.image_f
 untrusted: a hidden file, a file that is not an image, a damaged one, a decompression bomb, a folder or a link
 that leads nowhere where a file should be, is skipped with one logged line (logger ``"convnp.data"``, WARNING) and
 counted; a class folder left with no image is a one-line :class:`~convnp.errors.DataError` naming it.
+
+With a ``cache_dir``, the decoded arrays are kept in an ``.npz`` named by a hash of the folder's files (names, sizes,
+modification times) and the options, so an unchanged folder is decoded once.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,7 +111,7 @@ def scan_image_folder(path) -> tuple[list[str], list[tuple[Path, int]], dict[Pat
 
 
 def load_image_folder(path, *, image_size: tuple[int, int] | None = None, channels: int | None = None,
-                      classes: list[str] | None = None) -> ImageFolder:
+                      classes: list[str] | None = None, cache_dir=None) -> ImageFolder:
     """Decode one split of an image folder into uint8 arrays.
 
     Parameters
@@ -117,6 +124,12 @@ def load_image_folder(path, *, image_size: tuple[int, int] | None = None, channe
         1: grey (BT.601 luma), 3: colour (grey files repeated). Default: the most common among the files.
     classes : list of str, optional
         The class names this split must have (a test split's must be the training split's).
+    cache_dir : str or Path, optional
+        Keep the decoded arrays there (an uncompressed ``.npz``, read with ``allow_pickle=False``), keyed by the
+        folder's path, its file list, each file's size and modification time, ``image_size`` and ``channels``: a
+        second call with nothing changed reads the cache instead of decoding, a changed folder is decoded again
+        (and replaces its old cache). An unreadable cache is decoded over, and a failed write only logged. None:
+        no cache.
 
     Returns
     -------
@@ -138,6 +151,19 @@ def load_image_folder(path, *, image_size: tuple[int, int] | None = None, channe
     if classes is not None and names != list(classes):
         raise DataError(f"{root}: classes {names} differ from the training split's {list(classes)}; the two splits "
                         "need the same class sub-folders")
+    cache = None if cache_dir is None else _cache_file(Path(cache_dir), root, candidates, skipped, image_size, channels)
+    result = None if cache is None else _read_cached(cache, root, names)
+    if result is None:
+        result = _decode_folder(root, names, candidates, skipped, image_size, channels)
+        if cache is not None:
+            _write_cached(cache, root, result)
+    if result.skipped:
+        logger.warning("%s: %d file(s) skipped, %d image(s) read", root, len(result.skipped), len(result.files))
+    return result
+
+
+def _decode_folder(root: Path, names, candidates, skipped, image_size, channels) -> ImageFolder:
+    """Headers, then the common size and channels, then pixels: the decoding half of :func:`load_image_folder`."""
     headers = {}
     for file, _ in candidates:
         try:
@@ -150,8 +176,6 @@ def load_image_folder(path, *, image_size: tuple[int, int] | None = None, channe
     n_channels = channels if channels is not None else _most_common(Counter(h[2] for h in headers.values()))
     x, y, files = _decode(candidates, headers, size, n_channels, skipped)
     _require_every_class(root, names, [(f, label) for f, label in zip(files, y)], dict.fromkeys(files))
-    if skipped:
-        logger.warning("%s: %d file(s) skipped, %d image(s) read", root, len(skipped), len(files))
     return ImageFolder(x, y, names, files, skipped)
 
 
@@ -212,3 +236,68 @@ def _most_common(counts: Counter):
     """The most common key; ties go to the largest (the larger size, colour over grey), so the choice is stable."""
     top = max(counts.values())
     return max(key for key, n in counts.items() if n == top)
+
+
+# ---- the cache of a decoded folder -----------------------------------------------------------------------------------
+_CACHE_VERSION = 1
+_CACHE_KEYS = ("x", "y", "classes", "files", "skipped_files", "skipped_reasons")
+
+
+def _cache_file(cache_dir: Path, root: Path, candidates, skipped, image_size, channels) -> Path:
+    """``cache_dir/<folder hash>-<content hash>.npz``: the content hash covers every file's name, size and
+    modification time, the skipped entries and the options, so any change gives another name."""
+    def stamp(file: Path) -> list:
+        try:
+            st = file.stat()
+            return [str(file.relative_to(root)), st.st_size, st.st_mtime_ns]
+        except OSError:
+            return [str(file.relative_to(root)), -1, -1]
+
+    content = json.dumps({
+        "version": _CACHE_VERSION, "image_size": None if image_size is None else [int(s) for s in image_size],
+        "channels": channels, "files": [[*stamp(f), label] for f, label in candidates],
+        "skipped": sorted(str(p.relative_to(root)) for p in skipped),
+    })
+    folder = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
+    return cache_dir / f"{folder}-{hashlib.sha256(content.encode()).hexdigest()[:24]}.npz"
+
+
+def _read_cached(cache: Path, root: Path, names: list[str]) -> ImageFolder | None:
+    """The folder as cached, or None (no cache, or one that fails its checks: logged, then decoded over)."""
+    if not cache.is_file():
+        return None
+    try:
+        with np.load(cache, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in _CACHE_KEYS}
+        x, y = arrays["x"], arrays["y"]
+        if x.dtype != np.uint8 or x.ndim != 4 or y.shape != (len(x),) or arrays["classes"].tolist() != names:
+            raise ValueError("arrays of the wrong shape, type or classes")
+    except Exception as err:  # noqa: BLE001 - a damaged cache is only a slower start
+        logger.warning("folder cache %s unreadable (%s: %s); decoding %s again", cache, type(err).__name__, err, root)
+        return None
+    logger.info("%s read from its cache %s", root, cache)
+    skipped = dict(zip((root / p for p in arrays["skipped_files"].tolist()), arrays["skipped_reasons"].tolist()))
+    return ImageFolder(x, y.astype(np.int64), names, [root / p for p in arrays["files"].tolist()], skipped)
+
+
+def _write_cached(cache: Path, root: Path, result: ImageFolder) -> None:
+    """Write ``cache`` atomically and remove the folder's older caches; a failure is logged, never raised."""
+    tmp = None
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=".folder-", suffix=".npz.tmp")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, x=result.x, y=result.y, classes=np.array(result.classes, dtype=str),
+                     files=np.array([str(p.relative_to(root)) for p in result.files], dtype=str),
+                     skipped_files=np.array([str(p.relative_to(root)) for p in result.skipped], dtype=str),
+                     skipped_reasons=np.array(list(result.skipped.values()), dtype=str))
+        os.replace(tmp, cache)
+        tmp = None
+        for old in cache.parent.glob(f"{cache.name.split('-')[0]}-*.npz"):
+            if old != cache:
+                old.unlink(missing_ok=True)
+    except OSError as err:
+        logger.warning("could not write the folder cache %s (%s); the images were decoded all the same", cache, err)
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
