@@ -47,6 +47,10 @@ TYPED = {
     "elastic_alpha": (["--elastic", "34", "5"], 34.0),
     "elastic_sigma": (["--elastic", "34", "5"], 5.0),
     "skip_nonfinite": (["--skip-nonfinite", "2"], 2),
+    "crop_padding": (["--crop-padding", "4"], 4),
+    "hflip": (["--hflip"], True),
+    "brightness": (["--brightness", "0.2"], 0.2),
+    "contrast": (["--contrast", "0.3"], 0.3),
 }
 
 

@@ -1,4 +1,5 @@
-"""On-the-fly data augmentation: random affine maps and elastic distortion of image batches.
+"""On-the-fly data augmentation: random affine maps and elastic distortion of image batches (digits), and random
+crop with padding, horizontal flip and brightness/contrast jitter (photos, :class:`NaturalAugment`).
 
 Every function works on a whole batch of channels-last images ``(N, H, W, C)`` in float32 or float64, keeps the
 shape and the dtype, and draws its randomness only from the ``np.random.Generator`` it is given.
@@ -33,7 +34,10 @@ import numpy as np
 
 from convnp._checks import check_input
 
-__all__ = ["Augment", "affine_matrices", "affine_transform", "elastic_distortion", "random_affine"]
+__all__ = [
+    "Augment", "Chain", "NaturalAugment", "affine_matrices", "affine_transform", "color_jitter", "elastic_distortion",
+    "random_affine", "random_crop", "random_hflip",
+]
 
 _LAYOUT = "(N, H, W, C)"
 
@@ -579,3 +583,239 @@ class Augment:
             if isinstance(kwargs.get(key), list):  # JSON has no tuples
                 kwargs[key] = tuple(kwargs[key])
         return cls(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Natural images: random crop with padding, horizontal flip, brightness/contrast jitter
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _per_channel(value, channels: int, name: str, owner: str, dtype: np.dtype) -> np.ndarray:
+    """A scalar or a length-``channels`` sequence of finite numbers as a ``(C,)`` array of ``dtype``."""
+    values = np.atleast_1d(np.asarray(value, dtype=np.float64))
+    if values.ndim != 1 or len(values) not in (1, channels) or not np.isfinite(values).all():
+        raise ValueError(f"{owner}: {name} must be a finite number or one per channel ({channels}), got {value!r}")
+    return np.broadcast_to(values, (channels,)).astype(dtype)
+
+
+def random_crop(x: np.ndarray, rng: np.random.Generator, *, padding: int, fill=0.0) -> np.ndarray:
+    """Pad each image by ``padding`` pixels of ``fill`` on every side, then cut it back to ``H x W`` at a random offset.
+
+    The offsets ``(row, col)`` are integers drawn uniformly from ``[0, 2 * padding]`` per image, so the content moves
+    by ``padding - offset`` pixels (down and right when positive): an exact shifted window, no interpolation, with
+    ``fill`` in the uncovered band. ``padding = 0`` returns a copy and draws nothing.
+
+    Parameters
+    ----------
+    x : ndarray of shape `(N, H, W, C)`, float32 or float64
+    rng : np.random.Generator
+        The only source of randomness: one ``integers(0, 2 * padding + 1, size=(N, 2))`` draw.
+    padding : int, >= 0
+    fill : float or sequence of C floats
+        Value of the padding, one for all channels or one per channel (cast to ``x.dtype``).
+
+    Returns
+    -------
+    ndarray of shape `(N, H, W, C)`, ``x.dtype``
+    """
+    owner = "random_crop"
+    x = _check_images(x, owner)
+    rng = _check_rng(rng, owner)
+    if not isinstance(padding, numbers.Integral) or isinstance(padding, bool) or padding < 0:
+        raise ValueError(f"{owner}: padding must be an integer >= 0, got {padding!r}")
+    N, H, W, C = x.shape
+    fill = _per_channel(fill, C, "fill", owner, x.dtype)
+    if padding == 0:
+        return x.copy()
+    P = int(padding)
+    padded = np.empty((N, H + 2 * P, W + 2 * P, C), dtype=x.dtype)  # (N, H+2P, W+2P, C)
+    padded[...] = fill
+    padded[:, P:P + H, P:P + W] = x
+    offsets = rng.integers(0, 2 * P + 1, size=(N, 2))  # (N, 2) top-left corner of the window
+    rows = offsets[:, :1] + np.arange(H)  # (N, H)
+    cols = offsets[:, 1:] + np.arange(W)  # (N, W)
+    return padded[np.arange(N)[:, None, None], rows[:, :, None], cols[:, None, :]]  # (N, H, W, C)
+
+
+def random_hflip(x: np.ndarray, rng: np.random.Generator, *, p: float = 0.5) -> np.ndarray:
+    """Mirror each image left-right with probability ``p`` (``x[n, :, ::-1]``, exactly).
+
+    Parameters
+    ----------
+    x : ndarray of shape `(N, H, W, C)`
+    rng : np.random.Generator
+        The only source of randomness: one ``random(N)`` draw (none when ``p`` is 0).
+    p : float in [0, 1]
+
+    Returns
+    -------
+    ndarray of shape `(N, H, W, C)`, ``x.dtype``; a new array.
+    """
+    owner = "random_hflip"
+    x = _check_images(x, owner)
+    rng = _check_rng(rng, owner)
+    p = _real(p, "p", owner)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{owner}: p must be a probability in [0, 1], got {p!r}")
+    if p == 0.0:
+        return x.copy()
+    flip = rng.random(len(x)) < p  # (N,)
+    return np.where(flip[:, None, None, None], x[:, :, ::-1], x)
+
+
+def color_jitter(
+    x: np.ndarray, rng: np.random.Generator, *, brightness: float = 0.0, contrast: float = 0.0, unit=1.0
+) -> np.ndarray:
+    """Random contrast and brightness per image: ``out = c (x - m) + m + b u``, per channel.
+
+    ``m`` is each image's mean of each channel (over H and W), ``c`` a contrast factor uniform in
+    ``[1 - contrast, 1 + contrast]`` and ``b`` a brightness offset uniform in ``[-brightness, brightness]``, both one
+    per image and shared by its channels; ``u`` (``unit``) is the size, in ``x``'s space, of one unit of brightness,
+    per channel. Values are not clipped.
+
+    Parameters
+    ----------
+    x : ndarray of shape `(N, H, W, C)`, float32 or float64
+    rng : np.random.Generator
+        The only source of randomness: ``uniform(size=N)`` for the contrast (when ``contrast > 0``), then for the
+        brightness (when ``brightness > 0``).
+    brightness : float in [0, 1]
+    contrast : float in [0, 1]
+    unit : float or sequence of C floats
+        For standardised images ``(r - mean_c) / std_c`` of raw images ``r`` in ``[0, 1]``, ``1 / std_c``: then
+        ``b`` is a fraction of the raw range, the same raw shift in every channel.
+
+    Returns
+    -------
+    ndarray of shape `(N, H, W, C)`, ``x.dtype``
+
+    Notes
+    -----
+    Standardisation is a per-channel affine map ``s = (r - mean) / std``, so the contrast step, taken around the
+    image's own per-channel mean, is the same map in raw and standardised space: ``c (s - m_s) + m_s`` is the
+    standardisation of ``c (r - m_r) + m_r``. An offset is not: ``b`` in raw units is ``b / std_c`` standardised,
+    hence ``unit``.
+    """
+    owner = "color_jitter"
+    x = _check_images(x, owner)
+    rng = _check_rng(rng, owner)
+    brightness, contrast = _jitter_args(brightness, contrast, owner)
+    N, H, W, C = x.shape
+    unit = _per_channel(unit, C, "unit", owner, x.dtype)
+    out = x.copy()
+    if contrast > 0:
+        c = rng.uniform(1.0 - contrast, 1.0 + contrast, size=N).astype(x.dtype)[:, None, None, None]  # (N, 1, 1, 1)
+        mean = x.mean(axis=(1, 2), keepdims=True, dtype=x.dtype)  # (N, 1, 1, C)
+        out -= mean
+        out *= c
+        out += mean
+    if brightness > 0:
+        b = rng.uniform(-brightness, brightness, size=N).astype(x.dtype)  # (N,)
+        out += (b[:, None] * unit)[:, None, None, :]  # (N, 1, 1, C)
+    return out
+
+
+def _jitter_args(brightness, contrast, owner: str) -> tuple[float, float]:
+    values = (_real(brightness, "brightness", owner), _real(contrast, "contrast", owner))
+    for name, value in zip(("brightness", "contrast"), values):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{owner}: {name} must be in [0, 1], got {value!r}")
+    return values
+
+
+def _channel_list(value, name: str, owner: str) -> list[float]:
+    """A number, or a sequence of them (one per channel), as a list of floats."""
+    count = 1 if np.ndim(value) == 0 else len(value)
+    return [float(v) for v in _per_channel(value, count, name, owner, np.dtype(np.float64))]
+
+
+class NaturalAugment:
+    """Augmentation for photos: random crop with padding, horizontal flip, brightness/contrast jitter, in that order.
+
+    Each part is off at its default, and a part that is off draws nothing from the Generator. Nothing here
+    resamples, so pixels move by whole steps and keep their values (see :func:`random_crop`,
+    :func:`random_hflip`, :func:`color_jitter`).
+
+    Parameters
+    ----------
+    crop_padding : int, >= 0
+        Pad by this many pixels of ``fill`` and crop back at a random offset; 0: off.
+    hflip : bool
+        Mirror left-right with probability 0.5.
+    brightness, contrast : float in [0, 1]
+        Jitter ranges (0: off), ``brightness`` in units of ``brightness_unit``.
+    fill : float or sequence of C floats
+        The padding's value, per channel or for all.
+    brightness_unit : float or sequence of C floats
+        The size of one unit of brightness in the images' space, per channel or for all.
+
+    Examples
+    --------
+    >>> augment = NaturalAugment(crop_padding=4, hflip=True, brightness=0.2, contrast=0.2)
+    >>> augment(np.zeros((8, 32, 32, 3), np.float32), np.random.default_rng(0)).shape
+    (8, 32, 32, 3)
+    """
+
+    def __init__(self, crop_padding: int = 0, hflip: bool = False, brightness: float = 0.0, contrast: float = 0.0,
+                 fill=0.0, brightness_unit=1.0):
+        owner = "NaturalAugment"
+        if not isinstance(crop_padding, numbers.Integral) or isinstance(crop_padding, bool) or crop_padding < 0:
+            raise ValueError(f"{owner}: crop_padding must be an integer >= 0, got {crop_padding!r}")
+        if not isinstance(hflip, bool):
+            raise ValueError(f"{owner}: hflip must be True or False, got {hflip!r}")
+        self.crop_padding, self.hflip = int(crop_padding), hflip
+        self.brightness, self.contrast = _jitter_args(brightness, contrast, owner)
+        self.fill = _channel_list(fill, "fill", owner)
+        self.brightness_unit = _channel_list(brightness_unit, "brightness_unit", owner)
+
+    def __repr__(self) -> str:
+        return (f"NaturalAugment(crop_padding={self.crop_padding}, hflip={self.hflip}, brightness={self.brightness}, "
+                f"contrast={self.contrast})")
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Augment a batch ``(N, H, W, C)``; returns a new array of its shape and dtype, ``x`` unchanged."""
+        out = random_crop(x, rng, padding=self.crop_padding, fill=self.fill)
+        if self.hflip:
+            out = random_hflip(out, rng, p=0.5)
+        if self.brightness > 0 or self.contrast > 0:
+            out = color_jitter(out, rng, brightness=self.brightness, contrast=self.contrast, unit=self.brightness_unit)
+        return out
+
+    def get_config(self) -> dict:
+        """The constructor's arguments as a JSON-able dict."""
+        return {"crop_padding": self.crop_padding, "hflip": self.hflip, "brightness": self.brightness,
+                "contrast": self.contrast, "fill": list(self.fill), "brightness_unit": list(self.brightness_unit)}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "NaturalAugment":
+        """Rebuild from :meth:`get_config`'s dict; unknown keys are refused."""
+        known = {"crop_padding", "hflip", "brightness", "contrast", "fill", "brightness_unit"}
+        if not isinstance(config, dict) or set(config) - known:
+            raise ValueError(f"NaturalAugment.from_config: expected a dict with keys among {sorted(known)}, got {config!r}")
+        return cls(**config)
+
+
+class Chain:
+    """Apply augmentations one after the other, each drawing from the same Generator in turn.
+
+    Parameters
+    ----------
+    *transforms : callables ``(x, rng) -> x`` with ``get_config()``, such as :class:`Augment` and
+        :class:`NaturalAugment`.
+    """
+
+    def __init__(self, *transforms):
+        self.transforms = transforms
+
+    def __repr__(self) -> str:
+        return " then ".join(repr(t) for t in self.transforms)
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Augment a batch ``(N, H, W, C)`` with each transform in turn."""
+        for transform in self.transforms:
+            x = transform(x, rng)
+        return x
+
+    def get_config(self) -> dict:
+        """``{"chain": [{"type": class name, **its config}, ...]}``, JSON-able."""
+        return {"chain": [{"type": type(t).__name__, **t.get_config()} for t in self.transforms]}

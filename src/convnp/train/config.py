@@ -34,6 +34,8 @@ SCHEDULE_NAMES = ("constant", "step", "cosine", "onecycle")
 GROUPS = {
     "augmentation": "random transforms of each training batch (never of validation or test images), drawn from "
     "their own stream of the seed; the settings below need --augment",
+    "natural augmentation": "random transforms for photos, each on its own or with --augment (which goes first), "
+    "drawn from the same stream; none mirrors or recolours by default, so digits never flip",
 }
 
 
@@ -95,6 +97,17 @@ def _model(text: str) -> str:
 
 def _ordered(low: float, high: float) -> str | None:
     return None if low <= high else f"expected MIN <= MAX, got MIN={low:g} and MAX={high:g}"
+
+
+def _unit_interval(text: str) -> float:
+    """A number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 1:
+        raise ValueError(f"expected a number in [0, 1], got {text!r}")
+    return value
 
 
 def _positive_sigma(alpha: float, sigma: float) -> str | None:
@@ -211,6 +224,22 @@ class TrainConfig:
         metavar=("ALPHA", "SIGMA"), pair="elastic_sigma", check=_positive_sigma, shown="None",
     )
     elastic_sigma: float = _setting(4.0, "the SIGMA of --elastic", name="--elastic", pair_of="elastic_alpha")
+    crop_padding: int = _setting(
+        0, "pad each training image by P pixels of black and crop it back to its size at a random offset (0: off)",
+        parse=non_negative_int, group="natural augmentation", metavar="P",
+    )
+    hflip: bool = _setting(
+        False, "mirror each training image left-right with probability 0.5 (not for digits or text)",
+        group="natural augmentation",
+    )
+    brightness: float = _setting(
+        0.0, "add to each image's channels a random brightness in [-B, B], a fraction of the pixel range (0: off)",
+        parse=_unit_interval, group="natural augmentation", metavar="B",
+    )
+    contrast: float = _setting(
+        0.0, "scale each image's channels about their own mean by a random factor in [1-C, 1+C] (0: off)",
+        parse=_unit_interval, group="natural augmentation", metavar="C",
+    )
     skip_nonfinite: int = _setting(
         0, "skip up to N batches (over the whole run) whose loss or gradient is NaN or infinite, counting them in "
         "metrics.csv's 'skipped' column; by default the first one stops training, naming the step, and the last "
@@ -256,6 +285,7 @@ class TrainConfig:
                 f"scale_min and scale_max must satisfy 0 < scale_min <= scale_max, "
                 f"got scale_min={self.scale_min!r}, scale_max={self.scale_max!r}"
             )
+        problems += _natural_problems(self)
         if problems:
             raise ValueError("TrainConfig: " + "; ".join(problems))
 
@@ -270,6 +300,19 @@ class TrainConfig:
             "scale_range": (self.scale_min, self.scale_max),
             "elastic": (self.elastic_alpha, self.elastic_sigma) if self.elastic_alpha > 0 else None,
         }
+
+    @property
+    def natural_augment_settings(self) -> dict | None:
+        """Keyword arguments of :class:`convnp.data.augment.NaturalAugment` (``fill`` and ``brightness_unit`` aside),
+        or None when all its transforms are off."""
+        settings = {"crop_padding": self.crop_padding, "hflip": self.hflip, "brightness": self.brightness,
+                    "contrast": self.contrast}
+        return settings if any(settings.values()) else None
+
+    @property
+    def augmenting(self) -> bool:
+        """Whether training batches are augmented at all (``augment`` or a natural-image transform)."""
+        return self.augment or self.natural_augment_settings is not None
 
     @property
     def base_lr(self) -> float:
@@ -309,3 +352,18 @@ class TrainConfig:
 def _number(value) -> bool:
     """A finite real number, not a bool (JSON and the CLI give int or float)."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _natural_problems(config: TrainConfig) -> list[str]:
+    """What is wrong with the natural-image augmentation settings."""
+    problems = []
+    padding = config.crop_padding
+    if not isinstance(padding, int) or isinstance(padding, bool) or padding < 0:
+        problems.append(f"crop_padding must be an integer >= 0, got {padding!r}")
+    if not isinstance(config.hflip, bool):
+        problems.append(f"hflip must be True or False, got {config.hflip!r}")
+    for name in ("brightness", "contrast"):
+        value = getattr(config, name)
+        if not _number(value) or not 0 <= value <= 1:
+            problems.append(f"{name} must be a number in [0, 1], got {value!r}")
+    return problems

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from convnp.checkpoint import atomic_write, library_versions, load_checkpoint
-from convnp.data.augment import Augment
+from convnp.data.augment import Augment, Chain, NaturalAugment
 from convnp.data.datasets import Dataset, load_dataset
 from convnp.data.transforms import Standardize
 from convnp.sequential import Sequential
@@ -86,19 +86,28 @@ def make_schedule(config: TrainConfig, steps_per_epoch: int):
     return Constant(config.base_lr, total, warmup)
 
 
-def make_augment(config: TrainConfig, standardize: Standardize, dtype) -> Augment | None:
+def make_augment(config: TrainConfig, standardize: Standardize, dtype):
     """The training-batch augmentation ``config`` asks for, or None.
 
     The batches it sees are already standardised, so the area a transform uncovers is filled with the standardised
-    value of a blank (0) pixel, ``(0 * scale - mean) / std``, in the model's dtype. :class:`Augment` takes one fill
-    value for all channels: channel 0's is used (exact for the one-channel data sets convnp trains on).
+    value of a blank (0) pixel, ``(0 * scale - mean) / std``, in the model's dtype. :class:`Augment` (``--augment``)
+    takes one fill value for all channels: channel 0's is used (exact for one-channel data). :class:`NaturalAugment`
+    (``--crop-padding``, ``--hflip``, ``--brightness``, ``--contrast``) takes one per channel, and a brightness unit
+    of ``1 / std`` per channel: a brightness of 1 is the whole pixel range (stored pixels times ``scale``, in
+    ``[0, 1]``), in every channel alike.
+    With both, :class:`Augment` goes first; with ``--augment`` alone the result is an :class:`Augment`, as it always was.
     """
-    settings = config.augment_settings
-    if settings is None:
+    settings, natural = config.augment_settings, config.natural_augment_settings
+    if settings is None and natural is None:
         return None
-    blank = np.zeros((1, 1, 1, len(standardize.mean)), dtype=np.uint8)  # (1, 1, 1, C)
-    fill = float(standardize(blank, dtype)[0, 0, 0, 0])
-    return Augment(**settings, fill=fill)
+    channels = len(standardize.mean)
+    blank = standardize(np.zeros((1, 1, 1, channels), dtype=np.uint8), dtype)[0, 0, 0]  # (C,)
+    digits = None if settings is None else Augment(**settings, fill=float(blank[0]))
+    if natural is None:
+        return digits
+    unit = [1.0 / s for s in standardize.std]
+    photos = NaturalAugment(**natural, fill=[float(v) for v in blank], brightness_unit=unit)
+    return photos if digits is None else Chain(digits, photos)
 
 
 def split_validation(n: int, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -271,7 +280,7 @@ def _restore(checkpoint, config: TrainConfig, data: Dataset, order_rng, augment_
     check_fits(model, data, config.model)
     meta = checkpoint.meta
     order_rng.bit_generator.state = meta["rng_state"]
-    if config.augment:
+    if config.augmenting:
         augment_rng.bit_generator.state = meta["augment_rng_state"]
     model.set_rng_states(meta.get("layer_rng_states", {}))
     # Stopped mid-epoch: continue after the batches already done.
@@ -464,7 +473,7 @@ def _open_for_resume(run_dir: Path):
     if not (run_dir / "last.npz").is_file():
         raise ValueError(f"{run_dir} holds no checkpoint yet (last.npz); start it again without --resume")
     checkpoint = load_checkpoint(run_dir / "last.npz")
-    needed = ("history", "step", "epoch", "rng_state") + (("augment_rng_state",) if config.augment else ())
+    needed = ("history", "step", "epoch", "rng_state") + (("augment_rng_state",) if config.augmenting else ())
     needed += ("epoch_sums",) if checkpoint.meta.get("batch") else ()
     for key in needed:
         if key not in checkpoint.meta:
