@@ -244,3 +244,21 @@ def test_options_are_part_of_the_key(folder, decodes, private_cache):
     load_image_folder(folder, cache_dir=private_cache)
     grey = load_image_folder(folder, channels=1, cache_dir=private_cache)
     assert len(decodes) == 24 and grey.x.shape[-1] == 1
+
+
+def test_evaluate_brings_another_folder_to_the_models_input(tmp_path, capsys):
+    """A model trained on 12x12 colour images evaluates a folder of 20x16 grey ones: resized and coloured to fit."""
+    for name, rgb in COLOURS.items():
+        for i in range(4):
+            solid(tmp_path / "data" / name / f"{i}.png", rgb, size=(12, 12))
+            solid(tmp_path / "other" / name / f"{i}.png", rgb, size=(20, 16), grey=True)
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "data"), "--model", "sprint", "--epochs", "1", "--threads", "1",
+                 "--no-report", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--data", str(tmp_path / "other"), "--split", "train", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n_samples"] == 12 and result["classes"] == CLASSES
+    assert main(["evaluate", str(run), "--data", str(tmp_path / "other")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has no test split (test/ beside train/); pass --split train" in err[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -30,8 +31,10 @@ def add_parser(subparsers, parents) -> None:
         parents=parents,
     )
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file (.npz) or run folder")
-    p.add_argument("--data", metavar="mnist|PATH.npz", default="mnist",
-                   help="data set: 'mnist', or an .npz file with x/y (or x_train/y_train) and optionally x_test/y_test")
+    p.add_argument("--data", metavar="mnist|PATH.npz|DIR", default="mnist",
+                   help="data set: 'mnist', an .npz file with x/y (or x_train/y_train) and optionally x_test/y_test, "
+                   "or a folder of images with one sub-folder per class (or train/ and test/ holding them), "
+                   "resized to the model's input")
     p.add_argument("--split", choices=("test", "train"), default="test",
                    help="which part of the data set to evaluate on (for an .npz, 'train' is its x/y arrays)")
     p.add_argument("--batch-size", type=positive_int, default=1000,
@@ -47,9 +50,10 @@ def _split(dataset, split: str) -> tuple[np.ndarray, np.ndarray]:
     if split == "train":
         return dataset.x_train, dataset.y_train
     if dataset.x_test is None:
+        where = "(test/ beside train/)" if Path(dataset.name).is_dir() else "(arrays x_test and y_test)"
         raise ValueError(
-            f"{dataset.name}: has no test split (arrays x_test and y_test); "
-            "pass --split train to evaluate on its x/y arrays"
+            f"{dataset.name}: has no test split {where}; pass --split train to evaluate on its "
+            f"{'images' if Path(dataset.name).is_dir() else 'x/y arrays'}"
         )
     return dataset.x_test, dataset.y_test
 
@@ -73,7 +77,9 @@ def _by_name(y: np.ndarray, data_classes: list[str], model_classes: list[str], d
 
 def run(args) -> int:
     checkpoint = load_checkpoint(args.checkpoint)
-    dataset = load_dataset(args.data, mnist_dir=args.mnist_dir)
+    shape = checkpoint.model.input_shape  # (H, W, C), or None: a folder's images are brought to it
+    fit = {"image_size": shape[:2], "channels": shape[2]} if shape and len(shape) == 3 and shape[2] in (1, 3) else {}
+    dataset = load_dataset(args.data, mnist_dir=args.mnist_dir, **fit)
     x, y = _split(dataset, args.split)
     data_name = f"{dataset.name} ({args.split} split)"
     # A model built without an input shape takes the data set's.

@@ -58,7 +58,7 @@ class Dataset:
         return self.classes + [str(i) for i in range(self.n_classes, n_outputs)]
 
 
-def load_dataset(spec: str = "mnist", *, mnist_dir=None) -> Dataset:
+def load_dataset(spec: str = "mnist", *, mnist_dir=None, image_size=None, channels=None) -> Dataset:
     """Load ``"mnist"``, a ``.npz`` file or a folder of images (one sub-folder per class).
 
     ``"mnist"`` comes from the folder of IDX files named by ``mnist_dir`` (else ``$CONVNP_MNIST_DIR``), which is
@@ -77,7 +77,9 @@ def load_dataset(spec: str = "mnist", *, mnist_dir=None) -> Dataset:
     both ``train/`` and ``test/``, those are the splits (with the same classes; the test images are brought to the
     training images' size and channels); otherwise every image is training data and there is no test split. The
     decoded arrays are cached in ``folders/`` of the cache folder (:func:`~convnp.data.mnist_cache_dir`:
-    ``$CONVNP_DATA``, ...), so a second run with the folder unchanged decodes nothing.
+    ``$CONVNP_DATA``, ...), so a second run with the folder unchanged decodes nothing. ``image_size``
+    `(height, width)` and ``channels`` (1 or 3) fix the folder's images' size and channels (default: the most
+    common); they apply to folders only.
     """
     if spec == "mnist":
         named = named_mnist_folder(mnist_dir, "--mnist-dir")
@@ -96,7 +98,7 @@ def load_dataset(spec: str = "mnist", *, mnist_dir=None) -> Dataset:
         )
     path = Path(spec)
     if path.is_dir():
-        return _load_folder(path)
+        return _load_folder(path, image_size, channels)
     x_train, y_train, classes = load_npz(path, return_classes=True)
     x_test = y_test = None
     with zipfile.ZipFile(path) as archive:  # load_npz has checked that it is one
@@ -115,14 +117,14 @@ def load_dataset(spec: str = "mnist", *, mnist_dir=None) -> Dataset:
     return Dataset(str(path), x_train, y_train, x_test, y_test, classes)
 
 
-def _load_folder(path: Path) -> Dataset:
+def _load_folder(path: Path, image_size, channels) -> Dataset:
     """A folder of class sub-folders, or of ``train/`` and ``test/`` each holding them -> a Dataset."""
     train_dir, test_dir = path / "train", path / "test"
     cache_dir = mnist_cache_dir() / "folders"
     if not (train_dir.is_dir() and test_dir.is_dir()):
-        train = load_image_folder(path, cache_dir=cache_dir)
+        train = load_image_folder(path, image_size=image_size, channels=channels, cache_dir=cache_dir)
         return Dataset(str(path), train.x, train.y, classes=train.classes)
-    train = load_image_folder(train_dir, cache_dir=cache_dir)
+    train = load_image_folder(train_dir, image_size=image_size, channels=channels, cache_dir=cache_dir)
     test = load_image_folder(test_dir, image_size=train.x.shape[1:3], channels=train.x.shape[3],
                              classes=train.classes, cache_dir=cache_dir)
     return Dataset(str(path), train.x, train.y, test.x, test.y, classes=train.classes)
