@@ -13,6 +13,7 @@ from convnp.checkpoint import load_checkpoint
 from convnp.cli.main import main
 from convnp.data.augment import Augment, Chain, NaturalAugment, color_jitter, random_crop, random_hflip
 from convnp.data.transforms import Standardize
+from convnp.models import MODELS
 from convnp.train import Callback
 from convnp.train.config import TrainConfig
 from convnp.train.run import make_augment, train_run
@@ -189,6 +190,14 @@ def test_make_augment_keeps_digits_as_they_were_and_fills_per_channel():
     both = make_augment(TrainConfig(augment=True, contrast=0.1), std, np.float32)
     assert type(both) is Chain and [type(t) for t in both.transforms] == [Augment, NaturalAugment]
     assert not TrainConfig().augmenting and TrainConfig(hflip=True).augmenting and TrainConfig(augment=True).augmenting
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_no_recipe_and_no_default_flips_or_recolours(model):
+    """Digits keep today's default: every zoo model's recipe leaves the photo transforms off."""
+    config = TrainConfig.resolve(model=model)
+    assert config.natural_augment_settings is None and config.hflip is False
+    assert make_augment(config, Standardize(1 / 255, [0.13], [0.31]), np.float32).__class__ in (Augment, type(None))
 
 
 @pytest.mark.parametrize(
