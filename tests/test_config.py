@@ -19,6 +19,9 @@ FLAGS = TrainConfig.flags()
 TYPED = {
     "model": (["--model", "lenet5"], "lenet5"),
     "data": (["--data", "toy.npz"], "toy.npz"),
+    "image_height": (["--image-size", "32", "24"], 32),
+    "image_width": (["--image-size", "32", "24"], 24),
+    "channels": (["--channels", "1"], 1),
     "epochs": (["--epochs", "3"], 3),
     "batch_size": (["--batch-size", "16"], 16),
     "optimizer": (["--optimizer", "adam"], "adam"),

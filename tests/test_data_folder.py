@@ -262,3 +262,28 @@ def test_evaluate_brings_another_folder_to_the_models_input(tmp_path, capsys):
     assert main(["evaluate", str(run), "--data", str(tmp_path / "other")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "has no test split (test/ beside train/); pass --split train" in err[0]
+
+
+def test_train_image_size_and_channels_choose_the_input(tmp_path, capsys):
+    for name, rgb in COLOURS.items():
+        for i in range(4):
+            solid(tmp_path / "data" / name / f"{i}.png", rgb, size=(12, 12))
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "data"), "--image-size", "10", "6", "--channels", "1",
+                 "--model", "sprint", "--epochs", "1", "--threads", "1", "--no-report", "--out", str(run)]) == 0
+    from convnp.checkpoint import load_checkpoint
+
+    assert load_checkpoint(run / "last.npz").model.input_shape == (10, 6, 1)
+    assert json.loads((run / "config.json").read_text())["settings"]["channels"] == 1
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--data", str(tmp_path / "data"), "--split", "train", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_samples"] == 12
+    # Not a folder: refused in one line; a channel count other than 1 or 3: a bad option.
+    np.savez(tmp_path / "d.npz", x=np.zeros((4, 5, 5), np.uint8), y=np.arange(4))
+    assert main(["train", "--data", str(tmp_path / "d.npz"), "--image-size", "8", "8", "--epochs", "1",
+                 "--no-report", "--out", str(tmp_path / "r2")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--image-size and --channels apply to a folder of images" in err[0]
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--data", str(tmp_path / "data"), "--channels", "2"])
+    assert stop.value.code == 2

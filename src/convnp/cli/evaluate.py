@@ -79,6 +79,7 @@ def run(args) -> int:
     checkpoint = load_checkpoint(args.checkpoint)
     shape = checkpoint.model.input_shape  # (H, W, C), or None: a folder's images are brought to it
     fit = {"image_size": shape[:2], "channels": shape[2]} if shape and len(shape) == 3 and shape[2] in (1, 3) else {}
+    fit = fit if Path(args.data).is_dir() else {}
     dataset = load_dataset(args.data, mnist_dir=args.mnist_dir, **fit)
     x, y = _split(dataset, args.split)
     data_name = f"{dataset.name} ({args.split} split)"

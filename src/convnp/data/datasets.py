@@ -79,8 +79,10 @@ def load_dataset(spec: str = "mnist", *, mnist_dir=None, image_size=None, channe
     decoded arrays are cached in ``folders/`` of the cache folder (:func:`~convnp.data.mnist_cache_dir`:
     ``$CONVNP_DATA``, ...), so a second run with the folder unchanged decodes nothing. ``image_size``
     `(height, width)` and ``channels`` (1 or 3) fix the folder's images' size and channels (default: the most
-    common); they apply to folders only.
+    common); they apply to folders only (given with another data set they are refused).
     """
+    if (image_size is not None or channels is not None) and not Path(spec).is_dir():
+        raise DataError(f"--image-size and --channels apply to a folder of images (--data DIR), not to {spec!r}")
     if spec == "mnist":
         named = named_mnist_folder(mnist_dir, "--mnist-dir")
         if named is None:

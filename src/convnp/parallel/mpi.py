@@ -167,11 +167,12 @@ class Distributed:
 
     # --- what a training run needs ------------------------------------------------------------------------------
 
-    def load_dataset(self, spec: str = "mnist", *, mnist_dir=None):
-        """:func:`convnp.data.datasets.load_dataset` on process 0; the others receive its arrays, never its files."""
+    def load_dataset(self, spec: str = "mnist", *, mnist_dir=None, **options):
+        """:func:`convnp.data.datasets.load_dataset` on process 0 (``options``: its ``image_size``, ``channels``);
+        the others receive its arrays, never its files."""
         from convnp.data.datasets import Dataset, load_dataset
 
-        data = self._from_root(lambda: load_dataset(spec, mnist_dir=mnist_dir))
+        data = self._from_root(lambda: load_dataset(spec, mnist_dir=mnist_dir, **options))
         name = self.broadcast_json(data.name if self.is_root else None)
         classes = self.broadcast_json(data.classes if self.is_root else None)  # names unused labels too
         arrays = {k: self.broadcast_array(getattr(data, k) if self.is_root else None)

@@ -110,6 +110,17 @@ def _unit_interval(text: str) -> float:
     return value
 
 
+def _image_problems(config) -> list[str]:
+    """What is wrong with ``image_height``, ``image_width`` and ``channels`` (both sizes None, or both >= 1)."""
+    problems = []
+    size = (config.image_height, config.image_width)
+    if size != (None, None) and not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in size):
+        problems.append(f"image_height and image_width must both be None or both integers >= 1, got {size}")
+    if config.channels not in (None, 1, 3):
+        problems.append(f"channels must be None, 1 or 3, got {config.channels!r}")
+    return problems
+
+
 def _positive_sigma(alpha: float, sigma: float) -> str | None:
     return None if sigma > 0 else f"expected SIGMA > 0, got {sigma:g}"
 
@@ -144,6 +155,16 @@ class TrainConfig:
         "mnist", "'mnist', an .npz with arrays x, y (or x_train, y_train) and optionally x_test, y_test, or a folder "
         "of images with one sub-folder per class (named after it), or with train/ and test/ each holding them",
         metavar="mnist|PATH.npz|DIR",
+    )
+    # One flag, --image-size H W, sets both; None: a folder's most common size.
+    image_height: int | None = _setting(
+        None, "with --data DIR: resize every image to H x W pixels", parse=positive_int, name="--image-size",
+        metavar=("H", "W"), pair="image_width", shown="the most common size",
+    )
+    image_width: int | None = _setting(None, "the W of --image-size", name="--image-size", pair_of="image_height")
+    channels: int | None = _setting(
+        None, "with --data DIR: 1 (grey) or 3 (colour) channels per image", parse=int, choices=(1, 3),
+        shown="the most common",
     )
     epochs: int = _setting(8, "passes over the training set", parse=positive_int)
     batch_size: int = _setting(64, "images per gradient step", parse=positive_int)
@@ -286,6 +307,7 @@ class TrainConfig:
                 f"got scale_min={self.scale_min!r}, scale_max={self.scale_max!r}"
             )
         problems += _natural_problems(self)
+        problems += _image_problems(self)
         if problems:
             raise ValueError("TrainConfig: " + "; ".join(problems))
 
@@ -313,6 +335,12 @@ class TrainConfig:
     def augmenting(self) -> bool:
         """Whether training batches are augmented at all (``augment`` or a natural-image transform)."""
         return self.augment or self.natural_augment_settings is not None
+
+    @property
+    def image_options(self) -> dict:
+        """``image_size`` and ``channels`` for :func:`~convnp.data.datasets.load_dataset`, those that are set."""
+        size = None if self.image_height is None else (self.image_height, self.image_width)
+        return {k: v for k, v in (("image_size", size), ("channels", self.channels)) if v is not None}
 
     @property
     def base_lr(self) -> float:

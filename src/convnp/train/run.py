@@ -250,9 +250,9 @@ def _open_run(config: TrainConfig | None, run_dir: Path, *, resume: bool, epochs
 def _load_data(config: TrainConfig, split_rng: np.random.Generator, distributed) -> tuple:
     """Step 2: the data set (``config.limit`` images at most) and its split, ``(data, train_idx, val_idx)``."""
     if distributed is None:
-        data = load_dataset(config.data, mnist_dir=config.mnist_dir)
+        data = load_dataset(config.data, mnist_dir=config.mnist_dir, **config.image_options)
     else:  # process 0 reads the files and sends the arrays
-        data = distributed.load_dataset(config.data, mnist_dir=config.mnist_dir)
+        data = distributed.load_dataset(config.data, mnist_dir=config.mnist_dir, **config.image_options)
         config.threads = 1  # one thread per process: the processes are the parallelism
     if config.limit is not None:
         data.x_train, data.y_train = data.x_train[: config.limit], data.y_train[: config.limit]
