@@ -22,6 +22,7 @@ TYPED = {
     "image_height": (["--image-size", "32", "24"], 32),
     "image_width": (["--image-size", "32", "24"], 24),
     "channels": (["--channels", "1"], 1),
+    "test_split": (["--test-split", "0.25"], 0.25),
     "epochs": (["--epochs", "3"], 3),
     "batch_size": (["--batch-size", "16"], 16),
     "optimizer": (["--optimizer", "adam"], "adam"),

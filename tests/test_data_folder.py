@@ -283,7 +283,38 @@ def test_train_image_size_and_channels_choose_the_input(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "d.npz"), "--image-size", "8", "8", "--epochs", "1",
                  "--no-report", "--out", str(tmp_path / "r2")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--image-size and --channels apply to a folder of images" in err[0]
+    assert len(err) == 1 and "--image-size, --channels and --test-split apply to a folder of images" in err[0]
     with pytest.raises(SystemExit) as stop:
         main(["train", "--data", str(tmp_path / "data"), "--channels", "2"])
     assert stop.value.code == 2
+
+
+def test_test_split_holds_out_files_by_name_and_evaluate_finds_them(tmp_path, capsys):
+    from convnp.data.folder import held_out
+
+    names = [f"c/{i}.png" for i in range(2000)]
+    mask = held_out(names, 0.2)
+    assert 0.17 < mask.mean() < 0.23  # about the fraction asked for
+    np.testing.assert_array_equal(held_out(names[:1000], 0.2), mask[:1000])  # other files never move a file
+    assert not held_out(names, 0.0).any()
+    for name, rgb in COLOURS.items():
+        for i in range(10):
+            solid(tmp_path / "data" / name / f"{i}.png", rgb)
+    data = load_dataset(str(tmp_path / "data"), test_split=0.3)
+    rel = [f"{n}/{i}.png" for n in CLASSES for i in sorted(range(10), key=str)]  # the files' sorted order
+    expected = held_out(rel, 0.3)
+    assert len(data.y_test) == expected.sum() > 0 and len(data.y_train) == 30 - expected.sum()
+    np.testing.assert_array_equal(data.y_test, np.repeat(np.arange(3), 10)[expected])
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "data"), "--test-split", "0.3", "--model", "sprint", "--epochs",
+                 "1", "--threads", "1", "--no-report", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--data", str(tmp_path / "data"), "--test-split", "0.3", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_samples"] == expected.sum()
+    # With its own test/, or with data that is not a folder: refused in one line.
+    for split in ("train", "test"):
+        solid(tmp_path / "both" / split / "a" / "0.png", (1, 1, 1))
+    with pytest.raises(DataError, match="has its own test/ folder"):
+        load_dataset(str(tmp_path / "both"), test_split=0.2)
+    with pytest.raises(DataError, match="--test-split apply to a folder of images"):
+        load_dataset("mnist", test_split=0.2)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from convnp.checkpoint import load_checkpoint
-from convnp.cli._args import add_mnist_dir, add_threads, positive_int
+from convnp.cli._args import add_mnist_dir, add_threads, positive_int, unit_float
 from convnp.data.datasets import load_dataset
 from convnp.inference import Classifier
 from convnp.losses import SoftmaxCrossEntropy
@@ -37,6 +37,9 @@ def add_parser(subparsers, parents) -> None:
                    "resized to the model's input")
     p.add_argument("--split", choices=("test", "train"), default="test",
                    help="which part of the data set to evaluate on (for an .npz, 'train' is its x/y arrays)")
+    p.add_argument("--test-split", metavar="F", type=unit_float, default=0.0,
+                   help="for a folder without test/: the fraction of its images held out as the test split, as "
+                   "`convnp train --test-split F` held it out")
     p.add_argument("--batch-size", type=positive_int, default=1000,
                    help="images per forward pass (bounds memory, does not change the results)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
@@ -53,7 +56,7 @@ def _split(dataset, split: str) -> tuple[np.ndarray, np.ndarray]:
         where = "(test/ beside train/)" if Path(dataset.name).is_dir() else "(arrays x_test and y_test)"
         raise ValueError(
             f"{dataset.name}: has no test split {where}; pass --split train to evaluate on its "
-            f"{'images' if Path(dataset.name).is_dir() else 'x/y arrays'}"
+            f"{'images, or the --test-split F it was trained with' if Path(dataset.name).is_dir() else 'x/y arrays'}"
         )
     return dataset.x_test, dataset.y_test
 
@@ -79,7 +82,7 @@ def run(args) -> int:
     checkpoint = load_checkpoint(args.checkpoint)
     shape = checkpoint.model.input_shape  # (H, W, C), or None: a folder's images are brought to it
     fit = {"image_size": shape[:2], "channels": shape[2]} if shape and len(shape) == 3 and shape[2] in (1, 3) else {}
-    fit = fit if Path(args.data).is_dir() else {}
+    fit = {**fit, "test_split": args.test_split} if Path(args.data).is_dir() else {}
     dataset = load_dataset(args.data, mnist_dir=args.mnist_dir, **fit)
     x, y = _split(dataset, args.split)
     data_name = f"{dataset.name} ({args.split} split)"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convnp.data.folder import load_image_folder
+from convnp.data.folder import held_out, load_image_folder
 from convnp.data.mnist import load_mnist, mnist_cache_dir, named_mnist_folder, read_mnist_folder
 from convnp.data.npz import load_npz
 from convnp.errors import DataError
@@ -58,7 +58,8 @@ class Dataset:
         return self.classes + [str(i) for i in range(self.n_classes, n_outputs)]
 
 
-def load_dataset(spec: str = "mnist", *, mnist_dir=None, image_size=None, channels=None) -> Dataset:
+def load_dataset(spec: str = "mnist", *, mnist_dir=None, image_size=None, channels=None,
+                 test_split: float = 0.0) -> Dataset:
     """Load ``"mnist"``, a ``.npz`` file or a folder of images (one sub-folder per class).
 
     ``"mnist"`` comes from the folder of IDX files named by ``mnist_dir`` (else ``$CONVNP_MNIST_DIR``), which is
@@ -73,16 +74,14 @@ def load_dataset(spec: str = "mnist", *, mnist_dir=None, image_size=None, channe
     refused. MNIST's classes are ``"0" .. "9"``. Naming an ``mnist_dir`` with a
     ``.npz`` is refused: the folder would be silently ignored.
 
-    A folder is read by :func:`load_image_folder`: its sub-folders' names, sorted, are the classes. When it holds
-    both ``train/`` and ``test/``, those are the splits (with the same classes; the test images are brought to the
-    training images' size and channels); otherwise every image is training data and there is no test split. The
-    decoded arrays are cached in ``folders/`` of the cache folder (:func:`~convnp.data.mnist_cache_dir`:
-    ``$CONVNP_DATA``, ...), so a second run with the folder unchanged decodes nothing. ``image_size``
-    `(height, width)` and ``channels`` (1 or 3) fix the folder's images' size and channels (default: the most
-    common); they apply to folders only (given with another data set they are refused).
+    A folder is read by :func:`load_image_folder`, its sub-folders' names, sorted, the classes, and cached (in
+    ``folders/`` of :func:`~convnp.data.mnist_cache_dir`). Its ``train/`` and ``test/``, when both exist, are the
+    splits (the test images brought to the training images' size and channels); otherwise ``test_split`` > 0 holds
+    out that fraction of its files, chosen by name (:func:`~convnp.data.folder.held_out`), else there is no test
+    split. ``image_size`` `(height, width)` and ``channels`` (1 or 3) fix the images' size and channels (default:
+    the most common). These three options are refused with data that is not a folder.
     """
-    if (image_size is not None or channels is not None) and not Path(spec).is_dir():
-        raise DataError(f"--image-size and --channels apply to a folder of images (--data DIR), not to {spec!r}")
+    _folder_options_need_a_folder(spec, image_size, channels, test_split)
     if spec == "mnist":
         named = named_mnist_folder(mnist_dir, "--mnist-dir")
         if named is None:
@@ -100,7 +99,7 @@ def load_dataset(spec: str = "mnist", *, mnist_dir=None, image_size=None, channe
         )
     path = Path(spec)
     if path.is_dir():
-        return _load_folder(path, image_size, channels)
+        return _load_folder(path, image_size, channels, test_split)
     x_train, y_train, classes = load_npz(path, return_classes=True)
     x_test = y_test = None
     with zipfile.ZipFile(path) as archive:  # load_npz has checked that it is one
@@ -119,13 +118,25 @@ def load_dataset(spec: str = "mnist", *, mnist_dir=None, image_size=None, channe
     return Dataset(str(path), x_train, y_train, x_test, y_test, classes)
 
 
-def _load_folder(path: Path, image_size, channels) -> Dataset:
+def _folder_options_need_a_folder(spec: str, image_size, channels, test_split) -> None:
+    if (image_size is not None or channels is not None or test_split) and not Path(spec).is_dir():
+        raise DataError(f"--image-size, --channels and --test-split apply to a folder of images (--data DIR), "
+                        f"not to {spec!r}")
+
+
+def _load_folder(path: Path, image_size, channels, test_split: float) -> Dataset:
     """A folder of class sub-folders, or of ``train/`` and ``test/`` each holding them -> a Dataset."""
     train_dir, test_dir = path / "train", path / "test"
     cache_dir = mnist_cache_dir() / "folders"
     if not (train_dir.is_dir() and test_dir.is_dir()):
         train = load_image_folder(path, image_size=image_size, channels=channels, cache_dir=cache_dir)
-        return Dataset(str(path), train.x, train.y, classes=train.classes)
+        if not test_split:
+            return Dataset(str(path), train.x, train.y, classes=train.classes)
+        test = held_out([f.relative_to(path).as_posix() for f in train.files], test_split)  # (N,) bool
+        return Dataset(str(path), train.x[~test], train.y[~test], train.x[test], train.y[test], train.classes)
+    if test_split:
+        raise DataError(f"--test-split {test_split:g}: {path} has its own test/ folder, which is the test split; "
+                        "leave out --test-split")
     train = load_image_folder(train_dir, image_size=image_size, channels=channels, cache_dir=cache_dir)
     test = load_image_folder(test_dir, image_size=train.x.shape[1:3], channels=train.x.shape[3],
                              classes=train.classes, cache_dir=cache_dir)

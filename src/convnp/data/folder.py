@@ -32,7 +32,7 @@ import numpy as np
 from convnp.data.image_files import image_header, read_image, resize
 from convnp.errors import DataError, DataNotFoundError
 
-__all__ = ["ImageFolder", "is_image_folder", "load_image_folder", "scan_image_folder"]
+__all__ = ["ImageFolder", "held_out", "is_image_folder", "load_image_folder", "scan_image_folder"]
 
 logger = logging.getLogger("convnp.data")
 
@@ -58,6 +58,27 @@ class ImageFolder:
     classes: list[str]
     files: list[Path] = field(default_factory=list)
     skipped: dict[Path, str] = field(default_factory=dict)
+
+
+def held_out(names, fraction: float) -> np.ndarray:
+    """Which files a test split of ``fraction`` holds out, decided by each file's name alone.
+
+    A file is held out when the SHA-256 of its name (``"class/file.png"``), read as a number in [0, 1), is below
+    ``fraction``: no seed is needed to find the split again (``convnp evaluate`` does), and adding or removing files
+    never moves the others between the splits.
+
+    Parameters
+    ----------
+    names : list of N str, the files' paths relative to the folder
+    fraction : float in [0, 1)
+
+    Returns
+    -------
+    ndarray of shape `(N,)`, bool; True: in the test split
+    """
+    top = float(2**64)
+    draws = [int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") / top for name in names]
+    return np.array(draws, dtype=np.float64).reshape(-1) < fraction
 
 
 def is_image_folder(path) -> bool:

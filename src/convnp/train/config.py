@@ -118,6 +118,8 @@ def _image_problems(config) -> list[str]:
         problems.append(f"image_height and image_width must both be None or both integers >= 1, got {size}")
     if config.channels not in (None, 1, 3):
         problems.append(f"channels must be None, 1 or 3, got {config.channels!r}")
+    if not _number(config.test_split) or not 0 <= config.test_split < 1:
+        problems.append(f"test_split must be in [0, 1), got {config.test_split!r}")
     return problems
 
 
@@ -165,6 +167,10 @@ class TrainConfig:
     channels: int | None = _setting(
         None, "with --data DIR: 1 (grey) or 3 (colour) channels per image", parse=int, choices=(1, 3),
         shown="the most common",
+    )
+    test_split: float = _setting(
+        0.0, "with --data DIR and no DIR/test: the fraction of the images held out as the test split, chosen by "
+        "their file names (0: none; `convnp evaluate --test-split` finds the same split)", parse=unit_float,
     )
     epochs: int = _setting(8, "passes over the training set", parse=positive_int)
     batch_size: int = _setting(64, "images per gradient step", parse=positive_int)
@@ -338,9 +344,11 @@ class TrainConfig:
 
     @property
     def image_options(self) -> dict:
-        """``image_size`` and ``channels`` for :func:`~convnp.data.datasets.load_dataset`, those that are set."""
+        """``image_size``, ``channels`` and ``test_split`` for :func:`~convnp.data.datasets.load_dataset`, those
+        that are set."""
         size = None if self.image_height is None else (self.image_height, self.image_width)
-        return {k: v for k, v in (("image_size", size), ("channels", self.channels)) if v is not None}
+        options = (("image_size", size), ("channels", self.channels), ("test_split", self.test_split or None))
+        return {k: v for k, v in options if v is not None}
 
     @property
     def base_lr(self) -> float:
