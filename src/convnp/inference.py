@@ -245,8 +245,8 @@ class Classifier:
     # ---- files --------------------------------------------------------------------------------------------------
     def read_images(self, paths) -> np.ndarray:
         """Read image files as this model's pixels: for a model of :data:`MNIST_SHAPE`, each digit prepared as
-        MNIST's were (:func:`~convnp.data.images.load_digits`); for others, resized to the input
-        (:func:`~convnp.data.images.load_images`).
+        MNIST's were (:func:`~convnp.data.images.load_digits`); for others, brought to the model's channels, scaled
+        to cover its input keeping the aspect ratio and centre-cropped (:func:`~convnp.data.images.load_images`).
 
         Parameters
         ----------

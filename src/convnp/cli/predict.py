@@ -15,12 +15,13 @@ def add_parser(subparsers, parents) -> None:
         "predict",
         help="classify image files (PNG, JPEG, .npy, ...) with a saved model",
         description="Load a checkpoint (a .npz file, or a run folder: its best.npz, else last.npz) and print, for "
-        "each FILE, the predicted class (by the name the checkpoint gives it), its probability and the top-K classes. For a model taking 28x28x1 "
-        "inputs, each file is prepared as MNIST's digits were: dark-on-light images are inverted, the digit is "
-        "cropped, scaled into a 20x20 box and centred by its centre of mass. For other models, images are resized "
-        "to the model's input. A file that cannot be read (or holds no digit) is reported on stderr and skipped; "
-        "the others are still classified, and the exit code is 1 if any file failed. Needs Pillow "
-        "(pip install 'convnp[image]').",
+        "each FILE, the predicted class (by the name the checkpoint gives it), its probability and the top-K classes. "
+        "For a model taking 28x28x1 inputs, each file is prepared as MNIST's digits were: dark-on-light images are "
+        "inverted, the digit is cropped, scaled into a 20x20 box and centred by its centre of mass. For other models, "
+        "each image takes the model's channels (colour to grey, grey to RGB) and is scaled, keeping its aspect ratio, "
+        "to cover the model's input, whose size is then cut from its centre (nothing is squashed). A file that cannot "
+        "be read (or holds no digit) is reported on stderr and skipped; the others are still classified, and the exit "
+        "code is 1 if any file failed. Needs Pillow (pip install 'convnp[image]').",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         parents=parents,
     )
@@ -30,9 +31,8 @@ def add_parser(subparsers, parents) -> None:
     p.add_argument("--top", metavar="K", type=positive_int, default=3,
                    help="how many of the most probable classes to list per file (1 to the number of classes)")
     p.add_argument("--json", action="store_true",
-                   help="print one JSON list: per file its label and class name, all class probabilities and the top K "
-                   "with their names "
-                   "(files that failed carry an 'error' instead)")
+                   help="print one JSON list: per file its label and class name, all class probabilities and the top "
+                   "K with their names (files that failed carry an 'error' instead)")
     add_threads(p)
     p.set_defaults(run=run)
 

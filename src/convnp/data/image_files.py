@@ -20,7 +20,8 @@ import numpy as np
 from convnp.errors import DataError, DataNotFoundError
 
 __all__ = [
-    "MAX_PIXELS", "ImageTooLargeError", "image_header", "read_image", "read_image_bytes", "require_pillow", "resize",
+    "MAX_PIXELS", "ImageTooLargeError", "convert_channels", "fit_image", "image_header", "read_image",
+    "read_image_bytes", "require_pillow", "resize",
 ]
 
 #: Largest image accepted, in pixels (width x height). Checked from the header, before anything is decoded, so
@@ -279,7 +280,7 @@ def _grey(colour: np.ndarray) -> np.ndarray:
     return colour[..., 0] if colour.shape[2] == 1 else colour @ _LUMA
 
 
-# ---- for folders of images: the header alone, and resizing ----------------------------------------------------------
+# ---- for folders of images and other models' inputs: the header alone, resizing, fitting, channels -------------------
 # Pillow modes whose pixels are one grey channel (alpha aside); every other mode is read as colour.
 _GREY_MODES = ("1", "L", "LA", "La", "I", "F")
 
@@ -349,3 +350,107 @@ def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     pixels = np.ascontiguousarray(image[..., 0] if squeeze else image, dtype=np.uint8)
     out = np.asarray(Image.fromarray(pixels).resize((width, height), Image.Resampling.BILINEAR))
     return out[..., None] if squeeze else out
+
+
+def fit_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Scale ``image`` to cover ``size`` keeping its aspect ratio, then cut out the centre: nothing is stretched and
+    no border is added.
+
+    Parameters
+    ----------
+    image : ndarray of shape `(h, w, C)` (or `(h, w)`), uint8 or float
+        Any number of channels; float values of any range (finite).
+    size : (H, W)
+        The output's height and width.
+
+    Returns
+    -------
+    ndarray of shape `(H, W, C)` (or `(H, W)`), the dtype of ``image``
+        uint8 is rounded and clipped back to 0..255; floats stay within the range of ``image``'s values. A copy of
+        ``image`` when it has that size already.
+
+    Raises
+    ------
+    ValueError
+        ``size`` not two positive integers; ``image`` empty, of another rank, or holding NaN or infinity.
+    TypeError
+        ``image`` neither uint8 nor float.
+
+    Notes
+    -----
+    The scale is ``s = max(H / h, W / w)``: the side that is shorter relative to the output fits it exactly and the
+    other overflows, its two ends cut off equally. This is torchvision's evaluation transform ``Resize(side)`` then
+    ``CenterCrop(size)``, without rounding the intermediate size: each output pixel is resampled straight from the
+    centred source box of ``W / s`` by ``H / s`` pixels, with Pillow's bilinear filter (antialiased when shrinking),
+    in float32, one channel at a time.
+    """
+    height, width = _checked_size(size)
+    x = _checked_image(image)
+    h, w = x.shape[:2]
+    if (h, w) == (height, width):
+        return x.copy()
+    scale = max(height / h, width / w)
+    box_w, box_h = width / scale, height / scale  # the source region that becomes the output; w >= box_w, h >= box_h
+    left, top = (w - box_w) / 2, (h - box_h) / 2
+    box = (left, top, left + box_w, top + box_h)
+    Image = require_pillow()
+    planes = x[..., None] if x.ndim == 2 else x  # (h, w, C)
+    out = np.stack([
+        np.asarray(Image.fromarray(np.ascontiguousarray(planes[..., c], dtype=np.float32))
+                   .resize((width, height), Image.Resampling.BILINEAR, box=box))
+        for c in range(planes.shape[2])
+    ], axis=-1)  # (H, W, C), float32
+    out = out[..., 0] if x.ndim == 2 else out
+    if x.dtype == np.uint8:
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    # The filter's weights are non-negative, so only float32 rounding can stray outside the input's range.
+    return np.clip(out, x.min(), x.max()).astype(x.dtype)
+
+
+def _checked_size(size) -> tuple[int, int]:
+    """``fit_image``'s ``size`` as two positive ints, or a ValueError naming it."""
+    try:
+        height, width = size
+    except (TypeError, ValueError):
+        raise ValueError(f"fit_image: size must be (height, width), got {size!r}") from None
+    for value in (height, width):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"fit_image: size must be two positive integers (height, width), got {size!r}")
+    return int(height), int(width)
+
+
+def _checked_image(image) -> np.ndarray:
+    """``fit_image``'s ``image`` as an array of shape `(h, w[, C])`, uint8 or float, or an error naming it."""
+    x = np.asarray(image)
+    if x.ndim not in (2, 3) or 0 in x.shape:
+        raise ValueError(f"fit_image: image must have shape (h, w, C) or (h, w), non-empty, got shape {x.shape}")
+    if x.dtype != np.uint8 and x.dtype.kind != "f":
+        raise TypeError(f"fit_image: image must be uint8 or float, got dtype {x.dtype}")
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        raise ValueError("fit_image: image holds NaN or infinite values")
+    return x
+
+
+def convert_channels(image: np.ndarray, channels: int) -> np.ndarray:
+    """Give a picture ``channels`` channels: colour -> grey by BT.601 luma (as Pillow's ``convert("L")``), grey ->
+    colour by repeating it; a picture with that many already is returned as it is.
+
+    Parameters
+    ----------
+    image : ndarray of shape `(h, w)`, `(h, w, 1)` or `(h, w, 3)`
+    channels : {1, 3}
+
+    Returns
+    -------
+    ndarray of shape `(h, w, channels)`; float64 when colour became grey, else the dtype of ``image``
+    """
+    if channels not in (1, 3):
+        raise ValueError(f"convert_channels: channels must be 1 (grey) or 3 (RGB), got {channels!r}")
+    x = np.asarray(image)
+    if x.ndim == 2:
+        x = x[..., None]  # (h, w) -> (h, w, 1)
+    if x.ndim != 3 or x.shape[2] not in (1, 3):
+        raise ValueError(f"convert_channels: image must have shape (h, w), (h, w, 1) or (h, w, 3), got {x.shape}")
+    if x.shape[2] == channels:
+        return x
+    return np.repeat(x, 3, axis=2) if channels == 3 else _grey(x.astype(np.float64))[..., None]

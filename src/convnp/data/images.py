@@ -1,4 +1,6 @@
-"""Pictures -> network inputs: MNIST-style digit preparation, resizing, and image files read into batches.
+"""Pictures -> network inputs: MNIST-style digit preparation (:func:`preprocess_digit`), the preparation of any
+other model's input (:func:`preprocess_image`: its channels, scaled keeping the aspect ratio and centre-cropped),
+and image files read into batches.
 
 Reading and decoding the files is :mod:`convnp.data.image_files`'s job; this module makes what it returns look like
 what a model was trained on. Pillow (an optional extra, ``pip install convnp[image]``) is needed here only to
@@ -19,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from convnp.data.image_files import read_image, require_pillow
+from convnp.data.image_files import convert_channels, fit_image, read_image, require_pillow
 from convnp.errors import DataError
 
-__all__ = ["preprocess_digit", "load_digits", "load_images"]
+__all__ = ["preprocess_digit", "preprocess_image", "load_digits", "load_images"]
 
 # A blank sheet photographed or saved as JPEG still varies by a few grey levels; ink must stand out by more.
 _MIN_CONTRAST = 16.0
@@ -179,9 +181,9 @@ def load_digits(paths, *, size: int = 28, box: int = 20) -> np.ndarray:
 
 
 def load_images(paths, input_shape: tuple) -> np.ndarray:
-    """Read image files and resize each to ``input_shape`` ``(H, W, C)`` as it is (no cropping or inversion).
-
-    For models trained on something other than MNIST-style digits.
+    """Read image files and prepare each for a model of ``input_shape`` that is not a digit model
+    (:func:`preprocess_image`: the model's channels, scaled to cover the input keeping the aspect ratio, the centre
+    cut out).
 
     Parameters
     ----------
@@ -191,19 +193,55 @@ def load_images(paths, input_shape: tuple) -> np.ndarray:
 
     Returns
     -------
-    ndarray of shape `(N, H, W, C)`, float32 in [0, 255]
+    ndarray of shape `(N, H, W, C)`, float32 holding whole numbers 0..255
+
+    Raises
+    ------
+    DataError
+        For the first file that cannot be read; the message starts with its path.
     """
-    H, W, C = (int(d) for d in input_shape)
-    if C not in (1, 3):
-        raise ValueError(
-            f"load_images: expected a model input of 1 (grey) or 3 (RGB) channels, got shape {tuple(input_shape)}"
-        )
-    out = []
-    for path in _as_paths(paths):
-        image = read_image(path, rgb=C == 3)
-        planes = image[..., None] if C == 1 else image  # (h, w, C)
-        out.append(np.stack([_resize(planes[..., c], H, W) for c in range(C)], axis=-1))  # (H, W, C)
-    return np.stack(out).astype(np.float32) if out else np.zeros((0, H, W, C), np.float32)
+    H, W, C = _checked_input_shape(input_shape, "load_images")
+    out = [preprocess_image(read_image(path, rgb=C == 3), (H, W, C)) for path in _as_paths(paths)]
+    return np.stack(out) if out else np.zeros((0, H, W, C), np.float32)
+
+
+def preprocess_image(picture: np.ndarray, input_shape: tuple) -> np.ndarray:
+    """Make a decoded picture the input of a model of ``input_shape`` (any model but a digit model).
+
+    Parameters
+    ----------
+    picture : ndarray of shape `(h, w)` (grey) or `(h, w, C)`, C 1 or 3, values in [0, 255]
+        As :func:`~convnp.data.image_files.read_image` and ``read_image_bytes`` return it.
+    input_shape : tuple (H, W, C)
+        The model's input; ``C`` is 1 (grey) or 3 (RGB).
+
+    Returns
+    -------
+    ndarray of shape `(H, W, C)`, float32 holding whole numbers 0..255
+
+    Notes
+    -----
+    1. Channels as the model's (:func:`~convnp.data.image_files.convert_channels`): colour becomes grey by BT.601
+       luma, grey becomes three equal channels.
+    2. Rounded to uint8, as a folder's images are when ``convnp train`` decodes them, so a file gives the model
+       the same pixels in training and in prediction.
+    3. Scaled to cover ``(H, W)`` keeping the aspect ratio and cut to its centre
+       (:func:`~convnp.data.image_files.fit_image`, torchvision's ``Resize`` + ``CenterCrop``): a wide photo
+       loses its left and right ends rather than being squashed.
+    """
+    H, W, C = _checked_input_shape(input_shape, "preprocess_image")
+    pixels = convert_channels(picture, C)  # 1) (h, w, C)
+    pixels = np.clip(np.rint(pixels), 0, 255).astype(np.uint8)  # 2)
+    return fit_image(pixels, (H, W)).astype(np.float32)  # 3) (H, W, C)
+
+
+def _checked_input_shape(input_shape, caller: str) -> tuple[int, int, int]:
+    """``input_shape`` as ``(H, W, C)`` ints with C 1 or 3, or a ValueError naming ``caller``."""
+    shape = tuple(int(d) for d in input_shape)
+    if len(shape) != 3 or min(shape) < 1 or shape[2] not in (1, 3):
+        raise ValueError(f"{caller}: expected a model input (H, W, C) with 1 (grey) or 3 (RGB) channels, got shape "
+                         f"{tuple(input_shape)}")
+    return shape
 
 
 def _as_paths(paths) -> list[Path]:
