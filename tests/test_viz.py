@@ -340,3 +340,170 @@ def test_cli_plot_without_matplotlib(run_dir, monkeypatch, capsys):
     assert main(["plot", str(run_dir)]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "pip install 'convnp[plot]'" in err
+
+
+# ---- colour models --------------------------------------------------------------------------------------------------
+# Twelve classes named by strings, 16x16 colour images told apart by their colour: what a user's own photos give.
+FRUITS = ["apple", "banana", "cherry", "date", "elder", "fig", "grape", "guava", "kiwi", "lemon", "lime", "mango"]
+TINY_COLOUR_NET = [{"type": "Conv2D", "out_channels": 8, "kernel_size": 3, "padding": "same"}, {"type": "ReLU"},
+                   {"type": "MaxPool2D", "kernel_size": 2}, {"type": "Flatten"}, {"type": "Dense", "out_features": 12}]
+
+
+def fruit_images(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``(N, 16, 16, 3)`` uint8: class ``k``'s own colour plus noise, for labels ``y`` of shape `(N,)`."""
+    colours = np.array([[(k * 37) % 256, (k * 91) % 256, (k * 151) % 256] for k in range(12)], np.float64)  # (12, 3)
+    return np.clip(colours[y][:, None, None, :] + rng.normal(0, 20, (len(y), 16, 16, 3)), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def colour_run(tmp_path_factory):
+    """A run folder: an architecture file trained one epoch through `convnp train` on a 12-class colour .npz with
+    string labels (report.html written by the run itself)."""
+    folder = tmp_path_factory.mktemp("colour")
+    rng = np.random.default_rng(19)
+    names = np.array(FRUITS)
+    y, y_test = rng.integers(0, 12, 240), np.arange(48) % 12
+    np.savez(folder / "fruit.npz", x=fruit_images(y, rng), y=names[y], x_test=fruit_images(y_test, rng),
+             y_test=names[y_test])
+    (folder / "net.json").write_text(json.dumps(TINY_COLOUR_NET))
+    run = folder / "run"
+    argv = ["train", "--data", str(folder / "fruit.npz"), "--model", str(folder / "net.json"), "--epochs", "1",
+            "--threads", "1", "--out", str(run)]
+    assert main(argv) == 0
+    return run
+
+
+def test_a_colour_filter_grid_is_rgb_with_each_kernels_channels_as_its_colours():
+    from convnp.viz import filter_grid
+
+    weight = np.zeros((3, 3, 3, 4))  # (kH, kW, C_in, C_out)
+    weight[:, :, 0, 0] = 1.0  # kernel 0 weighs red only: a red tile
+    weight[:, :, 2, 1] = -1.0  # kernel 1 weighs blue negatively: red and green are its highest weights, so yellow
+    weight[:, :, :, 2] = np.arange(27).reshape(3, 3, 3)  # kernel 2: every weight different
+    mosaic, columns = filter_grid(weight)
+    assert columns == 2 and mosaic.shape == (7, 7, 3)
+    np.testing.assert_array_equal(mosaic[0:3, 0:3], np.broadcast_to([1.0, 0.0, 0.0], (3, 3, 3)))
+    np.testing.assert_array_equal(mosaic[0:3, 4:7], np.broadcast_to([1.0, 1.0, 0.0], (3, 3, 3)))
+    tile2 = mosaic[4:7, 0:3]  # min-max over all 27 weights of kernel 2: w / 26
+    np.testing.assert_allclose(tile2, np.arange(27).reshape(3, 3, 3) / 26, rtol=1e-15)
+    assert not np.array_equal(tile2[..., 0], tile2[..., 1]) and not np.array_equal(tile2[..., 1], tile2[..., 2])
+    np.testing.assert_array_equal(mosaic[4:7, 4:7], 0.5)  # kernel 3, all zero: mid-grey
+    assert (mosaic[3] == 1.0).all() and (mosaic[:, 3] == 1.0).all()  # white gaps
+    # rgb=False keeps the channels' mean, the drawing of models with other channel counts
+    grey, _ = filter_grid(weight, rgb=False)
+    assert grey.shape == (7, 7) and grey[0, 0] == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match=r"rgb=True needs kernels over 3 input channels \(C_in = 3\), got C_in = 1"):
+        filter_grid(np.zeros((3, 3, 1, 4)), rgb=True)
+
+
+def test_grey_filters_keep_their_drawing(checkpoint):
+    from convnp.viz import filter_grid
+
+    weight = checkpoint.model.layers[0].params["weight"].astype(np.float64)  # (3, 3, 1, 8)
+    mosaic, columns = filter_grid(weight)
+    assert mosaic.ndim == 2 and columns == 3
+    for k in range(8):
+        r, c = divmod(k, columns)
+        np.testing.assert_array_equal(mosaic[4 * r : 4 * r + 3, 4 * c : 4 * c + 3], weight[:, :, 0, k])
+    fig = plot_filters(weight)
+    assert len(fig.axes) == 2 and fig.axes[1].get_ylabel() == "weight"  # the plot and its colour bar
+    assert fig.axes[0].images[0].get_cmap().name == "RdBu_r"
+
+
+def test_colour_filters_plot_shows_the_rgb_mosaic_without_a_colour_bar():
+    from convnp.viz import filter_grid
+
+    weight = np.random.default_rng(3).standard_normal((5, 5, 3, 6))
+    fig = plot_filters(weight)
+    assert len(fig.axes) == 1 and "as RGB" in fig.axes[0].get_title()
+    shown = np.asarray(fig.axes[0].images[0].get_array())
+    assert shown.shape[-1] == 3
+    np.testing.assert_array_equal(shown, filter_grid(weight)[0])
+    check_png(figure_png(fig), min_side=100)
+
+
+def test_feature_maps_show_the_colour_input_as_its_pixels():
+    from convnp.data.transforms import Standardize
+    from convnp.layers import Conv2D
+    from convnp.sequential import Sequential
+
+    rng = np.random.default_rng(5)
+    pixels = rng.integers(0, 256, (1, 6, 7, 3)).astype(np.uint8)  # (1, H, W, 3)
+    standardize = Standardize(1 / 255, [0.2, 0.5, 0.7], [0.1, 0.3, 0.2])
+    model = Sequential([Conv2D(3, 2, 3, rng=rng)], input_shape=(6, 7, 3))
+    fig = plot_feature_maps(model, standardize(pixels, np.float64)[0], standardize=standardize)
+    np.testing.assert_allclose(np.asarray(fig.axes[0].images[0].get_array()), pixels[0] / 255, atol=1e-12)
+    # One channel: grey, on the 0..1 pixel scale (not stretched to the image's own range)
+    grey = Standardize(1 / 255, [0.4], [0.25])
+    model = Sequential([Conv2D(1, 2, 3, rng=rng)], input_shape=(6, 7, 1))
+    fig = plot_feature_maps(model, grey(pixels[..., :1], np.float64)[0], standardize=grey)
+    image = fig.axes[0].images[0]
+    np.testing.assert_allclose(np.asarray(image.get_array()), pixels[0, :, :, 0] / 255, atol=1e-12)
+    assert (image.norm.vmin, image.norm.vmax) == (0.0, 1.0)
+    with pytest.raises(ValueError, match=r"standardize has 1 channel\(s\) but the image has shape \(6, 7, 3\)"):
+        plot_feature_maps(model, np.zeros((6, 7, 3)), standardize=grey)
+
+
+def _png_pixels(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).astype(np.int64)  # (h, w, 3)
+
+
+def test_report_of_a_colour_run_names_the_classes_and_draws_colour(colour_run):
+    from convnp.viz import filter_grid
+    from convnp.viz.feature_maps import input_pixels
+    from convnp.viz.report import load_run, run_figures
+
+    document = (colour_run / "report.html").read_text(encoding="utf-8")
+    parser = _Collector()
+    parser.feed(document)
+    text = " ".join(parser.text)
+    assert f"12 classes: {', '.join(FRUITS)}." in text  # sorted names; FRUITS is sorted
+    assert "red, green and blue input channels" in text
+    # The embedded filters PNG holds each kernel's RGB colours (a signed colour map would not).
+    filters_png = base64.b64decode(parser.images[1]["src"].split(",", 1)[1])
+    assert parser.images[1]["alt"] == "First-layer filters"
+    shown = _png_pixels(filters_png).reshape(-1, 1, 3)  # (P, 1, 3)
+    weight = load_checkpoint(colour_run).model.layers[0].params["weight"]  # (3, 3, 3, 8)
+    mosaic, _ = filter_grid(weight)
+    expected = np.round(255 * mosaic[np.isfinite(mosaic).all(-1) & (mosaic < 1).any(-1)]).astype(np.int64)
+    found = (np.abs(shown - expected[None]).max(axis=-1) <= 2).any(axis=0)  # (tile pixels,)
+    assert found.all(), f"{(~found).sum()} of {found.size} kernel colours are not in the PNG"
+
+    view = load_run(colour_run)
+    figures = run_figures(view)
+    assert [t.get_text() for t in figures["confusion"].axes[0].get_xticklabels()] == FRUITS
+    assert [t.get_text() for t in figures["confusion"].axes[0].get_yticklabels()] == FRUITS
+    # The input of the feature maps and the mistakes are the test images in colour, as stored (0..255 -> 0..1)
+    feature_input = np.asarray(figures["feature_maps"].axes[0].images[0].get_array())
+    np.testing.assert_allclose(feature_input, view.images[0] / 255, atol=1e-6)
+    np.testing.assert_allclose(input_pixels(view.checkpoint.prepare(view.images[:1])[0],
+                                            view.checkpoint.standardize), view.images[0] / 255, atol=1e-6)
+    mistakes = _shown(figures["mistakes"].axes[0])
+    wrong = np.flatnonzero(view.y_pred != view.y_true)
+    assert len(wrong) and mistakes.shape[-1] == 3
+    assert len(_find_tile(mistakes, view.images[wrong[0]] / 255)) >= 1
+    captions = [t.get_text() for t in figures["mistakes"].axes[0].texts]
+    assert all(c.split(" -> ")[0] in FRUITS for c in captions)
+
+
+def test_report_of_a_folder_run_reads_the_images_as_training_did(tmp_path):
+    from convnp.viz.report import load_run
+
+    rng = np.random.default_rng(7)
+    for k, name in enumerate(["blue", "red"]):
+        (tmp_path / "photos" / name).mkdir(parents=True)
+        for i in range(12):
+            size = 20 if i % 3 else 24  # mixed sizes: the run's --image-size decides
+            colour = np.array([[30, 30, 220], [220, 30, 30]][k])
+            pixels = np.clip(colour + rng.normal(0, 20, (size, size, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "photos" / name / f"{i}.png")
+    net = TINY_COLOUR_NET[:-1] + [{"type": "Dense", "out_features": 2}]
+    (tmp_path / "net.json").write_text(json.dumps(net))
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "photos"), "--model", str(tmp_path / "net.json"), "--image-size",
+                 "12", "12", "--test-split", "0.25", "--epochs", "1", "--threads", "1", "--no-report",
+                 "--out", str(run)]) == 0
+    view = load_run(run)
+    assert view.split == "test" and view.images.shape[1:] == (12, 12, 3) and view.probs.shape == (len(view.images), 2)
+    assert main(["plot", str(run), "--out", str(tmp_path / "plots")]) == 0
+    assert (tmp_path / "plots" / "confusion.png").is_file()

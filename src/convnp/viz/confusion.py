@@ -47,7 +47,10 @@ def plot_confusion(matrix, labels=None, ax=None, *, title: str | None = None):
                 text = str(int(value)) if integral else f"{value:.2f}"
                 colour = "white" if share[i, j] > 0.5 else "black"
                 ax.text(j, i, text, ha="center", va="center", fontsize=fontsize, color=colour)
-    ax.set_xticks(range(K), names)
+    if max(map(len, names)) > 3:  # longer names than digits would overlap under their columns: slant them
+        ax.set_xticks(range(K), names, rotation=45, ha="right", rotation_mode="anchor")
+    else:
+        ax.set_xticks(range(K), names)
     ax.set_yticks(range(K), names)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")

@@ -52,7 +52,8 @@ def conv_activations(model, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
     return [(f"layer {i}: {model.layers[i]!r}", outputs[i]) for i in indices]
 
 
-def plot_feature_maps(model, image: np.ndarray, *, max_channels: int = 32, ax=None, title: str | None = None):
+def plot_feature_maps(model, image: np.ndarray, *, max_channels: int = 32, ax=None, title: str | None = None,
+                      standardize=None):
     """Show the input image and, for each Conv2D layer, its output channels as a grid of maps.
 
     Each layer's maps share one colour scale, symmetric about zero (red: the kernel matched, blue: the opposite
@@ -69,6 +70,10 @@ def plot_feature_maps(model, image: np.ndarray, *, max_channels: int = 32, ax=No
         Draw each layer's grid there (a single Axes is accepted for a one-convolution model); the input image is then
         not drawn. Default: a new figure with the input at the left.
     title : str, optional
+    standardize : Standardize, optional
+        The input preparation the image went through (``checkpoint.standardize``): the input is then drawn
+        un-standardised, back to its pixels, in colour when it has 3 channels (see :func:`input_pixels`). Without
+        it the input is drawn as given, the channels' mean in grey on its own range.
 
     Returns
     -------
@@ -82,9 +87,10 @@ def plot_feature_maps(model, image: np.ndarray, *, max_channels: int = 32, ax=No
         raise ValueError(f"{owner}: expected one image of shape (H, W, C) or (1, H, W, C), got shape {image.shape}")
     if not isinstance(max_channels, int) or max_channels < 1:
         raise ValueError(f"{owner}: max_channels must be a positive integer, got {max_channels!r}")
+    pixels = None if standardize is None else input_pixels(image[0], standardize)  # (H, W, C) in [0, 1]
     layers = conv_activations(model, image)
 
-    fig, axes = _layer_axes(ax, image, len(layers), owner)
+    fig, axes = _layer_axes(ax, image, len(layers), owner, pixels)
     for a, (name, maps) in zip(axes, layers):
         n_maps = maps.shape[-1]
         maps = maps[0].transpose(2, 0, 1)[:max_channels].astype(np.float64)  # (C_out, H_out, W_out)
@@ -101,19 +107,57 @@ def plot_feature_maps(model, image: np.ndarray, *, max_channels: int = 32, ax=No
     return fig
 
 
-def _layer_axes(ax, image: np.ndarray, n_layers: int, owner: str):
+def input_pixels(image: np.ndarray, standardize) -> np.ndarray:
+    """A prepared image brought back to its pixels for display: ``x * std[c] + mean[c]``, the inverse of
+    :class:`convnp.data.transforms.Standardize` up to its ``scale``.
+
+    Parameters
+    ----------
+    image : ndarray of shape `(H, W, C)`, float
+        One standardised image, as the model takes it.
+    standardize : Standardize
+        What prepared it (``scale``, and ``mean``, ``std`` per channel).
+
+    Returns
+    -------
+    ndarray of shape `(H, W, C)`, float64, in ``[0, 1]``
+        For uint8 data (``scale`` 1/255) the stored pixels divided by 255, clipped to ``[0, 1]``; for float data,
+        the stored values min-max scaled over the image (their own range is not known).
+    """
+    mean, std = np.asarray(standardize.mean, np.float64), np.asarray(standardize.std, np.float64)  # (C,), (C,)
+    if image.shape[-1] != len(mean):
+        raise ValueError(f"plot_feature_maps: standardize has {len(mean)} channel(s) but the image has shape "
+                         f"{image.shape}; pass the standardize of the checkpoint that prepared it")
+    pixels = image.astype(np.float64) * std + mean  # (H, W, C), the stored values times scale
+    if np.isclose(standardize.scale, 1 / 255):
+        return np.clip(pixels, 0.0, 1.0)
+    low, high = float(pixels.min()), float(pixels.max())
+    return (pixels - low) / (high - low) if high > low else np.zeros_like(pixels)
+
+
+def _draw_input(ax, image: np.ndarray, pixels: np.ndarray | None) -> None:
+    """The input: its ``pixels`` `(H, W, C)` in ``[0, 1]`` (:func:`input_pixels`) in colour, or grey on 0..1; without
+    them the prepared ``image`` `(1, H, W, C)`, the channels' mean in grey on its own range."""
+    if pixels is None:
+        ax.imshow(image[0].mean(axis=-1), cmap="gray", interpolation="nearest")  # (H, W): the channels' mean
+    else:
+        if pixels.shape[-1] == 3:
+            ax.imshow(pixels, interpolation="nearest")
+        else:
+            ax.imshow(pixels.mean(axis=-1), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set_title("input", fontsize=9)
+    bare(ax)
+
+
+def _layer_axes(ax, image: np.ndarray, n_layers: int, owner: str, pixels=None):
     """The figure and one Axes per Conv2D layer: the caller's ``ax``, or a new figure with ``image``
-    `(1, H, W, C)` drawn at the left."""
+    `(1, H, W, C)` (or its ``pixels``) drawn at the left."""
     if ax is None:
         fig = new_figure((3.2 * (n_layers + 1) + 1, 3.8))
         widths = [1.0] + [1.4] * n_layers
         axes = fig.subplots(1, n_layers + 1, width_ratios=widths, squeeze=False)[0]
-        ax_input, axes = axes[0], list(axes[1:])
-        shown = image[0].mean(axis=-1)  # (H, W): the channels' mean
-        ax_input.imshow(shown, cmap="gray", interpolation="nearest")
-        ax_input.set_title("input", fontsize=9)
-        bare(ax_input)
-        return fig, axes
+        _draw_input(axes[0], image, pixels)
+        return fig, list(axes[1:])
     axes = [ax] if not isinstance(ax, (list, tuple, np.ndarray)) else list(np.ravel(ax))
     if len(axes) != n_layers:
         raise ValueError(f"{owner}: got {len(axes)} axes for {n_layers} Conv2D layer(s); pass one per layer")

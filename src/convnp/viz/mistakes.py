@@ -81,7 +81,10 @@ def plot_mistakes(images, y_true, y_pred, confidence, n: int = 16, ax=None, *, l
     chosen = most_confident_mistakes(y_true, y_pred, confidence, n)
     n_wrong = int(np.count_nonzero(y_true != y_pred))
     rows, columns = grid_shape(max(len(chosen), 1), max_columns=8)
-    size = (1.15 * columns + 0.4, 1.35 * rows + 0.5) if len(chosen) else (6.0, 1.5)
+    captions = [f"{name(int(y_true[i]))} -> {name(int(y_pred[i]))} ({confidence[i]:.0%})" for i in chosen]
+    # A tile is 1.15 inches wide, or wider where its 7-point caption (about 0.055 inch a character) needs it.
+    pitch = min(2.5, max([1.15] + [0.055 * len(c) + 0.1 for c in captions]))
+    size = (pitch * columns + 0.4, pitch * 1.35 / 1.15 * rows + 0.5) if len(chosen) else (6.0, 1.5)
     fig, ax = single_axes(ax, size, owner)
     bare(ax)
     ax.set_title(title or f"most confident mistakes: {len(chosen)} of {n_wrong} (true -> predicted, confidence)",
@@ -97,11 +100,10 @@ def plot_mistakes(images, y_true, y_pred, confidence, n: int = 16, ax=None, *, l
     picked = (picked - lo) / (hi - lo) if hi > lo else np.zeros_like(picked)
     gap, top = max(2, W // 6), max(6, H // 3)  # room between tiles, and above each for its caption
     mosaic = np.ones((rows * (H + top), columns * (W + gap) - gap, 3))  # white paper
-    for k, index in enumerate(chosen):
+    for k in range(len(chosen)):
         r, c = divmod(k, columns)
         y, x = r * (H + top) + top, c * (W + gap)
         mosaic[y : y + H, x : x + W] = picked[k] if C == 3 else picked[k, :, :, :1]  # grey broadcasts to RGB
-        caption = f"{name(int(y_true[index]))} -> {name(int(y_pred[index]))} ({confidence[index]:.0%})"
-        ax.text(x + W / 2 - 0.5, y - 1.0, caption, ha="center", va="bottom", fontsize=7, color="firebrick")
+        ax.text(x + W / 2 - 0.5, y - 1.0, captions[k], ha="center", va="bottom", fontsize=7, color="firebrick")
     ax.imshow(np.clip(mosaic, 0.0, 1.0), interpolation="nearest")
     return fig

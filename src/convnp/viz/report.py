@@ -83,6 +83,18 @@ def check_run_dir(run_dir) -> Path:
     return run_dir
 
 
+def _folder_options(settings: dict, checkpoint: Checkpoint) -> dict:
+    """For a run on a folder of images: the checkpoint's image size and channels and the run's test split, so the
+    report reads the images as training did (``load_dataset`` refuses these options for other data)."""
+    if not Path(str(settings.get("data", "mnist"))).is_dir():
+        return {}
+    options = {"test_split": settings.get("test_split") or 0.0}
+    shape = checkpoint.model.input_shape  # (H, W, C), or None
+    if shape and len(shape) == 3 and shape[2] in (1, 3):
+        options.update(image_size=tuple(shape[:2]), channels=shape[2])
+    return options
+
+
 def load_run(run_dir, *, evaluate: bool = True) -> RunView:
     """Read a run folder and (with ``evaluate``) run its best checkpoint over the test split of its data."""
     from convnp.data.datasets import load_dataset
@@ -105,7 +117,8 @@ def load_run(run_dir, *, evaluate: bool = True) -> RunView:
         return view
 
     settings = view.settings
-    data = load_dataset(settings.get("data", "mnist"), mnist_dir=settings.get("mnist_dir"))
+    data = load_dataset(settings.get("data", "mnist"), mnist_dir=settings.get("mnist_dir"),
+                        **_folder_options(settings, view.checkpoint))
     if data.x_test is None:
         view.notes.append(f"{data.name} has no test split (x_test, y_test): no confusion matrix or mistakes; "
                           "the feature maps show a training image")
@@ -139,7 +152,8 @@ def run_figures(view: RunView, image_index: int = 0) -> dict[str, object]:
             if view.probs is not None:
                 predicted = view.class_name(int(view.y_pred[image_index]))
                 caption += f", predicted {predicted} ({view.probs[image_index].max():.1%})"
-            figures["feature_maps"] = plot_feature_maps(model, image, title=caption)
+            figures["feature_maps"] = plot_feature_maps(model, image, title=caption,
+                                                        standardize=view.checkpoint.standardize)
     else:
         view.notes.append("the model has no Conv2D layer: no filters or feature maps")
     if view.probs is not None:
@@ -178,6 +192,19 @@ th{background:#f3f3f3}img{max-width:100%;display:block;margin:.5em 0}.note{color
 section{margin-bottom:2em}h2{border-bottom:1px solid #ddd}"""
 
 
+def _filters_text(model) -> str:
+    """What the filters figure shows: signed weights (grey models) or RGB pictures (a first Conv2D over 3 channels)."""
+    from convnp.layers import Conv2D
+
+    first_conv = next((layer for layer in model.layers if isinstance(layer, Conv2D)), None)
+    if first_conv is not None and first_conv.params["weight"].shape[2] == 3:
+        return ("Each tile is one kernel of the first convolution, its weights for the red, green and blue input "
+                "channels drawn as red, green and blue, scaled per kernel from its lowest weight (black) to its "
+                "highest (white): the hue shows the colour the kernel responds to.")
+    return ("Each tile is one kernel of the first convolution; red weights add to the output where the input is "
+            "bright, blue ones subtract.")
+
+
 def render_html(view: RunView, figures: dict) -> str:
     """The report as one HTML document (figures embedded as PNG data URIs)."""
     esc = html.escape
@@ -192,6 +219,9 @@ def render_html(view: RunView, figures: dict) -> str:
         f"plots of {esc(view.checkpoint.path.name)} (epoch {esc(str(meta.get('epoch', '?')))}).</p>",
     ]
     parts += [f'<p class="note">{esc(note)}</p>' for note in view.notes]
+    names = meta.get("classes")
+    if isinstance(names, list) and names:
+        parts.append(f'<p id="classes">{len(names)} classes: {esc(", ".join(map(str, names)))}.</p>')
 
     parts.append('<section id="settings"><h2>Settings</h2>')
     parts.append(_table(sorted(view.settings.items()), ["setting", "value"]))
@@ -222,11 +252,9 @@ def render_html(view: RunView, figures: dict) -> str:
     parts.append("</section>")
 
     sections = [
-        ("filters", "First-layer filters",
-         "Each tile is one kernel of the first convolution; red weights add to the output where the input is bright, "
-         "blue ones subtract."),
+        ("filters", "First-layer filters", _filters_text(view.checkpoint.model)),
         ("feature_maps", "Feature maps",
-         "The output of every convolution for one image, before its activation."),
+         "The output of every convolution for one image, before its activation; left, the image itself."),
         ("confusion", "Confusion matrix", "Rows: true class; columns: predicted class; colour: share of the row."),
         ("mistakes", "Most confident mistakes", "Misclassified images the model was surest of."),
     ]
