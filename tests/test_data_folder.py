@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from convnp.cli.main import main
-from convnp.data import folder as folder_module
+from convnp.data import folder_decode
 from convnp.data import image_files
 from convnp.data.datasets import load_dataset
 from convnp.data.folder import load_image_folder, scan_image_folder
@@ -193,20 +193,20 @@ def test_a_bad_folder_is_one_line_and_exit_1(tmp_path, capsys):
 def decodes(monkeypatch):
     """The files read_image decoded, in order (the folder module's reader, wrapped)."""
     seen = []
-    real = folder_module.read_image
+    real = folder_decode.read_image
 
     def counting(path, **kwargs):
         seen.append(path.name)
         return real(path, **kwargs)
 
-    monkeypatch.setattr(folder_module, "read_image", counting)
+    monkeypatch.setattr(folder_decode, "read_image", counting)
     return seen
 
 
 def test_a_second_load_reads_the_cache_and_a_change_decodes_again(folder, decodes, private_cache, caplog):
     first = load_dataset(str(folder))
     assert len(decodes) == 12  # 11 images and the truncated PNG, whose header reads
-    assert len(list(private_cache.glob("*.npz"))) == 1
+    assert len(list(private_cache.glob("*-*"))) == 1
     decodes.clear()
     with caplog.at_level(logging.WARNING, logger="convnp.data"):
         second = load_dataset(str(folder))
@@ -223,18 +223,20 @@ def test_a_second_load_reads_the_cache_and_a_change_decodes_again(folder, decode
     solid(folder / "apple" / "z.png", COLOURS["apple"])
     third = load_dataset(str(folder))
     assert len(decodes) == 25 and len(third.y_train) == 12
-    assert len(list(private_cache.glob("*.npz"))) == 1
+    assert len(list(private_cache.glob("*-*"))) == 1
 
 
 def test_a_damaged_cache_is_decoded_over(folder, decodes, private_cache, caplog):
     first = load_image_folder(folder, cache_dir=private_cache)
-    (cache,) = private_cache.glob("*.npz")
-    cache.write_bytes(b"not an npz")
+    first_x = np.array(first.x)  # first.x maps the file damaged next
+    (cache,) = private_cache.glob("*-*")
+    (cache / "x.npy").unlink()
+    (cache / "x.npy").write_bytes(b"not an npy")
     decodes.clear()
     with caplog.at_level(logging.WARNING, logger="convnp.data"):
         again = load_image_folder(folder, cache_dir=private_cache)
     assert len(decodes) == 12 and any("unreadable" in r.getMessage() for r in caplog.records)
-    np.testing.assert_array_equal(again.x, first.x)
+    np.testing.assert_array_equal(again.x, first_x)
     assert again.skipped == first.skipped and again.files == first.files
     decodes.clear()
     assert load_image_folder(folder, cache_dir=private_cache).skipped == first.skipped and decodes == []

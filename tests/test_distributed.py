@@ -261,3 +261,45 @@ def test_threads_with_distributed_are_refused(tmp_path, capsys):
     assert main(["train", "--distributed", "--threads", "2", "--out", str(tmp_path / "r")]) == 1
     err = capsys.readouterr().err
     assert "--threads" in err and "mpirun -n" in err and "got --threads 2" in err
+
+
+@needs_mpi
+def test_a_folder_is_opened_by_every_process_itself_and_trains_as_two_threads(tmp_path):
+    """With a folder of images, each process opens the folder's cache itself instead of receiving the pixels: process
+    1, given a cache folder of its own, decodes the folder into it. The run equals two threads' bit for bit, and a
+    folder that process 1 sees differently is refused on every process."""
+    Image = pytest.importorskip("PIL.Image")
+    rng = np.random.default_rng(4)
+    root = tmp_path / "shapes"
+    for i in range(90):
+        label = i % 3
+        pixels = (rng.random((12, 12, 3)) * 80).astype(np.uint8)
+        pixels[2 + 3 * label:6 + 3 * label, 3:9, label] = 250  # a bright bar, its row and colour by class
+        (root / ["bar0", "bar1", "bar2"][label]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(root / ["bar0", "bar1", "bar2"][label] / f"{i:03d}.png")
+    caches = {rank: tmp_path / f"cache{rank}" for rank in (0, 1)}
+    args = ["-m", "convnp", "train", "--data", str(root), "--test-split", "0.2", "--model", "sprint", "--epochs", "1",
+            "--batch-size", "16", "--no-report"]
+    out = mpirun(2, [*args, "--distributed", "--out", str(tmp_path / "mpi")], tmp_path,
+                 rank_env={rank: {"CONVNP_DATA": str(cache)} for rank, cache in caches.items()})
+    assert out.returncode == 0, out.stderr
+    for cache in caches.values():  # each process decoded into (and read from) its own cache
+        (decoded,) = (cache / "folders").glob("*-*")
+        assert np.load(decoded / "x.npy", mmap_mode="r").shape[0] == 90
+    assert main([*args[2:], "--threads", "2", "--out", str(tmp_path / "threads")]) == 0
+    assert same_arrays(npz_arrays(tmp_path / "mpi" / "last.npz"), npz_arrays(tmp_path / "threads" / "last.npz"))
+
+    # Process 1 sees a folder with one image fewer (its own copy, as on another machine): refused everywhere.
+    other = tmp_path / "other"
+    shutil.copytree(root, other)
+    (other / "bar2" / "089.png").unlink()
+    command = [MPIRUN, "--oversubscribe", *(["--allow-run-as-root"] if os.geteuid() == 0 else []),
+               "-n", "1", sys.executable, *args, "--distributed", "--out", str(tmp_path / "bad"), ":",
+               "-n", "1", sys.executable, *[str(other) if a == str(root) else a for a in args], "--distributed",
+               "--out", str(tmp_path / "bad")]
+    bad = subprocess.run(command, env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "TMPDIR": str(tmp_path),
+                                       "CONVNP_DATA": str(tmp_path / "cache-bad")},
+                         capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert bad.returncode != 0
+    assert "another data set than process 0's" in bad.stderr + bad.stdout
+    assert not (tmp_path / "bad" / "last.npz").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -37,15 +38,39 @@ def add_parser(subparsers, parents) -> None:
                    "resized to the model's input")
     p.add_argument("--split", choices=("test", "train"), default="test",
                    help="which part of the data set to evaluate on (for an .npz, 'train' is its x/y arrays)")
-    p.add_argument("--test-split", metavar="F", type=unit_float, default=0.0,
+    p.add_argument("--test-split", metavar="F", type=unit_float, default=None,
                    help="for a folder without test/: the fraction of its images held out as the test split, as "
-                   "`convnp train --test-split F` held it out")
+                   "`convnp train --test-split F` held it out (default: the checkpoint's run's, when it trained on "
+                   "the same folder, else none)")
     p.add_argument("--batch-size", type=positive_int, default=1000,
                    help="images per forward pass (bounds memory, does not change the results)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
     add_mnist_dir(p)
     add_threads(p)
     p.set_defaults(run=run)
+
+
+def _load(args, checkpoint):
+    """The data set to evaluate on. A folder's images are brought to the model's input size and channels; its
+    held-out test split is ``--test-split``, else the one the checkpoint's run trained with on the same folder."""
+    if not Path(args.data).is_dir():
+        return load_dataset(args.data, mnist_dir=args.mnist_dir)
+    shape = checkpoint.model.input_shape  # (H, W, C), or None: a folder's images are brought to it
+    fit = {"image_size": shape[:2], "channels": shape[2]} if shape and len(shape) == 3 and shape[2] in (1, 3) else {}
+    test_split = args.test_split
+    if test_split is None:
+        trained = checkpoint.meta.get("train_config") or {}
+        same = Path(str(trained.get("data", ""))).resolve() == Path(args.data).resolve()
+        test_split = float(trained.get("test_split") or 0.0) if same else 0.0
+    return load_dataset(args.data, mnist_dir=args.mnist_dir, progress=sys.stderr, test_split=test_split, **fit)
+
+
+def _logits(classifier, x, batch_size: int) -> np.ndarray:
+    """The model's logits `(N, K)` for stored images ``x`` `(N, H, W, C)`, prepared a batch at a time: a folder's
+    images are read from their memory-mapped cache only as they are needed."""
+    parts = [classifier.forward(classifier.prepare(x[i:i + batch_size], stored=True))
+             for i in range(0, len(x), batch_size)]
+    return np.concatenate(parts) if parts else np.zeros((0, classifier.n_classes), dtype=np.float32)
 
 
 def _split(dataset, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -80,16 +105,13 @@ def _by_name(y: np.ndarray, data_classes: list[str], model_classes: list[str], d
 
 def run(args) -> int:
     checkpoint = load_checkpoint(args.checkpoint)
-    shape = checkpoint.model.input_shape  # (H, W, C), or None: a folder's images are brought to it
-    fit = {"image_size": shape[:2], "channels": shape[2]} if shape and len(shape) == 3 and shape[2] in (1, 3) else {}
-    fit = {**fit, "test_split": args.test_split} if Path(args.data).is_dir() else {}
-    dataset = load_dataset(args.data, mnist_dir=args.mnist_dir, **fit)
+    dataset = _load(args, checkpoint)
     x, y = _split(dataset, args.split)
     data_name = f"{dataset.name} ({args.split} split)"
     # A model built without an input shape takes the data set's.
     input_shape = None if checkpoint.model.input_shape else x.shape[1:]
     classifier = Classifier.from_checkpoint(checkpoint, input_shape=input_shape, threads=args.threads)
-    inputs = classifier.prepare(x, stored=True)  # (N, H, W, C) as stored -> standardised; refuses the wrong shape
+    classifier.prepare(x[:1], stored=True)  # refuses images of the wrong shape before anything else
     n_classes = classifier.n_classes
     y = _by_name(y, dataset.classes, list(classifier.class_names), data_name)
     # Check the labels before the forward pass, so a mismatched data set fails at once.
@@ -100,7 +122,7 @@ def run(args) -> int:
             f"predicts {n_classes} classes (0-{n_classes - 1}); is this the data set it was trained on?"
         )
 
-    logits = classifier.forward(inputs, batch_size=args.batch_size)  # (N, K)
+    logits = _logits(classifier, x, args.batch_size)  # (N, K)
     loss = SoftmaxCrossEntropy().forward(logits, y)
     report = classification_report(y, logits.argmax(axis=1), n_classes=n_classes)
     names = list(classifier.class_names)  # the checkpoint's class names, "0" .. "K-1" without them

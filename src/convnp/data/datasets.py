@@ -14,6 +14,7 @@ import numpy as np
 from convnp.data.folder import held_out, load_image_folder
 from convnp.data.mnist import load_mnist, mnist_cache_dir, named_mnist_folder, read_mnist_folder
 from convnp.data.npz import load_npz
+from convnp.data.views import Rows
 from convnp.errors import DataError
 
 
@@ -24,7 +25,8 @@ class Dataset:
     Attributes
     ----------
     name : str
-    x_train : ndarray of shape `(N, H, W, C)`, in its stored dtype
+    x_train : ndarray of shape `(N, H, W, C)`, in its stored dtype (for a folder, a memory map or
+        :class:`~convnp.data.views.Rows`: index it to read images)
     y_train : ndarray of shape `(N,)`, int64
     x_test : ndarray of shape `(M, H, W, C)`, or None
     y_test : ndarray of shape `(M,)`, int64, or None
@@ -59,7 +61,7 @@ class Dataset:
 
 
 def load_dataset(spec: str = "mnist", *, mnist_dir=None, image_size=None, channels=None,
-                 test_split: float = 0.0) -> Dataset:
+                 test_split: float = 0.0, progress=None) -> Dataset:
     """Load ``"mnist"``, a ``.npz`` file or a folder of images (one sub-folder per class).
 
     ``"mnist"`` comes from the folder of IDX files named by ``mnist_dir`` (else ``$CONVNP_MNIST_DIR``), which is
@@ -71,15 +73,16 @@ def load_dataset(spec: str = "mnist", *, mnist_dir=None, image_size=None, channe
     as ``x_test``/``y_test``; see :func:`convnp.data.load_npz` for the checks. Its classes are named by its
     ``classes`` array, or by its string labels (sorted by name: label ``i`` is the i-th name), else ``"0" ..
     "K-1"``; the test split is numbered by the training split's names, and a test label not among them is
-    refused. MNIST's classes are ``"0" .. "9"``. Naming an ``mnist_dir`` with a
-    ``.npz`` is refused: the folder would be silently ignored.
+    refused. MNIST's classes are ``"0" .. "9"``. An ``mnist_dir`` with a ``.npz`` is refused (it would be ignored).
 
     A folder is read by :func:`load_image_folder`, its sub-folders' names, sorted, the classes, and cached (in
     ``folders/`` of :func:`~convnp.data.mnist_cache_dir`). Its ``train/`` and ``test/``, when both exist, are the
     splits (the test images brought to the training images' size and channels); otherwise ``test_split`` > 0 holds
     out that fraction of its files, chosen by name (:func:`~convnp.data.folder.held_out`), else there is no test
     split. ``image_size`` `(height, width)` and ``channels`` (1 or 3) fix the images' size and channels (default:
-    the most common). These three options are refused with data that is not a folder.
+    the most common); they are refused with data that is not a folder. A folder is decoded on every core, with a
+    progress bar to ``progress`` (a file; None: silent), into a cache its ``x_train`` and ``x_test`` read as
+    they are indexed (read-only memory maps, or :class:`~convnp.data.views.Rows` of one).
     """
     _folder_options_need_a_folder(spec, image_size, channels, test_split)
     if spec == "mnist":
@@ -99,7 +102,7 @@ def load_dataset(spec: str = "mnist", *, mnist_dir=None, image_size=None, channe
         )
     path = Path(spec)
     if path.is_dir():
-        return _load_folder(path, image_size, channels, test_split)
+        return _load_folder(path, image_size, channels, test_split, progress)
     x_train, y_train, classes = load_npz(path, return_classes=True)
     x_test = y_test = None
     with zipfile.ZipFile(path) as archive:  # load_npz has checked that it is one
@@ -124,20 +127,29 @@ def _folder_options_need_a_folder(spec: str, image_size, channels, test_split) -
                         f"not to {spec!r}")
 
 
-def _load_folder(path: Path, image_size, channels, test_split: float) -> Dataset:
-    """A folder of class sub-folders, or of ``train/`` and ``test/`` each holding them -> a Dataset."""
+def _load_folder(path: Path, image_size, channels, test_split: float, progress) -> Dataset:
+    """A folder of class sub-folders, or of ``train/`` and ``test/`` each holding them -> a Dataset.
+
+    The images stay in the folder's memory-mapped cache; a held-out split is a :class:`~convnp.data.views.Rows`
+    of it, never a copy.
+    """
     train_dir, test_dir = path / "train", path / "test"
-    cache_dir = mnist_cache_dir() / "folders"
-    if not (train_dir.is_dir() and test_dir.is_dir()):
-        train = load_image_folder(path, image_size=image_size, channels=channels, cache_dir=cache_dir)
+    options = {"cache_dir": mnist_cache_dir() / "folders", "progress": progress}
+    if train_dir.is_dir() != test_dir.is_dir():
+        have, lacks = ("train", "test") if train_dir.is_dir() else ("test", "train")
+        raise DataError(f"{path}: has {have}/ but no {lacks}/; give it both (each with one sub-folder per class), "
+                        f"or point --data at {path / have} itself")
+    if not train_dir.is_dir():
+        train = load_image_folder(path, image_size=image_size, channels=channels, **options)
         if not test_split:
             return Dataset(str(path), train.x, train.y, classes=train.classes)
         test = held_out([f.relative_to(path).as_posix() for f in train.files], test_split)  # (N,) bool
-        return Dataset(str(path), train.x[~test], train.y[~test], train.x[test], train.y[test], train.classes)
+        return Dataset(str(path), Rows(train.x, np.flatnonzero(~test)), train.y[~test],
+                       Rows(train.x, np.flatnonzero(test)), train.y[test], train.classes)
     if test_split:
         raise DataError(f"--test-split {test_split:g}: {path} has its own test/ folder, which is the test split; "
                         "leave out --test-split")
-    train = load_image_folder(train_dir, image_size=image_size, channels=channels, cache_dir=cache_dir)
+    train = load_image_folder(train_dir, image_size=image_size, channels=channels, **options)
     test = load_image_folder(test_dir, image_size=train.x.shape[1:3], channels=train.x.shape[3],
-                             classes=train.classes, cache_dir=cache_dir)
+                             classes=train.classes, **options)
     return Dataset(str(path), train.x, train.y, test.x, test.y, classes=train.classes)

@@ -7,29 +7,30 @@
 
 The sub-folders' names, sorted, are the classes: label ``i`` is the i-th name. Files are read in two passes: every
 header first (:func:`~convnp.data.image_files.image_header`: size and grey or colour, nothing inflated), which fixes
-the common size and channel count, then every pixel (:func:`~convnp.data.image_files.read_image`). Images are
+the common size and channel count, then every pixel (:func:`~convnp.data.image_files.read_image`), both passes
+spread over worker processes (:mod:`~convnp.data.folder_decode`). Images are
 untrusted: a hidden file, a file that is not an image, a damaged one, a decompression bomb, a folder or a link
 that leads nowhere where a file should be, is skipped with one logged line (logger ``"convnp.data"``, WARNING) and
 counted; a class folder left with no image is a one-line :class:`~convnp.errors.DataError` naming it.
 
-With a ``cache_dir``, the decoded arrays are kept in an ``.npz`` named by a hash of the folder's files (names, sizes,
-modification times) and the options, so an unchanged folder is decoded once.
+With a ``cache_dir``, the decoded pixels are streamed to a ``.npy`` file named by a hash of the folder's files (names,
+sizes, modification times) and the options (:mod:`~convnp.data.folder_cache`), so an unchanged folder is decoded
+once, and read back as a memory map: a folder larger than memory can be decoded and trained on.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
-import tempfile
+import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from convnp.data.image_files import image_header, read_image, resize
+from convnp.data.folder_cache import PixelWriter, cache_path, new_cache_folder, read_cache, remove_older, write_index
+from convnp.data.folder_decode import PIXEL_CHUNK, Progress, decode_pixels, default_processes, read_headers
 from convnp.errors import DataError, DataNotFoundError
 
 __all__ = ["ImageFolder", "held_out", "is_image_folder", "load_image_folder", "scan_image_folder"]
@@ -132,7 +133,8 @@ def scan_image_folder(path) -> tuple[list[str], list[tuple[Path, int]], dict[Pat
 
 
 def load_image_folder(path, *, image_size: tuple[int, int] | None = None, channels: int | None = None,
-                      classes: list[str] | None = None, cache_dir=None) -> ImageFolder:
+                      classes: list[str] | None = None, cache_dir=None, processes: int | None = None,
+                      progress=None) -> ImageFolder:
     """Decode one split of an image folder into uint8 arrays.
 
     Parameters
@@ -140,22 +142,28 @@ def load_image_folder(path, *, image_size: tuple[int, int] | None = None, channe
     path : str or Path
         A folder with one sub-folder per class (see :func:`scan_image_folder`).
     image_size : (height, width), optional
-        Every image is resized to it. Default: the most common size among the files.
+        Every image is brought to it, keeping its aspect ratio (scaled to cover, then centre-cropped:
+        :func:`~convnp.data.image_files.fit_image`). Default: the most common size among the files.
     channels : {1, 3}, optional
         1: grey (BT.601 luma), 3: colour (grey files repeated). Default: the most common among the files.
     classes : list of str, optional
         The class names this split must have (a test split's must be the training split's).
     cache_dir : str or Path, optional
-        Keep the decoded arrays there (an uncompressed ``.npz``, read with ``allow_pickle=False``), keyed by the
-        folder's path, its file list, each file's size and modification time, ``image_size`` and ``channels``: a
-        second call with nothing changed reads the cache instead of decoding, a changed folder is decoded again
-        (and replaces its old cache). An unreadable cache is decoded over, and a failed write only logged. None:
-        no cache.
+        Keep the decoded pixels there (:mod:`~convnp.data.folder_cache`), keyed by the folder's path, its file
+        list, each file's size and modification time, ``image_size`` and ``channels``: a second call with nothing
+        changed memory-maps the cache instead of decoding, a changed folder is decoded again (and replaces its old
+        cache). An unreadable cache is decoded over, and a failed write only logged. None: no cache, ``x`` in
+        memory.
+    processes : int, optional
+        Worker processes decoding the files (default: one per CPU this process may use).
+    progress : file, optional
+        Where a progress bar (on a terminal) or a closing summary line goes; None: silent.
 
     Returns
     -------
     ImageFolder
-        ``x`` of shape `(N, H, W, C)` uint8, ``y`` of shape `(N,)`, the classes, the files read and those skipped.
+        ``x`` of shape `(N, H, W, C)` uint8 (read-only and memory-mapped when cached), ``y`` of shape `(N,)`,
+        the classes, the files read and those skipped.
 
     Raises
     ------
@@ -172,51 +180,104 @@ def load_image_folder(path, *, image_size: tuple[int, int] | None = None, channe
     if classes is not None and names != list(classes):
         raise DataError(f"{root}: classes {names} differ from the training split's {list(classes)}; the two splits "
                         "need the same class sub-folders")
-    cache = None if cache_dir is None else _cache_file(Path(cache_dir), root, candidates, skipped, image_size, channels)
-    result = None if cache is None else _read_cached(cache, root, names)
-    if result is None:
-        result = _decode_folder(root, names, candidates, skipped, image_size, channels)
-        if cache is not None:
-            _write_cached(cache, root, result)
+    cache = None if cache_dir is None else cache_path(Path(cache_dir), root, candidates, skipped, image_size, channels)
+    cached = None if cache is None else read_cache(cache, names)
+    if cached is not None:
+        logger.info("%s read from its cache %s", root, cache)
+        result = ImageFolder(cached["x"], cached["y"], names, [root / p for p in cached["files"]],
+                             dict(zip((root / p for p in cached["skipped_files"]), cached["skipped_reasons"])))
+    else:
+        result = _decode_folder(root, names, candidates, skipped, (image_size, channels), cache, processes, progress)
     if result.skipped:
         logger.warning("%s: %d file(s) skipped, %d image(s) read", root, len(result.skipped), len(result.files))
     return result
 
 
-def _decode_folder(root: Path, names, candidates, skipped, image_size, channels) -> ImageFolder:
-    """Headers, then the common size and channels, then pixels: the decoding half of :func:`load_image_folder`."""
-    headers = {}
-    for file, _ in candidates:
-        try:
-            headers[file] = image_header(file)
-        except DataError as err:
-            _skip(skipped, file, _reason(err, file))
-    _require_every_class(root, names, candidates, headers)
-    sizes = Counter(h[:2] for h in headers.values())
-    size = tuple(int(s) for s in image_size) if image_size is not None else _most_common(sizes)
-    n_channels = channels if channels is not None else _most_common(Counter(h[2] for h in headers.values()))
-    x, y, files = _decode(candidates, headers, size, n_channels, skipped)
-    _require_every_class(root, names, [(f, label) for f, label in zip(files, y)], dict.fromkeys(files))
+def _decode_folder(root: Path, names, candidates, skipped, options, cache, processes, progress) -> ImageFolder:
+    """Headers, then the common size and channels, then pixels (into ``cache`` when given, memory-mapped back):
+    the decoding half of :func:`load_image_folder`."""
+    readable, size, n_channels = _read_headers(root, names, candidates, skipped, options, processes)
+    bar = Progress(str(root), len(readable), progress)
+    tmp = _cache_folder(cache)
+    store = _Store(tmp, (*size, n_channels))
+    try:
+        reasons = decode_pixels([f for f, _ in readable], size, n_channels, store.append, processes=processes,
+                                progress=bar)
+        x = store.finish()
+    except BaseException:
+        store.abort()
+        raise
+    kept = [(file, label) for (file, label), reason in zip(readable, reasons) if reason is None]
+    bar.finish(min(processes or default_processes(), max(1, -(-len(readable) // PIXEL_CHUNK))), len(kept))
+    for (file, _), reason in zip(readable, reasons):
+        if reason is not None:
+            _skip(skipped, file, reason)
+    y = np.array([label for _, label in kept], dtype=np.int64)
+    files = [file for file, _ in kept]
+    _require_every_class(root, names, kept, dict.fromkeys(files))
+    if tmp is not None and write_index(tmp, cache, root, y, names, files, skipped):
+        remove_older(cache)
+        x = np.load(cache / "x.npy", mmap_mode="r", allow_pickle=False)
     return ImageFolder(x, y, names, files, skipped)
 
 
-def _decode(candidates, headers, size, n_channels, skipped) -> tuple[np.ndarray, np.ndarray, list[Path]]:
-    """Read every file whose header was read -> x `(N, H, W, C)` uint8, y `(N,)` int64, the files read."""
-    images, labels, files = [], [], []
-    for file, label in candidates:
-        if file not in headers:
-            continue
-        try:
-            pixels = read_image(file, rgb=n_channels == 3)  # (H, W) or (H, W, 3), float64 in [0, 255]
-        except DataError as err:
-            _skip(skipped, file, _reason(err, file))
-            continue
-        pixels = np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
-        images.append(resize(pixels if pixels.ndim == 3 else pixels[..., None], size))
-        labels.append(label)
-        files.append(file)
-    x = np.stack(images) if images else np.zeros((0, *size, n_channels), dtype=np.uint8)
-    return x, np.array(labels, dtype=np.int64), files
+def _read_headers(root: Path, names, candidates, skipped, options, processes) -> tuple:
+    """Every candidate's header -> ``(readable candidates, (height, width), channels)``, the size and channels
+    ``options`` asks for or else the most common; unreadable files go to ``skipped``."""
+    image_size, channels = options
+    files = [file for file, _ in candidates]
+    headers = {}
+    for file, header in zip(files, read_headers(files, processes)):
+        if isinstance(header, str):
+            _skip(skipped, file, header)
+        else:
+            headers[file] = header
+    _require_every_class(root, names, candidates, headers)
+    size = tuple(int(s) for s in image_size) if image_size is not None else _most_common(
+        Counter(h[:2] for h in headers.values()))
+    n_channels = channels if channels is not None else _most_common(Counter(h[2] for h in headers.values()))
+    return [(file, label) for file, label in candidates if file in headers], size, n_channels
+
+
+def _cache_folder(cache: Path | None) -> Path | None:
+    """A temporary folder to decode ``cache`` into, or None (no cache asked for, or none can be made: logged).
+
+    An old cache of that name is one :func:`~convnp.data.folder_cache.read_cache` refused: it is removed first."""
+    if cache is None:
+        return None
+    try:
+        shutil.rmtree(cache, ignore_errors=True)
+        return new_cache_folder(cache)
+    except OSError as err:
+        logger.warning("cannot write the folder cache %s (%s); decoding into memory", cache, err)
+        return None
+
+
+class _Store:
+    """Where decoded chunks go: a :class:`~convnp.data.folder_cache.PixelWriter` in ``tmp``, else a list in memory."""
+
+    def __init__(self, tmp: Path | None, image_shape: tuple[int, int, int]):
+        self.image_shape = image_shape
+        self.chunks: list[np.ndarray] = []
+        self.writer = None if tmp is None else PixelWriter(tmp / "x.npy", image_shape)
+
+    def append(self, images: np.ndarray) -> None:
+        if self.writer is not None:
+            self.writer.append(images)
+        else:
+            self.chunks.append(images)
+
+    def finish(self) -> np.ndarray | None:
+        """The images in memory `(N, H, W, C)` uint8, or None when written to the cache (memory-mapped after)."""
+        if self.writer is not None:
+            self.writer.close()
+            return np.load(self.writer.path, mmap_mode="r", allow_pickle=False)
+        return np.concatenate(self.chunks) if self.chunks else np.zeros((0, *self.image_shape), dtype=np.uint8)
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
+            shutil.rmtree(self.writer.path.parent, ignore_errors=True)
 
 
 def _not_a_candidate(entry: Path) -> str | None:
@@ -231,13 +292,6 @@ def _not_a_candidate(entry: Path) -> str | None:
     except OSError as err:  # a symlink loop raises ELOOP on some Pythons
         return f"cannot be read ({err.strerror or err})"
     return None
-
-
-def _reason(err: DataError, file: Path) -> str:
-    """A DataError's message without the leading ``"path: "``."""
-    text = str(err)
-    prefix = f"{file}: "
-    return text[len(prefix):] if text.startswith(prefix) else text
 
 
 def _skip(skipped: dict, file: Path, reason: str) -> None:
@@ -257,68 +311,3 @@ def _most_common(counts: Counter):
     """The most common key; ties go to the largest (the larger size, colour over grey), so the choice is stable."""
     top = max(counts.values())
     return max(key for key, n in counts.items() if n == top)
-
-
-# ---- the cache of a decoded folder -----------------------------------------------------------------------------------
-_CACHE_VERSION = 1
-_CACHE_KEYS = ("x", "y", "classes", "files", "skipped_files", "skipped_reasons")
-
-
-def _cache_file(cache_dir: Path, root: Path, candidates, skipped, image_size, channels) -> Path:
-    """``cache_dir/<folder hash>-<content hash>.npz``: the content hash covers every file's name, size and
-    modification time, the skipped entries and the options, so any change gives another name."""
-    def stamp(file: Path) -> list:
-        try:
-            st = file.stat()
-            return [str(file.relative_to(root)), st.st_size, st.st_mtime_ns]
-        except OSError:
-            return [str(file.relative_to(root)), -1, -1]
-
-    content = json.dumps({
-        "version": _CACHE_VERSION, "image_size": None if image_size is None else [int(s) for s in image_size],
-        "channels": channels, "files": [[*stamp(f), label] for f, label in candidates],
-        "skipped": sorted(str(p.relative_to(root)) for p in skipped),
-    })
-    folder = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
-    return cache_dir / f"{folder}-{hashlib.sha256(content.encode()).hexdigest()[:24]}.npz"
-
-
-def _read_cached(cache: Path, root: Path, names: list[str]) -> ImageFolder | None:
-    """The folder as cached, or None (no cache, or one that fails its checks: logged, then decoded over)."""
-    if not cache.is_file():
-        return None
-    try:
-        with np.load(cache, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in _CACHE_KEYS}
-        x, y = arrays["x"], arrays["y"]
-        if x.dtype != np.uint8 or x.ndim != 4 or y.shape != (len(x),) or arrays["classes"].tolist() != names:
-            raise ValueError("arrays of the wrong shape, type or classes")
-    except Exception as err:  # noqa: BLE001 - a damaged cache is only a slower start
-        logger.warning("folder cache %s unreadable (%s: %s); decoding %s again", cache, type(err).__name__, err, root)
-        return None
-    logger.info("%s read from its cache %s", root, cache)
-    skipped = dict(zip((root / p for p in arrays["skipped_files"].tolist()), arrays["skipped_reasons"].tolist()))
-    return ImageFolder(x, y.astype(np.int64), names, [root / p for p in arrays["files"].tolist()], skipped)
-
-
-def _write_cached(cache: Path, root: Path, result: ImageFolder) -> None:
-    """Write ``cache`` atomically and remove the folder's older caches; a failure is logged, never raised."""
-    tmp = None
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=".folder-", suffix=".npz.tmp")
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, x=result.x, y=result.y, classes=np.array(result.classes, dtype=str),
-                     files=np.array([str(p.relative_to(root)) for p in result.files], dtype=str),
-                     skipped_files=np.array([str(p.relative_to(root)) for p in result.skipped], dtype=str),
-                     skipped_reasons=np.array(list(result.skipped.values()), dtype=str))
-        os.replace(tmp, cache)
-        tmp = None
-        for old in cache.parent.glob(f"{cache.name.split('-')[0]}-*.npz"):
-            if old != cache:
-                old.unlink(missing_ok=True)
-    except OSError as err:
-        logger.warning("could not write the folder cache %s (%s); the images were decoded all the same", cache, err)
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)

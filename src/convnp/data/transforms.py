@@ -45,10 +45,19 @@ class Standardize:
         self.std = [float(s) if s > 0 else 1.0 for s in std]
 
     @classmethod
-    def fit(cls, x: np.ndarray, max_samples: int = 10000) -> "Standardize":
-        """Measure per-channel mean and std on (up to ``max_samples`` of) ``x`` of shape ``(N, H, W, C)``."""
+    def fit(cls, x, max_samples: int = 10000, max_values: int = 2**24) -> "Standardize":
+        """Measure per-channel mean and std on ``x`` of shape ``(N, H, W, C)`` (an array, memory map or
+        :class:`~convnp.data.views.Rows`).
+
+        At most ``max_samples`` images and ``max_values`` pixel values (which bounds the float64 copy measured, to
+        128 MiB by default) are used, evenly spaced through ``x`` so that data stored class by class is sampled
+        from every class.
+        """
+        n, per_image = len(x), int(np.prod(x.shape[1:]))
+        k = max(1, min(n, max_samples, max_values // max(per_image, 1)))
+        rows = np.arange(n) if k == n else np.linspace(0, n - 1, k).round().astype(np.int64)  # (k,) ascending
         scale = 1.0 / 255.0 if x.dtype == np.uint8 else 1.0
-        sample = x[:max_samples].astype(np.float64) * scale
+        sample = np.asarray(x[rows]).astype(np.float64) * scale  # (k, H, W, C)
         return cls(scale, sample.mean(axis=(0, 1, 2)), sample.std(axis=(0, 1, 2)))
 
     def __call__(self, x: np.ndarray, dtype=np.float32) -> np.ndarray:

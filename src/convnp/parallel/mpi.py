@@ -23,8 +23,9 @@ Semantics, the same as one process with the same settings:
 - Augmentation, the optimizer update and the validation and test passes are done in full by every process: they
   keep the processes identical without sending weights, and cost a few percent of a step.
 
-Process 0 reads the data and sends it to the others (:meth:`Distributed.load_dataset`), so only its machine needs
-the files; it alone writes the run folder. The other processes run the same code on a private scratch copy of the
+Process 0 reads the data first (:meth:`Distributed.load_dataset`). A folder of images that every process sees is then
+opened by each from its memory-mapped cache; other data are sent by process 0 to the others, so only its machine
+needs the files. Process 0 alone writes the run folder. The other processes run the same code on a private scratch copy of the
 folder (:meth:`Distributed.local_run_dir`), so every process takes exactly the same path through the loop.
 
 mpi4py is imported when a :class:`Distributed` is made, never by ``import convnp``; install it with
@@ -167,17 +168,59 @@ class Distributed:
 
     # --- what a training run needs ------------------------------------------------------------------------------
 
-    def load_dataset(self, spec: str = "mnist", *, mnist_dir=None, **options):
-        """:func:`convnp.data.datasets.load_dataset` on process 0 (``options``: its ``image_size``, ``channels``);
-        the others receive its arrays, never its files."""
+    def load_dataset(self, spec: str = "mnist", *, mnist_dir=None, progress=None, **options):
+        """:func:`convnp.data.datasets.load_dataset` for every process (``options``: its ``image_size``,
+        ``channels``, ``test_split``).
+
+        Process 0 loads first (decoding a folder into its cache, ``progress`` showing it). A folder that every
+        process can see is then opened by each process itself, from the cache process 0 filled (or decoded again
+        where the processes share no file system), so no process receives gigabytes from another; the data set's
+        name, classes, shapes and labels are checked to be process 0's. Anything else (MNIST, an ``.npz``, a folder
+        only process 0 sees) is read by process 0 alone and its arrays sent to the others.
+        """
         from convnp.data.datasets import Dataset, load_dataset
 
-        data = self._from_root(lambda: load_dataset(spec, mnist_dir=mnist_dir, **options))
+        data = self._from_root(lambda: load_dataset(spec, mnist_dir=mnist_dir, progress=progress, **options))
+        everyone_sees = self.allreduce(np.array([0 if Path(spec).is_dir() else 1], dtype=np.int64))[0] == 0
+        if everyone_sees:
+            loaded = data
+            data = self._each_loads(lambda: loaded if self.is_root else load_dataset(spec, mnist_dir=mnist_dir,
+                                                                                     **options))
+            self._check_same_data(data)
+            return data
         name = self.broadcast_json(data.name if self.is_root else None)
         classes = self.broadcast_json(data.classes if self.is_root else None)  # names unused labels too
         arrays = {k: self.broadcast_array(getattr(data, k) if self.is_root else None)
                   for k in ("x_train", "y_train", "x_test", "y_test")}
         return data if self.is_root else Dataset(name, **arrays, classes=classes)
+
+    def _each_loads(self, work):
+        """``work()`` on every process; if it fails anywhere, every process raises (one message per failure)."""
+        error = None
+        try:
+            result = work()
+        except Exception as err:  # re-raised below, after the others have been told
+            error, result = err, None
+        failed = self.allreduce(np.array([error is not None], dtype=np.int64))[0]
+        if error is not None:
+            raise error
+        if failed:
+            raise RootFailed(f"{int(failed)} other process(es) failed to load the data")
+        return result
+
+    def _check_same_data(self, data) -> None:
+        """Refuse to train when this process's data set is not process 0's (a folder that differs between machines)."""
+        def summary(d) -> str:
+            splits = [(None if x is None else [list(x.shape), hashlib.sha256(np.ascontiguousarray(y)).hexdigest()])
+                      for x, y in ((d.x_train, d.y_train), (d.x_test, d.y_test))]
+            return json.dumps([d.classes, splits])
+
+        mine = summary(data)
+        root = self.broadcast_json(mine if self.is_root else None)
+        differs = self.allreduce(np.array([mine != root], dtype=np.int64))[0]
+        if differs:
+            raise RuntimeError(f"{data.name}: {int(differs)} process(es) read another data set than process 0's (other "
+                               "classes, image shapes or labels); give every process the same folder")
 
     def local_run_dir(self, run_dir, resume: bool = False) -> Path:
         """The run folder this process's :func:`~convnp.train.run.train_run` uses.

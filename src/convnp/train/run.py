@@ -42,6 +42,7 @@ from convnp.checkpoint import atomic_write, library_versions, load_checkpoint
 from convnp.data.augment import Augment, Chain, NaturalAugment
 from convnp.data.datasets import Dataset, load_dataset
 from convnp.data.transforms import Standardize
+from convnp.data.views import Rows, StandardizedImages
 from convnp.sequential import Sequential
 from convnp.models import build_model
 from convnp.optim import SGD, Adam, AdamW, Optimizer
@@ -151,9 +152,9 @@ class _Start:
 class _Arrays:
     """The standardised images (in the model's dtype) and labels a run trains and validates on."""
 
-    x_train: np.ndarray  # (N, H, W, C)
+    x_train: StandardizedImages  # (N, H, W, C), read a batch at a time
     y_train: np.ndarray  # (N,)
-    validation: tuple[np.ndarray, np.ndarray] | None  # (x_val of shape (M, H, W, C), y_val of shape (M,))
+    validation: tuple[StandardizedImages, np.ndarray] | None  # (x_val of shape (M, H, W, C), y_val of shape (M,))
 
 
 def train_run(
@@ -250,9 +251,10 @@ def _open_run(config: TrainConfig | None, run_dir: Path, *, resume: bool, epochs
 def _load_data(config: TrainConfig, split_rng: np.random.Generator, distributed) -> tuple:
     """Step 2: the data set (``config.limit`` images at most) and its split, ``(data, train_idx, val_idx)``."""
     if distributed is None:
-        data = load_dataset(config.data, mnist_dir=config.mnist_dir, **config.image_options)
-    else:  # process 0 reads the files and sends the arrays
-        data = distributed.load_dataset(config.data, mnist_dir=config.mnist_dir, **config.image_options)
+        data = load_dataset(config.data, mnist_dir=config.mnist_dir, progress=sys.stderr, **config.image_options)
+    else:
+        data = distributed.load_dataset(config.data, mnist_dir=config.mnist_dir, progress=sys.stderr,
+                                        **config.image_options)
         config.threads = 1  # one thread per process: the processes are the parallelism
     if config.limit is not None:
         data.x_train, data.y_train = data.x_train[: config.limit], data.y_train[: config.limit]
@@ -268,7 +270,7 @@ def _initialise(config: TrainConfig, data: Dataset, train_idx: np.ndarray, init_
     model = build_model(config.model, input_shape=data.x_train.shape[1:], num_classes=data.n_classes, rng=init_rng)
     check_fits(model, data, config.model)
     optimizer = make_optimizer(config)
-    return _Start(model, optimizer, Standardize.fit(data.x_train[train_idx]))
+    return _Start(model, optimizer, Standardize.fit(Rows(data.x_train, train_idx)))
 
 
 def _restore(checkpoint, config: TrainConfig, data: Dataset, order_rng, augment_rng) -> _Start:
@@ -304,10 +306,13 @@ def _open_folder(run_dir: Path, config: TrainConfig, *, create: bool) -> None:
 
 
 def _standardised(data: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, start: _Start) -> _Arrays:
-    """The training and validation images standardised, in the model's dtype, with their labels."""
+    """The training and validation images, standardised into the model's dtype a batch at a time as they are read
+    (a data set larger than memory trains in the memory of a batch), with their labels."""
     standardize, dtype = start.standardize, start.model.dtype
-    x_train = standardize(data.x_train[train_idx], dtype)
-    validation = (standardize(data.x_train[val_idx], dtype), data.y_train[val_idx]) if len(val_idx) else None
+    x_train = StandardizedImages(Rows(data.x_train, train_idx), standardize, dtype)
+    validation = None
+    if len(val_idx):
+        validation = (StandardizedImages(Rows(data.x_train, val_idx), standardize, dtype), data.y_train[val_idx])
     return _Arrays(x_train, data.y_train[train_idx], validation)
 
 
@@ -402,7 +407,8 @@ def _finish(trainer: Trainer, standardize: Standardize, data: Dataset, config: T
     test = None
     if data.x_test is not None:
         model = trainer.model
-        test = evaluate(model, standardize(data.x_test, model.dtype), data.y_test, threads=config.threads)
+        test = evaluate(model, StandardizedImages(data.x_test, standardize, model.dtype), data.y_test,
+                        threads=config.threads)
         test["n_samples"] = int(len(data.y_test))
         results = {"test": test, "epochs_done": len(trainer.history), "checkpoint": str(run_dir / "last.npz"),
                    "threads": trainer.threads,
