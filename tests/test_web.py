@@ -1,5 +1,6 @@
-"""The web app (``convnp serve``): page, health, predictions on real digits, every bad request -> a 4xx, and the
-OpenAPI schema fuzzed with schemathesis (no 5xx, responses as documented)."""
+"""The web app (``convnp serve``) of a digit model: page, health, predictions on real digits, every bad request -> a
+4xx, and the OpenAPI schema fuzzed with schemathesis (no 5xx, responses as documented). Models that do not take
+digits: tests/test_web_images.py."""
 
 import io
 import json
@@ -94,7 +95,8 @@ def test_health(client, checkpoint_path):
     assert r.status_code == 200
     model = load_checkpoint(checkpoint_path).model
     n_params = sum(a.size for layer in model.layers for a in layer.params.values())  # counted here, not by n_params
-    assert r.json() == {"status": "ok", "model": "notebook", "parameters": n_params}
+    assert r.json() == {"status": "ok", "model": "notebook", "parameters": n_params, "kind": "digits",
+                        "input_shape": [28, 28, 1], "classes": [str(k) for k in range(10)]}
 
 
 def test_page_is_served_with_the_canvas_and_ids(client):
@@ -126,6 +128,10 @@ def test_drawn_mnist_digits_get_the_models_own_answers(client, digits):
         assert len(body["probabilities"]) == 10
         assert sum(body["probabilities"]) == pytest.approx(1.0, abs=1e-6)
         assert body["label"] == int(np.argmax(body["probabilities"]))
+        # The five most probable digits, by name (a digit model's names are its digits), most probable first.
+        order = np.argsort(-np.array(body["probabilities"]), kind="stable")[:5]
+        assert body["top"] == [{"label": int(k), "class": str(k), "probability": body["probabilities"][k]}
+                               for k in order]
         got.append(body["label"])
         maps = body["feature_maps"]
     # Drawn 10x larger and prepared again, a digit's pixels change a little; one near the model's decision boundary

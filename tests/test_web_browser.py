@@ -1,21 +1,29 @@
-"""The page in a real browser: ``convnp serve`` in its own process, Debian's Chromium driven by Playwright. A "1", a
-"7" and a "0" drawn with the mouse are read as 1, 7 and 0, and the page shows exactly the model's answer for the
-drawing on its canvas (label, ten percentages, eight feature maps); Clear empties it. A screenshot of the "1" is kept
-in tests/artifacts/web.png.
+"""The pages in a real browser: ``convnp serve`` in its own process, Debian's Chromium driven by Playwright.
+
+The drawing pad (a digit model): a "1", a "7" and a "0" drawn with the mouse are read as 1, 7 and 0, and the page
+shows exactly the model's answer for the drawing on its canvas (label, ten percentages, eight feature maps); Clear
+empties it. A screenshot of the "1" is kept in tests/artifacts/web.png.
+
+The upload page (a model of 32x32 colour pictures named by colour, tests/colour_model.py): a picture given through
+the file picker, dropped on the page and pasted is previewed with the part the model sees framed, and the page shows
+the top 5 class names and percentages the API answers for the same bytes; a file that is not an image shows the
+server's reason. A screenshot is kept in tests/artifacts/upload.png.
 
 Nothing here waits for a length of time: the server is used once it prints the line saying it accepts connections,
-and the page is read once it says (``aria-busy="false"``) that it has shown its answer to the final drawing, which
-is then compared with the answer computed here, without the server, for the pixels on its canvas. The deadlines only
-bound how long a failure takes to show.
+and a page is read once it says (``aria-busy="false"``, and on the upload page the count of answers shown) that it
+has shown its answer to the final drawing or picture, which is then compared with the answer computed here, without
+the page. The deadlines only bound how long a failure takes to show.
 """
 
 import base64
+import json
 import os
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
+from colour_model import NAMES, framed, noisy, png_bytes, train_colour_model
 from helpers import serve
 
 CHROMIUM = "/usr/bin/chromium"
@@ -179,3 +187,134 @@ def test_clear_empties_the_page(page):
         let m = 0; for (let i = 0; i < d.length; i += 4) m = Math.max(m, d[i]); return m; }""")
     assert ink == 0  # the pad is black again
     assert page.errors == []
+
+
+# ---- the upload page of a model that does not take digits ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def colour_server(tmp_path_factory):
+    """``convnp serve`` of sprint trained on named colours (tests/colour_model.py); yields its base URL."""
+    run = train_colour_model(tmp_path_factory.mktemp("browser-colours"))
+    with serve(run, deadline_s=FAILURE_DEADLINE_S) as (url, _):
+        yield url
+
+
+@pytest.fixture
+def upload_page(browser, colour_server):
+    """A fresh upload page, once it has read the model's description; JavaScript errors in ``page.errors``."""
+    context = browser.new_context(viewport={"width": 1000, "height": 700})
+    pg = context.new_page()
+    pg.set_default_timeout(FAILURE_DEADLINE_S * 1000)
+    pg.errors = []
+    pg.on("pageerror", lambda err: pg.errors.append(str(err)))
+    pg.goto(colour_server + "/")
+    pg.locator('body[data-model="ready"]').wait_for()
+    pg.server = colour_server
+    try:
+        yield pg
+    finally:
+        context.close()
+
+
+def api_answer(url: str, data: bytes) -> dict:
+    """``POST /api/predict`` of ``data`` as the raw body: the API's answer for these bytes."""
+    request = urllib.request.Request(f"{url}/api/predict?feature_maps=false", data=data,
+                                     headers={"content-type": "image/png"}, method="POST")
+    with urllib.request.urlopen(request, timeout=FAILURE_DEADLINE_S) as r:
+        return json.load(r)
+
+
+def wait_for_answer(page, n: int) -> None:
+    """Wait until the page has shown its ``n``-th answer (or error) and has no question on its way."""
+    page.locator(f'#result[data-answers="{n}"][aria-busy="false"]').wait_for()
+
+
+def top_rows(page) -> list[tuple[str, str]]:
+    """The page's top rows: (class name, percentage text) each."""
+    return [(li.locator(".name").text_content(), li.locator(".pct").text_content())
+            for li in page.locator("#top li").all()]
+
+
+def assert_shows(page, answer: dict, width: int, height: int) -> None:
+    """The page shows the picture (``width`` x ``height``) with the centre the model sees framed, and ``answer``:
+    its class name, and the top 5 names with their percentages as the page rounds them."""
+    assert page.locator("#preview").is_visible()
+    assert page.evaluate("[document.getElementById('preview').naturalWidth, "
+                         "document.getElementById('preview').naturalHeight]") == [width, height]
+    assert page.text_content("#prediction") == answer["class"]
+    assert top_rows(page) == [(t["class"], f"{100 * t['probability']:.1f}%") for t in answer["top"]]
+    assert len(answer["top"]) == 5 and page.locator("#top li.top").count() == 1
+    # The frame: the model takes 32x32, so it is the square of the picture's shorter side, in the middle.
+    shown, crop = page.locator("#preview").bounding_box(), page.locator("#crop").bounding_box()
+    side = min(shown["width"], shown["height"])
+    assert abs(crop["width"] - side) <= 1 and abs(crop["height"] - side) <= 1, (shown, crop)
+    assert abs(crop["x"] + crop["width"] / 2 - (shown["x"] + shown["width"] / 2)) <= 1
+    assert abs(crop["y"] + crop["height"] / 2 - (shown["y"] + shown["height"] / 2)) <= 1
+
+
+# Dispatch a drop or a paste of one file, as the browser does when a person drops a file or presses Ctrl+V.
+DROP_OR_PASTE = """([kind, b64, name, type]) => {
+    const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+    const data = new DataTransfer();
+    data.items.add(new File([bytes], name, { type }));
+    const event = kind === "drop"
+        ? new DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true })
+        : new ClipboardEvent("paste", { clipboardData: data, bubbles: true, cancelable: true });
+    const target = kind === "drop" ? document.getElementById("drop") : document.body;
+    return target.dispatchEvent(event) === false;  // true: the page took the event (preventDefault)
+}"""
+
+
+def give(page, how: str, data: bytes, name: str = "picture.png", mime: str = "image/png") -> None:
+    """Give the page a file the way a person would: through the file picker, by dropping it, or by pasting it."""
+    if how == "picker":
+        page.set_input_files("#file", files=[{"name": name, "mimeType": mime, "buffer": data}])
+    else:
+        assert page.evaluate(DROP_OR_PASTE, [how, base64.b64encode(data).decode("ascii"), name, mime])
+
+
+@pytest.mark.parametrize("how, centre, margin", [("picker", "red", "blue"), ("drop", "orange", "purple"),
+                                                 ("paste", "cyan", "black")])
+def test_a_picture_is_previewed_and_its_top_5_named(upload_page, how, centre, margin):
+    """Each way in gives the page the file; it shows the picture, frames its centre, and shows the API's answer for
+    the same bytes: the centre's colour by name, and the five most probable names with their percentages."""
+    data = png_bytes(framed(centre, margin))  # 150x60: the model sees the middle 60x60
+    give(upload_page, how, data)
+    wait_for_answer(upload_page, 1)
+    answer = api_answer(upload_page.server, data)
+    assert answer["class"] == centre  # the colour of the part the model sees, not the margins'
+    upload_page.locator("#crop:not([hidden])").wait_for()  # framed once the preview has loaded
+    assert_shows(upload_page, answer, 150, 60)
+    assert upload_page.text_content("#status") == f"{100 * answer['probabilities'][answer['label']]:.1f}% sure"
+    # The page describes the model from /api/health, and the caption says what the frame is.
+    about = upload_page.text_content("#about")
+    assert 'The network "sprint"' in about and "its 12 classes" in about and "32x32 colour pictures" in about
+    assert upload_page.text_content("#preview-caption").endswith("150x60 · in the frame: what the model sees, at 32x32")
+    if how == "picker":
+        ARTIFACTS.mkdir(exist_ok=True)
+        upload_page.screenshot(path=str(ARTIFACTS / "upload.png"), full_page=True, animations="disabled")
+    assert upload_page.errors == []
+
+
+def test_a_second_picture_replaces_the_first(upload_page):
+    """A tall noisy photo after a wide one: the page shows the second's answer, framed for its own shape."""
+    give(upload_page, "picker", png_bytes(framed("red", "blue")))
+    wait_for_answer(upload_page, 1)
+    rng = np.random.default_rng(3)
+    tall = np.concatenate([noisy(["white"], rng, 32)[0], noisy(["green"], rng, 32)[0], noisy(["white"], rng, 32)[0]])
+    data = png_bytes(tall)  # 32x96: the model sees the green middle third
+    give(upload_page, "drop", data, "tall.png")
+    wait_for_answer(upload_page, 2)
+    upload_page.locator("#crop:not([hidden])").wait_for()
+    answer = api_answer(upload_page.server, data)
+    assert answer["class"] == "green" and NAMES[answer["label"]] == "green"
+    assert_shows(upload_page, answer, 32, 96)
+    assert upload_page.errors == []
+
+
+def test_a_file_that_is_not_an_image_shows_why(upload_page):
+    give(upload_page, "drop", b"just some text", "notes.txt", "text/plain")
+    wait_for_answer(upload_page, 1)
+    assert "not an image" in upload_page.text_content("#status")
+    assert upload_page.text_content("#prediction") == "" and top_rows(upload_page) == []
+    assert upload_page.locator("#preview-box").is_hidden()  # the browser could not show it either
+    assert upload_page.errors == []

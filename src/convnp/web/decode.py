@@ -1,11 +1,12 @@
-"""A prediction request's body -> the grey picture of its digit, or an HTTP error saying what is wrong with it.
+"""A prediction request's body -> the picture it holds, or an HTTP error saying what is wrong with it.
 
-``POST /api/predict`` takes a digit three ways: an image file in a multipart form (field ``file``), an image as the
-raw body (``image/*``), or JSON ``{"pixels": 28 rows of 28 numbers 0..255}``. Image bytes are decoded by
-:func:`convnp.data.image_files.read_image_bytes`, the decoder ``convnp predict`` uses for files, so a saved PNG and
-the same PNG uploaded give the same pixels. Each fault a client can make becomes one 4xx line: 400 (empty, not an
-image, malformed form), 413 (more than :data:`~convnp.data.image_files.MAX_PIXELS` pixels, known from the header
-before decoding), 415 (another content type), 422 (JSON or form fields that do not match the schema).
+``POST /api/predict`` takes a picture as an image file in a multipart form (field ``file``) or as the raw body
+(``image/*``); a digit model's app also takes JSON ``{"pixels": 28 rows of 28 numbers 0..255}``. Image bytes are
+decoded by :func:`convnp.data.image_files.read_image_bytes`, the decoder ``convnp predict`` uses for files, so a saved
+PNG and the same PNG uploaded give the same pixels: grey for a grey model, RGB for a colour one. Each fault a client
+can make becomes one 4xx line: 400 (empty, not an image, malformed form), 413 (more than
+:data:`~convnp.data.image_files.MAX_PIXELS` pixels, known from the header before decoding), 415 (another content
+type, or JSON for a model that takes image files only), 422 (JSON or form fields that do not match the schema).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from starlette.exceptions import HTTPException
 from convnp.data.image_files import ImageTooLargeError, read_image_bytes
 from convnp.errors import DataError
 
-__all__ = ["REQUEST_BODY", "PixelsRequest", "describe_errors", "read_digit"]
+__all__ = ["PixelsRequest", "describe_errors", "read_picture", "request_body"]
 
 SIDE = 28  # the JSON array's side: MNIST's
 
@@ -37,21 +38,23 @@ class PixelsRequest(BaseModel):
     pixels: Annotated[list[Row], Field(min_length=SIDE, max_length=SIDE, description="28 rows of 28 numbers 0..255")]
 
 
-# Both ways to send a digit, for the OpenAPI document: the endpoint reads the body itself to accept either.
-REQUEST_BODY = {
-    "required": True,
-    "content": {
-        "application/json": {"schema": PixelsRequest.model_json_schema()},
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "properties": {"file": {"type": "string", "format": "binary", "description": "an image file"}},
-                "required": ["file"],
-            }
-        },
-        "image/*": {"schema": {"type": "string", "format": "binary"}},
+_IMAGE_FILE = {
+    "multipart/form-data": {
+        "schema": {
+            "type": "object",
+            "properties": {"file": {"type": "string", "format": "binary", "description": "an image file"}},
+            "required": ["file"],
+        }
     },
+    "image/*": {"schema": {"type": "string", "format": "binary"}},
 }
+
+
+def request_body(pixels_json: bool) -> dict:
+    """The OpenAPI request body of ``POST /api/predict``: an image file, and with ``pixels_json`` (a digit model)
+    the JSON array too. The endpoint reads the body itself to accept each of them."""
+    content = {"application/json": {"schema": PixelsRequest.model_json_schema()}} if pixels_json else {}
+    return {"required": True, "content": {**content, **_IMAGE_FILE}}
 
 
 def describe_errors(err: ValidationError | RequestValidationError) -> str:
@@ -66,26 +69,42 @@ def describe_errors(err: ValidationError | RequestValidationError) -> str:
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 
-async def read_digit(request: Request) -> np.ndarray:
-    """The request's digit as a grey picture ``(H, W)`` in 0..255, or an HTTPException saying what is wrong."""
+async def read_picture(request: Request, *, rgb: bool, pixels_json: bool) -> np.ndarray:
+    """The request's picture, or an HTTPException saying what is wrong.
+
+    Parameters
+    ----------
+    request : Request
+    rgb : bool
+        Decode image files in colour, `(H, W, 3)`, rather than grey, `(H, W)`.
+    pixels_json : bool
+        Accept JSON ``{"pixels": ...}`` (a digit model's app); without it JSON is a 415.
+
+    Returns
+    -------
+    ndarray of shape `(H, W)` or `(H, W, 3)`, float64 in 0..255 (the JSON array: `(28, 28)`)
+    """
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
-        return await run_in_threadpool(_decode, await _uploaded_file(request))
+        return await run_in_threadpool(_decode, await _uploaded_file(request), rgb)
     body = await request.body()
+    sendable = ("application/json, multipart/form-data (field 'file') or image/*" if pixels_json
+                else "an image file: multipart/form-data (field 'file') or image/*")
     if not body:
-        raise HTTPException(400, "empty request body; send an image file or JSON {\"pixels\": [[...], ...]}")
-    if content_type == "application/json" or content_type.endswith("+json"):
+        raise HTTPException(400, f"empty request body; send {sendable}")
+    is_json = content_type == "application/json" or content_type.endswith("+json")
+    if is_json and pixels_json:
         try:
             pixels = PixelsRequest.model_validate_json(body).pixels
         except ValidationError as err:
             raise HTTPException(422, describe_errors(err)) from None
         return np.asarray(pixels, dtype=np.float64)  # (28, 28)
     if content_type.startswith("image/") or content_type == "application/octet-stream":
-        return await run_in_threadpool(_decode, body)
-    raise HTTPException(
-        415, f"unsupported content type {content_type or '(none)'!r}; send application/json, multipart/form-data "
-        "(field 'file') or image/*"
-    )
+        return await run_in_threadpool(_decode, body, rgb)
+    if is_json:
+        raise HTTPException(415, "this model takes image files, not JSON pixels (those are for 28x28 digit models); "
+                                 f"send {sendable}")
+    raise HTTPException(415, f"unsupported content type {content_type or '(none)'!r}; send {sendable}")
 
 
 async def _uploaded_file(request: Request) -> bytes:
@@ -104,10 +123,11 @@ async def _uploaded_file(request: Request) -> bytes:
     return await upload.read()
 
 
-def _decode(data: bytes) -> np.ndarray:
-    """Image bytes -> grey ``(H, W)`` in 0..255; too large is a 413, anything else unreadable a 400."""
+def _decode(data: bytes, rgb: bool) -> np.ndarray:
+    """Image bytes -> grey ``(H, W)`` or RGB ``(H, W, 3)`` in 0..255; too large is a 413, anything else unreadable a
+    400."""
     try:
-        return read_image_bytes(data)
+        return read_image_bytes(data, rgb=rgb)
     except ImageTooLargeError as err:
         raise HTTPException(413, str(err)) from None
     except DataError as err:

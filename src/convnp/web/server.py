@@ -1,4 +1,5 @@
-"""Start the draw-a-digit page: load the checkpoint, bind the port, say where it listens, run uvicorn.
+"""Start the web page (the drawing pad, or the upload page of a model that does not take digits): load the
+checkpoint, bind the port, say where it listens, run uvicorn.
 
 :func:`serve` is what ``convnp serve`` runs, as a library call. The socket is bound here rather than inside uvicorn,
 so that ``port=0`` can report the port the system chose, and so that the "serving on" line is printed only once
@@ -23,9 +24,11 @@ def serve(checkpoint: str | os.PathLike, host: str = "127.0.0.1", port: int = 80
     Once connections are accepted, prints one line to stdout: ``convnp: serving CHECKPOINT on http://HOST:PORT/
     (Ctrl+C stops)``, with the port really bound (``port=0`` takes any free one).
 
+    A 28x28x1 model gets the drawing pad, any other the upload page (:func:`convnp.web.app.create_app`).
+
     Raises ``RuntimeError`` when the ``web`` extra is missing, :class:`~convnp.errors.CheckpointError` (a
-    ``ValueError``) for a checkpoint that cannot be loaded or takes other than 28x28 digits, and ``OSError`` when
-    ``(host, port)`` cannot be listened on; each before anything listens.
+    ``ValueError``) for a checkpoint that cannot be loaded, ``ValueError`` for a model whose input has neither 1 nor
+    3 channels, and ``OSError`` when ``(host, port)`` cannot be listened on; each before anything listens.
     """
     uvicorn = _import_web_extra()
     from convnp.web.app import create_app

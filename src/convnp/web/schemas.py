@@ -1,0 +1,57 @@
+"""The JSON the web app answers with, as pydantic models: FastAPI checks each answer against them and publishes them
+in the OpenAPI document (``/openapi.json``), which tests/test_web_fuzz.py holds every answer to."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["ErrorResponse", "FeatureMaps", "Health", "Prediction", "TopClass"]
+
+
+class FeatureMaps(BaseModel):
+    """The first Conv2D layer's output (after its ReLU, if one follows) for the picture, each map scaled on its own
+    to 0..255."""
+
+    layer: str = Field(description="which layer's output, e.g. '1: ReLU()' after '0: Conv2D(...)'")
+    shape: list[int] = Field(min_length=3, max_length=3, description="[H, W, C]")
+    encoding: Literal["base64-uint8"] = "base64-uint8"
+    data: str = Field(description="base64 of H*W*C bytes in (H, W, C) order (C varies fastest)")
+
+
+class TopClass(BaseModel):
+    """One of the most probable classes."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    label: int = Field(description="the class's index into probabilities")
+    class_name: str = Field(alias="class", description="the class's name, from the checkpoint")
+    probability: float = Field(description="its probability")
+
+
+class Prediction(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    label: int = Field(description="the most probable class")
+    class_name: str = Field(alias="class", description="the most probable class's name, from the checkpoint "
+                            "(a digit model's are its digits, \"0\" .. \"9\")")
+    probabilities: list[float] = Field(description="one per class, summing to 1")
+    top: list[TopClass] = Field(description="the 5 most probable classes (all of them with fewer than 5), most "
+                                "probable first; ties: the lower label first")
+    feature_maps: FeatureMaps | None = Field(default=None, description="null with ?feature_maps=false")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    model: str = Field(description="the model's name (from the checkpoint, else the file name)")
+    parameters: int = Field(description="number of trainable parameters")
+    kind: Literal["digits", "images"] = Field(
+        description="'digits': a 28x28x1 model, shown the drawing pad, each picture prepared as MNIST's digits; "
+        "'images': any other, shown the upload page, each picture scaled to cover its input and centre-cropped")
+    input_shape: list[int] = Field(min_length=3, max_length=3, description="[H, W, C] of the model's input")
+    classes: list[str] = Field(description="the class names, label i being classes[i]")
+
+
+class ErrorResponse(BaseModel):
+    detail: str = Field(description="what was wrong with the request")
