@@ -198,3 +198,22 @@ def test_a_folder_with_train_but_no_test_says_what_to_do(tmp_path):
     shapes_folder(tmp_path / "d" / "train", 6)
     with pytest.raises(DataError, match=r"has train/ but no test/; give it both .* or point --data at .*train"):
         load_dataset(str(tmp_path / "d"))
+
+
+def test_an_image_of_another_shape_is_cropped_to_the_common_one_not_squashed(tmp_path):
+    """The common size is 8x8; a 8x16 picture, red at both ends and green in its middle half, keeps its aspect
+    ratio: scaled to cover 8x8 (here not at all) and cut from the centre, it comes out green, as convnp predict
+    would prepare it."""
+    from convnp.data.image_files import read_image
+    from convnp.data.images import preprocess_image
+
+    shapes_folder(tmp_path / "d", 6, size=8)  # 8x8 images, the common size
+    wide = np.zeros((8, 16, 3), dtype=np.uint8)
+    wide[:, :, 0] = 255
+    wide[:, 4:12] = (0, 255, 0)
+    Image.fromarray(wide).save(tmp_path / "d" / "circle" / "wide.png")
+    decoded = load_image_folder(tmp_path / "d")
+    (index,) = [i for i, f in enumerate(decoded.files) if f.name == "wide.png"]
+    np.testing.assert_array_equal(decoded.x[index], np.broadcast_to([0, 255, 0], (8, 8, 3)))
+    expected = preprocess_image(read_image(tmp_path / "d" / "circle" / "wide.png", rgb=True), (8, 8, 3))
+    np.testing.assert_array_equal(decoded.x[index], expected)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convnp.data.image_files import image_header, read_image, resize as fit_image
+from convnp.data.image_files import fit_image, image_header, read_image
 from convnp.errors import DataError
 
 __all__ = ["Progress", "decode_pixels", "default_processes", "read_headers"]
