@@ -1,0 +1,14 @@
+"""ONNX: convnp networks written as ONNX files, and ONNX files read as convnp networks (``pip install 'convnp[onnx]'``).
+
+- :mod:`convnp.onnx.layout`: how channels-last convnp tensors map to ONNX's channels-first ones (weights, pads,
+  the rows of a dense layer after a flatten), and :class:`OnnxError`;
+- :mod:`convnp.onnx.metadata`: the tensor names and ``metadata_props`` keys of a convnp file, and their readers;
+- :mod:`convnp.onnx.export`: :func:`export` a model or checkpoint as an ONNX file (``convnp export``).
+
+The ``onnx`` package is imported inside the functions that need it (and nowhere else in convnp), so this package
+and its layout helpers import without it; ``onnxruntime`` is a test tool only, never imported by convnp.
+"""
+
+from convnp.onnx.layout import OnnxError
+
+__all__ = ["OnnxError"]
