@@ -9,6 +9,9 @@ The ``onnx`` package is imported inside the functions that need it (and nowhere 
 and its layout helpers import without it; ``onnxruntime`` is a test tool only, never imported by convnp.
 """
 
+from convnp.onnx.export import export, to_onnx
 from convnp.onnx.layout import OnnxError
 
-__all__ = ["OnnxError"]
+# The importer's entry point joins here: `from convnp.onnx.<its module> import load`, and "load" in __all__.
+
+__all__ = ["OnnxError", "export", "to_onnx"]

@@ -57,7 +57,7 @@ MODEL_NAME = "convnp.model_name"
 MAX_VALUE_CHARS = 1 << 20
 
 
-def write_props(*, classes, standardize: Standardize, in_graph: bool, description: str, architecture: dict,
+def write_props(*, classes, standardize: Standardize | None, in_graph: bool, description: str, architecture: dict,
                 version: str, model_name: str | None = None) -> dict[str, str]:
     """The ``metadata_props`` of an export, as ``{key: string}``.
 
@@ -65,8 +65,9 @@ def write_props(*, classes, standardize: Standardize, in_graph: bool, descriptio
     ----------
     classes : sequence of K labels
         Written as their ``str``.
-    standardize : Standardize
-        The input preparation, ``C`` channels.
+    standardize : Standardize or None
+        The input preparation, ``C`` channels; None (a bare network exported raw) leaves ``convnp.preprocessing``
+        out.
     in_graph : bool
         Whether the graph applies it (``False`` for ``--raw``).
     description : str
@@ -81,10 +82,11 @@ def write_props(*, classes, standardize: Standardize, in_graph: bool, descriptio
         CLASSES: json.dumps([str(c) for c in classes]),
         INPUT: description,
         INPUT_LAYOUT: "NHWC",
-        PREPROCESSING: json.dumps(standardize.to_dict()),
         PREPROCESSING_IN_GRAPH: "true" if in_graph else "false",
         ARCHITECTURE: json.dumps(architecture),
     }
+    if standardize is not None:
+        props[PREPROCESSING] = json.dumps(standardize.to_dict())
     if model_name:
         props[MODEL_NAME] = str(model_name)
     return props
