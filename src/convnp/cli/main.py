@@ -27,6 +27,7 @@ COMMANDS = (
     "convnp.cli.replay_notebook",
     "convnp.web.command",
     "convnp.cli.plot",
+    "convnp.cli.export",
 )
 
 

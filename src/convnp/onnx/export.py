@@ -79,9 +79,19 @@ def export(model_or_checkpoint, path, *, raw: bool = False, opset: int = DEFAULT
     Raises :class:`~convnp.onnx.layout.OnnxError` (a ValueError) in one line for a network it cannot express (a
     layer without an ONNX form, an output that is not ``(N, K)``), and RuntimeError when ``onnx`` is missing.
     """
-    model = to_onnx(model_or_checkpoint, raw=raw, opset=opset, standardize=standardize, classes=classes)
+    return write_model(to_onnx(model_or_checkpoint, raw=raw, opset=opset, standardize=standardize, classes=classes),
+                       path)
+
+
+def write_model(proto, path) -> Path:
+    """Write an ``onnx.ModelProto`` to ``path`` atomically (temporary file, fsync, rename); returns the path.
+
+    A missing folder is a one-line OnnxError naming it, rather than the temporary file's name.
+    """
     path = Path(path)
-    data = model.SerializeToString()
+    if not path.parent.is_dir():
+        raise OnnxError(f"{path}: folder {path.parent} does not exist")
+    data = proto.SerializeToString()
     atomic_write(path, lambda f: f.write(data))
     return path
 
