@@ -28,6 +28,7 @@ COMMANDS = (
     "convnp.web.command",
     "convnp.cli.plot",
     "convnp.cli.export",
+    "convnp.cli.import_onnx",
 )
 
 
