@@ -37,7 +37,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from load import machine  # noqa: E402 - the same machine line as the other benchmarks
+from load import machine, write_section  # noqa: E402 - the same machine line and results file as the others
 
 SECTION = "## Image folders at scale"
 CLASSES = ["circle", "square", "triangle", "cross", "ring", "bar", "diamond", "dots", "stripes", "corner"]
@@ -100,12 +100,19 @@ def make_folder(folder: Path, n: int, size: int) -> float:
 def decode_child(folder: str, cache: str, processes: int) -> dict:
     from convnp.data.folder import load_image_folder
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_seconds()
     decoded = load_image_folder(folder, cache_dir=cache, processes=processes)
     seconds = time.perf_counter() - start
-    return {"images": len(decoded.y), "seconds": seconds, "shape": list(decoded.x.shape),
+    return {"images": len(decoded.y), "seconds": seconds, "cpu_seconds": _cpu_seconds() - cpu,
+            "shape": list(decoded.x.shape),
             "parent_peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "worker_peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and its ended children (the decode's workers), user and system."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def reopen_child(folder: str, cache: str) -> dict:
@@ -165,15 +172,16 @@ def report(args, made_s: float, decodes: dict, reopen: dict, trains: list[dict])
     cache_mib = n * size * size * 3 / 2**20
     lines = [SECTION, "",
              f"Measured {time.strftime('%Y-%m-%d')} with `python benchmarks/decode.py --images {n} --size {size}` on "
-             f"{machine()}.", "",
+             f"{machine()}; load average before the run {args.load_before:.2f} (another job's processes make the "
+             "rates lower and the CPU seconds a little higher).", "",
              f"A folder of {n:,} colour PNGs of {size}x{size} in 10 classes (made in {made_s:.0f} s"
              + (" by this run" if made_s else " by an earlier run") + f"); its uint8 cache is {cache_mib:,.0f} MiB.",
-             "", "| decode | images/s | seconds | peak memory, parent | peak memory, largest worker |",
-             "|---|---:|---:|---:|---:|"]
+             "", "| decode | images/s | seconds | CPU seconds | peak memory, parent | peak memory, largest worker |",
+             "|---|---:|---:|---:|---:|---:|"]
     for p, d in decodes.items():
         worker = f"{d['worker_peak_mib']:,.0f} MiB" if p > 1 else "(none: decoded in the parent)"
         lines.append(f"| {p} process{'es' if p > 1 else ''} | {d['images'] / d['seconds']:,.0f} | {d['seconds']:.1f} "
-                     f"| {d['parent_peak_mib']:,.0f} MiB | {worker} |")
+                     f"| {d['cpu_seconds']:.1f} | {d['parent_peak_mib']:,.0f} MiB | {worker} |")
     one, two = decodes.get(1), decodes.get(2)
     if one and two:
         lines += ["", f"Two processes decode {one['seconds'] / two['seconds']:.2f}x as fast as one."]
@@ -185,18 +193,6 @@ def report(args, made_s: float, decodes: dict, reopen: dict, trains: list[dict])
         lines.append(f"| `--test-split {t['test_split']}` | {t['train_images']:,} | {t['seconds']:.0f} | "
                      f"{t['test_accuracy']:.1%} | {t['anon_peak_mib']:,.0f} MiB | {t['file_peak_mib']:,.0f} MiB |")
     return "\n".join(lines) + "\n"
-
-
-def write_section(path: Path, text: str) -> None:
-    """Replace the section in ``path`` (up to the next ``## `` heading), or append it."""
-    old = path.read_text() if path.exists() else ""
-    if SECTION in old:
-        head, rest = old.split(SECTION, 1)
-        tail = rest[rest.find("\n## "):] if "\n## " in rest else ""
-        new = head + text.rstrip("\n") + "\n" + tail
-    else:
-        new = old.rstrip("\n") + ("\n\n" if old else "") + text
-    path.write_text(new)
 
 
 def main(argv=None) -> int:
@@ -214,6 +210,7 @@ def main(argv=None) -> int:
         result = decode_child(rest[0], rest[1], int(rest[2])) if kind == "decode" else reopen_child(*rest)
         print(json.dumps(result))
         return 0
+    args.load_before = os.getloadavg()[0]
     folder = args.folder / f"{args.images}x{args.size}"
     made = make_folder(folder, args.images, args.size)
     with tempfile.TemporaryDirectory(prefix="convnp-decode-") as tmp:
@@ -233,7 +230,7 @@ def main(argv=None) -> int:
     text = report(args, made, decodes, reopen, trains)
     print(text)
     if not args.no_write:
-        write_section(args.results, text)
+        write_section(args.results, text, SECTION)
     return 0
 
 

@@ -228,11 +228,12 @@ bodies as errors, so its "0 errors" did not mean right answers.
 """
 
 
-def write_section(path: Path, text: str) -> None:
-    """Replace the section in ``path`` (up to the next ``## `` heading), or append it; the rest is kept as it is."""
+def write_section(path: Path, text: str, section: str = SECTION) -> None:
+    """Replace ``section`` in ``path`` (from its heading up to the next ``## `` heading) by ``text``, or append it;
+    the rest is kept as it is."""
     old = path.read_text() if path.exists() else ""
-    if SECTION in old:
-        head, rest = old.split(SECTION, 1)
+    if section in old:
+        head, rest = old.split(section, 1)
         tail = rest[rest.find("\n## "):] if "\n## " in rest else ""
         new = head + text.rstrip("\n") + "\n" + tail
     else:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convnp.data.folder import held_out, load_image_folder
+from convnp.data.folder import held_out, load_image_folder, relative_name
 from convnp.data.mnist import load_mnist, mnist_cache_dir, named_mnist_folder, read_mnist_folder
 from convnp.data.npz import load_npz
 from convnp.data.views import Rows
@@ -143,7 +143,7 @@ def _load_folder(path: Path, image_size, channels, test_split: float, progress) 
         train = load_image_folder(path, image_size=image_size, channels=channels, **options)
         if not test_split:
             return Dataset(str(path), train.x, train.y, classes=train.classes)
-        test = held_out([f.relative_to(path).as_posix() for f in train.files], test_split)  # (N,) bool
+        test = held_out([relative_name(f) for f in train.files], test_split)  # (N,) bool
         return Dataset(str(path), Rows(train.x, np.flatnonzero(~test)), train.y[~test],
                        Rows(train.x, np.flatnonzero(test)), train.y[test], train.classes)
     if test_split:

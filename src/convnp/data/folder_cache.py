@@ -28,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["PixelWriter", "cache_path", "new_cache_folder", "read_cache", "remove_older", "write_index"]
+__all__ = [
+    "PixelWriter", "cache_path", "new_cache_folder", "read_cache", "relative_name", "remove_older", "write_index",
+]
 
 logger = logging.getLogger("convnp.data")
 
@@ -41,27 +43,27 @@ _HEADER_BYTES = 128
 _NPY_MAGIC = b"\x93NUMPY\x01\x00"
 
 
-def cache_path(cache_dir: Path, root: Path, candidates, skipped, image_size, channels) -> Path:
+def relative_name(file: Path) -> str:
+    """``"class/file.png"``: a file's name within its split, as the cache and the held-out split know it (a class
+    folder's files lie directly in it)."""
+    return f"{file.parent.name}/{file.name}"
+
+
+def cache_path(cache_dir: Path, root: Path, stamps, candidates, skipped, image_size, channels) -> Path:
     """``cache_dir/<folder hash>-<content hash>``: the folder's path, then its files (name, size, modification
     time, label), the entries skipped before decoding and the options.
 
     Parameters
     ----------
-    candidates : list of (Path, int), the files to decode and their labels
+    stamps : list of N ``[relative name, size, modification time in ns]``, the files in the order of ``candidates``
+    candidates : list of N (Path, int), the files to decode and their labels
     skipped : dict of Path -> str
     image_size : (height, width) or None; channels : 1, 3 or None (None: chosen from the files)
     """
-    def stamp(file: Path) -> list:
-        try:
-            st = file.stat()
-            return [file.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns]
-        except OSError:
-            return [file.relative_to(root).as_posix(), -1, -1]
-
     content = json.dumps({
         "version": CACHE_VERSION, "image_size": None if image_size is None else [int(s) for s in image_size],
-        "channels": channels, "files": [[*stamp(f), label] for f, label in candidates],
-        "skipped": sorted(p.relative_to(root).as_posix() for p in skipped),
+        "channels": channels, "files": [[*stamp, label] for stamp, (_, label) in zip(stamps, candidates)],
+        "skipped": sorted(relative_name(p) for p in skipped),
     })
     folder = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
     return cache_dir / f"{folder}-{hashlib.sha256(content.encode()).hexdigest()[:24]}"
@@ -73,7 +75,7 @@ def read_cache(cache: Path, names: list[str]) -> dict | None:
     Returns
     -------
     dict with ``x`` (a read-only memory map of shape `(N, H, W, C)`, uint8), ``y`` `(N,)` int64, and ``files``,
-    ``skipped_files``, ``skipped_reasons`` (lists of str, paths relative to the folder)
+    ``skipped_files``, ``skipped_reasons`` (lists of str; files as ``"class/file.png"``)
     """
     if not (cache / "x.npy").is_file():
         return None
@@ -138,14 +140,15 @@ def new_cache_folder(cache: Path) -> Path:
     return Path(tempfile.mkdtemp(dir=cache.parent, prefix=f".{cache.name}-", suffix=".tmp"))
 
 
-def write_index(tmp: Path, cache: Path, root: Path, y, classes, files, skipped: dict) -> bool:
-    """Write ``index.npz`` into ``tmp`` (whose ``x.npy`` is complete) and rename ``tmp`` to ``cache``.
+def write_index(tmp: Path, cache: Path, y, classes, files, skipped: dict) -> bool:
+    """Write ``index.npz`` into ``tmp`` (whose ``x.npy`` is complete) and rename ``tmp`` to ``cache``. Files are
+    stored by :func:`relative_name`.
 
     Returns whether ``cache`` now holds this folder's cache. Another process may have written the same cache first
     (both decoding one folder): then its copy is kept and ``tmp`` removed. Failures are logged, never raised.
     """
     def relative(paths) -> np.ndarray:
-        return np.array([Path(p).relative_to(root).as_posix() for p in paths], dtype=str)
+        return np.array([relative_name(p) for p in paths], dtype=str)
 
     try:
         with open(tmp / "index.npz", "wb") as f:
