@@ -23,7 +23,7 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_one():
 def test_core_imports_numpy_only():
     """Under src/convnp, third-party imports are NumPy at module level; optional extras only inside functions."""
     allowed_top = {"numpy", "convnp", "__future__"}
-    optional = {"PIL", "matplotlib", "fastapi", "uvicorn", "pydantic", "starlette", "mpi4py"}
+    optional = {"PIL", "matplotlib", "fastapi", "uvicorn", "pydantic", "starlette", "mpi4py", "onnx"}
     forbidden = {"torch", "tensorflow", "jax", "sklearn", "keras", "cupy", "numba", "scipy"}
     import sys
 
