@@ -9,6 +9,7 @@ counting (:func:`relative_error`).
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -152,6 +153,17 @@ def test_every_layer_and_geometry_gives_convnps_logits(name):
     ours = model.forward(std(pixels))
     assert logits.shape == ours.shape
     assert relative_error(ours, logits) <= RELATIVE, name
+
+
+def test_a_network_of_feature_vectors():
+    # Input (N, F): no transposes, the preparation per feature.
+    rng = np.random.default_rng(7)
+    model = build_network([dense(8), {"type": "Tanh"}, dense(3)], (5,), rng)
+    std = Standardize(1.0, rng.normal(0, 1, 5), rng.uniform(0.5, 2, 5))
+    x = rng.normal(0, 3, (11, 5)).astype(np.float32)
+    proto = to_onnx(model, standardize=std)
+    assert [n.op_type for n in proto.graph.node] == ["Mul", "Sub", "Gemm", "Tanh", "Gemm", "Softmax"]
+    assert relative_error(model.forward(std(x)), run_onnx(proto, x)[0]) <= RELATIVE
 
 
 def test_same_padding_is_uneven_where_convnps_is():
@@ -369,6 +381,12 @@ def test_convnp_export_refuses_an_unexportable_layer_in_one_line(tmp_path, capsy
     assert main(["export", str(path), str(out)]) == 1
     assert "layer 1 (Square) has no ONNX form" in _one_error_line(capsys)
     assert not out.exists()
+
+
+def test_convnp_export_without_the_onnx_package_says_how_to_install_it(small_checkpoint, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # `import onnx` now raises ImportError, as where it is missing
+    assert main(["export", str(small_checkpoint), str(tmp_path / "x.onnx")]) == 1
+    assert "pip install 'convnp[onnx]'" in _one_error_line(capsys)
 
 
 @pytest.mark.parametrize("case, message", [
