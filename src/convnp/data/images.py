@@ -21,16 +21,25 @@ from pathlib import Path
 
 import numpy as np
 
+from convnp.data.digit_photo import (
+    choose_digit, dilate, ink_strength, label_components, measure_components, otsu_threshold, paper_brightness,
+)
 from convnp.data.image_files import convert_channels, fit_image, read_image, require_pillow
 from convnp.errors import DataError
 
-__all__ = ["preprocess_digit", "preprocess_image", "load_digits", "load_images"]
+__all__ = ["WORK_SIDE", "digit_ink", "preprocess_digit", "preprocess_image", "load_digits", "load_images"]
 
 # A blank sheet photographed or saved as JPEG still varies by a few grey levels; ink must stand out by more.
 _MIN_CONTRAST = 16.0
-# Pixels within this fraction of the contrast from the paper are paper (uneven lighting, JPEG ringing, the faint
-# tails of anti-aliasing); they are zeroed so MNIST's exactly-black background is what the model sees.
-_NOISE_FLOOR = 0.1
+#: Photos are prepared at most this large (longest side, pixels): a digit needs far fewer to fill a 20-pixel box,
+#: and the steps' cost grows with the pixels. Larger pictures are scaled down first.
+WORK_SIDE = 512
+# Pen strokes are at most this share of the picture's shorter side wide (a digit filling the frame: about 1/8);
+# the paper's estimate fills dark details up to twice this with the paper around them.
+_STROKE_SHARE = 0.15
+# The digit's ink must stand this many standard deviations of the paper's own grain above the paper: sensor noise
+# alone reaches about 4 in a few hundred thousand pixels, a pencil stroke on noisy paper 5 or more.
+_NOISE_SIGMAS = 5.0
 
 
 # ---- MNIST-style preparation -----------------------------------------------------------------------------------------
@@ -40,7 +49,8 @@ def preprocess_digit(grey: np.ndarray, size: int = 28, box: int = 20) -> np.ndar
     Parameters
     ----------
     grey : ndarray of shape `(H, W)`, values in [0, 255]
-        One digit on a plain background of any colour, in any size (from :func:`read_image`).
+        One digit on paper of any colour and any lighting, in any size (from :func:`read_image`): a drawing, a
+        scan or a photo (uneven light, a shadow, noise, JPEG, coloured ink or paper, the digit anywhere).
     size : int
         Side of the output square (MNIST: 28).
     box : int
@@ -53,32 +63,46 @@ def preprocess_digit(grey: np.ndarray, size: int = 28, box: int = 20) -> np.ndar
     Raises
     ------
     DataError
-        If the image holds no ink (blank, or flat to within a few grey levels).
+        If the image holds no ink: blank, flat to within a few grey levels, or nothing that stands out from the
+        paper's own noise.
 
     Notes
     -----
-    Steps, following MNIST (see the module's reference):
+    Steps (:mod:`convnp.data.digit_photo` holds the ones on arrays), then MNIST's (see the module's reference):
 
-    1. The paper is the median of the outer ring of pixels. The ink is on the side (darker or lighter than the
-       paper) that reaches furthest from it; dark ink is inverted, so ink is bright, and the paper is subtracted,
-       so it is black.
-    2. The lowest 10% of the contrast is taken off (uneven paper, JPEG noise), so the background is exactly
-       black; what remains is ink, and the image is cropped to its bounding box.
-    3. The longer side is scaled to ``box`` pixels keeping the aspect ratio (Pillow's antialiased bilinear filter
-       on the float image; a side never drops below one pixel).
-    4. The result is placed in a ``size x size`` canvas so its centre of mass lands on the centre,
+    1. A picture larger than :data:`WORK_SIDE` is scaled down to it.
+    2. Light ink on dark paper is inverted, so the ink is dark: the paper is the median of the outer ring of
+       pixels, and the ink is on the side (darker or lighter) that reaches furthest from it.
+    3. The paper's brightness at each pixel is estimated by a closing (a local maximum, then minimum) of the lightly
+       smoothed picture over a square wider than a pen stroke, and divided out: ink strength ``1 - grey / paper``
+       is the same in a shadow as in full light.
+    4. Otsu's threshold of the ink strength separates ink from paper; the ink's 8-connected regions are labelled,
+       and the digit is the region with most ink (weighed by how central it is, discounted if it runs off the
+       edge) plus the regions near it that are not specks. It must stand out from the paper's noise.
+    5. The digit's ink, from half the threshold (its soft edges) to full strength at its 95th percentile, is
+       cropped to its bounding box; the longer side is scaled to ``box`` pixels keeping the aspect ratio
+       (Pillow's antialiased bilinear filter on the float image; a side never drops below one pixel).
+    6. The result is placed in a ``size x size`` canvas so its centre of mass lands on the centre,
        ``(size / 2, size / 2)`` in pixel indices, which is where MNIST's digits have theirs (the mean over the
        first 10,000 training digits is (14.00, 14.00)). The shift is whole pixels, clamped so nothing is cut off.
-    5. The values are stretched so the maximum is 255.
+    7. The values are stretched so the maximum is 255.
     """
     x = _checked_grey(grey, size, box)
-    x = _ink_on_black(x)  # 1)
-    x = _crop_to_ink(x)  # 2) (h, w)
-    h, w = x.shape  # 3) longer side -> box, aspect kept
+    x = _working_size(x)  # 1) (h, w), longest side <= WORK_SIDE
+    x = _dark_on_light(x)  # 2)
+    x = digit_ink(x)  # 3), 4), 5) digit's ink in [0, 1] on exact black, (h, w)
+    x = _crop_to_ink(x)  # 5) (h, w) bounding box of the ink
+    return _mnist_box(x, size, box)  # 5), 6), 7)
+
+
+def _mnist_box(x: np.ndarray, size: int, box: int) -> np.ndarray:
+    """Steps 5-7: ink ``(h, w)`` scaled so its longer side is ``box``, centred by mass on a ``(size, size)``
+    canvas, stretched to a maximum of 255."""
+    h, w = x.shape
     scale = box / max(h, w)
     x = _resize(x, max(1, round(h * scale)), max(1, round(w * scale)))  # (new_h, new_w)
-    canvas = _centre_by_mass(x, size)  # 4) (size, size)
-    # 5) full range, as MNIST's strokes are (divide first: peak / peak is exactly 1, so the brightest is exactly 255)
+    canvas = _centre_by_mass(x, size)  # (size, size)
+    # full range, as MNIST's strokes are (divide first: peak / peak is exactly 1, so the brightest is exactly 255)
     return np.clip(canvas / canvas.max() * 255.0, 0.0, 255.0)
 
 
@@ -100,28 +124,85 @@ def _checked_grey(grey, size, box) -> np.ndarray:
     return x
 
 
-def _ink_on_black(x: np.ndarray) -> np.ndarray:
-    """Step 1: the paper ``(H, W)`` subtracted and dark ink inverted, so ink is bright on exact black."""
+def _working_size(x: np.ndarray) -> np.ndarray:
+    """Step 1: ``x`` ``(H, W)`` scaled down so its longest side is at most :data:`WORK_SIDE`."""
+    h, w = x.shape
+    if max(h, w) <= WORK_SIDE:
+        return x
+    scale = WORK_SIDE / max(h, w)
+    return _resize(x, max(1, round(h * scale)), max(1, round(w * scale)))
+
+
+def _dark_on_light(x: np.ndarray) -> np.ndarray:
+    """Step 2: ``x`` ``(H, W)`` with its ink dark: inverted (``255 - x``) when the ink is lighter than the paper."""
     ring = np.concatenate([x[0], x[-1], x[1:-1, 0], x[1:-1, -1]])
     paper = float(np.median(ring))
     darker, lighter = paper - float(x.min()), float(x.max()) - paper
     if darker > lighter or (darker == lighter and paper > 127.5):
-        x = paper - x  # dark ink on light paper -> bright ink on black
-    else:
-        x = x - paper
-    x = np.clip(x, 0.0, None)
-    contrast = float(x.max())
+        return x
+    return 255.0 - x  # light ink on dark paper -> dark ink on light paper
+
+
+def digit_ink(x: np.ndarray) -> np.ndarray:
+    """Steps 3-5: the ink of the digit in a picture of dark ink on light paper.
+
+    Parameters
+    ----------
+    x : ndarray of shape `(H, W)`, float, dark ink on light paper (any lighting)
+
+    Returns
+    -------
+    ndarray of shape `(H, W)`, float64 in [0, 1]: 0 everywhere but on the digit, 1 at its full strength
+
+    Raises
+    ------
+    DataError
+        "no ink found": nothing differs from the paper by :data:`_MIN_CONTRAST` grey levels, or nothing stands
+        out from the paper's noise.
+    """
+    h, w = x.shape
+    smooth = int(round(min(h, w) / 128))  # 0 below 64 pixels: a small picture has no grain to smooth
+    paper = paper_brightness(x, stroke_radius=max(1, int(np.ceil(_STROKE_SHARE * min(h, w)))),
+                             smooth_radius=smooth)  # 3) (H, W)
+    depth = paper - x  # grey levels below the paper, (H, W)
+    contrast = float(depth.max())
     if contrast < _MIN_CONTRAST:
         raise DataError(
             f"no ink found: the image is flat (every pixel within {contrast:.0f} grey levels of the paper, "
             f"at least {_MIN_CONTRAST:.0f} needed); expected one digit drawn on a plain background"
         )
-    return x
+    ink = ink_strength(x, paper)
+    threshold = otsu_threshold(ink)  # 4)
+    mask = ink > threshold
+    labels, n = label_components(mask)
+    keep = choose_digit(measure_components(labels, n, ink), (h, w))
+    chosen = np.concatenate([[False], keep])[labels]  # (H, W): pixels of the kept regions
+    _check_stands_out(ink, mask, chosen, depth)
+    low, high = threshold / 2, float(np.percentile(ink[chosen], 95))  # 5)
+    soft = np.clip((ink - low) / max(high - low, 1e-12), 0.0, 1.0)
+    return soft * (dilate(chosen, 1 + smooth) > 0)  # the strokes' soft edges, nothing further
+
+
+def _check_stands_out(ink: np.ndarray, mask: np.ndarray, chosen: np.ndarray, depth: np.ndarray) -> None:
+    """Refuse a digit whose ink does not stand out from the paper's own grain (a blank photo's noise), or lies
+    within :data:`_MIN_CONTRAST` grey levels of the paper."""
+    if not chosen.any():
+        raise DataError("no ink found: no mark darker than the paper around it; expected one digit drawn on a plain "
+                        "background")
+    paper = ink[~mask] if (~mask).any() else np.zeros(1)
+    centre = float(np.median(paper))
+    grain = 1.4826 * float(np.median(np.abs(paper - centre)))  # the paper's noise, robust standard deviation
+    level = float(ink[chosen].mean())
+    if level - centre < _NOISE_SIGMAS * grain or float(depth[chosen].max()) < _MIN_CONTRAST:
+        raise DataError(
+            f"no ink found: nothing stands out from the paper's own grain (the darkest marks are "
+            f"{(level - centre) / max(grain, 1e-12):.1f} noise levels deep, at least {_NOISE_SIGMAS:.0f} needed); "
+            "expected one digit drawn on a plain background"
+        )
 
 
 def _crop_to_ink(x: np.ndarray) -> np.ndarray:
-    """Step 2: the paper's noise dropped, ``(H, W)`` cropped to the ink's bounding box ``(h, w)``."""
-    x = np.clip(x - _NOISE_FLOOR * float(x.max()), 0.0, None)
+    """Step 5: ``(H, W)`` cropped to the bounding box of its non-zero pixels, ``(h, w)``."""
     rows, cols = np.flatnonzero(x.any(axis=1)), np.flatnonzero(x.any(axis=0))
     return x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # (h, w) bounding box of the ink
 
