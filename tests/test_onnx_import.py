@@ -1,0 +1,211 @@
+"""``convnp import`` / :func:`convnp.onnx.load`: ONNX files as convnp checkpoints, checked against PyTorch.
+
+- CNNs trained briefly in PyTorch on MNIST and written by PyTorch's own exporter (``dynamo=False``, opset 20) import
+  and give PyTorch's scores (1e-5 relative, float32) and its predictions on the 10,000 test digits, through
+  ``convnp evaluate`` and ``convnp predict``; the imported model fine-tunes.
+- convnp -> ONNX -> convnp gives bitwise the same weights, architecture and predictions, for every zoo model.
+- Operators, attributes and graph shapes convnp cannot express, and damaged or hostile files, are refused in one
+  line naming the node, with exit code 1, and nothing written.
+
+"Relative", throughout: per image, ``max_k |convnp - torch| / max_k |torch|``, the worst image counting.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+torch = pytest.importorskip("torch")
+
+from onnx import TensorProto, helper  # noqa: E402
+
+from convnp.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from convnp.cli.main import main  # noqa: E402
+from convnp.data.transforms import Standardize  # noqa: E402
+from convnp.inference import Classifier  # noqa: E402
+from convnp.models import MODELS, build_model  # noqa: E402
+from convnp.onnx import OnnxError  # noqa: E402
+from convnp.onnx import read as onnx_read  # noqa: E402
+from convnp.onnx.export import export  # noqa: E402
+from convnp.onnx.load import load  # noqa: E402
+from convnp.ops.activations import softmax  # noqa: E402
+from convnp.optim import SGD  # noqa: E402
+from convnp.train import fit  # noqa: E402
+
+nn = torch.nn
+F = torch.nn.functional
+
+#: The issue's bound for a PyTorch network's outputs after import (float32).
+RELATIVE = 1e-5
+#: MNIST's statistics, as PyTorch's MNIST example normalises with them.
+MEAN, STD = 0.1307, 0.3081
+
+
+def relative_error(ours: np.ndarray, theirs: np.ndarray) -> float:
+    """The worst image's ``max_k |ours - theirs| / max_k |theirs|`` over ``(N, K)``."""
+    return float((np.abs(ours - theirs).max(axis=1) / np.abs(theirs).max(axis=1)).max())
+
+
+def nchw(x: np.ndarray) -> torch.Tensor:
+    """convnp's ``(N, H, W, C)`` -> PyTorch's ``(N, C, H, W)`` tensor: the one permutation at the boundary."""
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+
+def torch_export(net, path, input_shape=(1, 28, 28), dynamic: bool = True, **kwargs) -> None:
+    """Write ``net`` (in eval mode) with PyTorch's legacy exporter, as users do: batch axis free when ``dynamic``."""
+    net.eval()
+    x = torch.zeros(2, *input_shape)
+    axes = {"input": {0: "N"}, "output": {0: "N"}} if dynamic else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
+        torch.onnx.export(net, (x,), str(path), dynamo=False, input_names=["input"], output_names=["output"],
+                          dynamic_axes=axes, **kwargs)
+
+
+# ---- PyTorch networks trained on MNIST -------------------------------------------------------------------------
+class Scores(nn.Module):
+    """A network whose ``scores`` are the class scores, and whose forward ends in a softmax variant."""
+
+    final = "softmax"
+
+    def forward(self, x):
+        scores = self.scores(x)
+        return F.log_softmax(scores, dim=1) if self.final == "log_softmax" else F.softmax(scores, dim=1)
+
+
+class Chain(Scores):
+    """Conv (stride 1, pad 1), ReLU, BatchNorm2d (after the ReLU, so the exporter cannot fold it into the conv),
+    MaxPool; Conv (stride 2, pad 1), LeakyReLU, overlapping AvgPool (3, stride 2); Flatten; Linear, BatchNorm1d,
+    Tanh, Dropout; Linear, Sigmoid; Linear -> LogSoftmax."""
+
+    final = "log_softmax"
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.BatchNorm2d(8), nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.LeakyReLU(0.1), nn.AvgPool2d(3, stride=2),
+            nn.Flatten(), nn.Linear(16 * 3 * 3, 64), nn.BatchNorm1d(64), nn.Tanh(), nn.Dropout(0.3),
+            nn.Linear(64, 32), nn.Sigmoid(), nn.Linear(32, 10),
+        )
+
+    def scores(self, x):
+        return self.body(x)
+
+
+class Viewed(Scores):
+    """Conv (5x5, no padding), BatchNorm2d folded into it by the exporter, ReLU, AvgPool, Conv, ReLU, then
+    ``x.view(x.size(0), -1)`` (Shape, Gather, Unsqueeze, Concat, Reshape), ``x @ w + b`` (MatMul + Add), ReLU,
+    Linear -> Softmax."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 6, 5), nn.BatchNorm2d(6), nn.ReLU(), nn.AvgPool2d(2),
+                                      nn.Conv2d(6, 12, 3, stride=2), nn.ReLU())
+        self.weight = nn.Parameter(torch.randn(12 * 5 * 5, 48) * 0.05)
+        self.bias = nn.Parameter(torch.zeros(48))
+        self.out = nn.Linear(48, 10)
+
+    def scores(self, x):
+        x = self.features(x).contiguous()  # a 1-channel input may leave PyTorch's maps channels-last in memory
+        x = x.view(x.size(0), -1)
+        return self.out(F.relu(x @ self.weight + self.bias))
+
+
+def train_torch(net, x_train: np.ndarray, y_train: np.ndarray, steps: int = 300, batch_size: int = 64):
+    """A short Adam run of ``net`` on MNIST (scaled and normalised as PyTorch's example does); returns it in eval
+    mode."""
+    torch.manual_seed(0)
+    optimizer = torch.optim.Adam(net.parameters(), lr=2e-3)
+    order = np.random.default_rng(0).permutation(len(x_train))
+    net.train()
+    for step in range(steps):
+        rows = order[(step * batch_size) % len(order):][:batch_size]
+        x = (nchw(x_train[rows].astype(np.float32)) / 255 - MEAN) / STD
+        loss = F.cross_entropy(net.scores(x), torch.from_numpy(y_train[rows].astype(np.int64)))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return net.eval()
+
+
+@pytest.fixture(scope="module", params=[Chain, Viewed], ids=["chain", "viewed"])
+def torch_model(request, mnist, tmp_path_factory):
+    """``(net, onnx_path, checkpoint_path)``: a PyTorch network trained on 9,600 MNIST digits, exported by PyTorch and
+    imported by ``convnp import`` with MNIST's normalisation."""
+    torch.manual_seed(0)
+    net = train_torch(request.param(), mnist[0][:9600, ..., None], mnist[1][:9600])
+    folder = tmp_path_factory.mktemp(request.param.__name__)
+    onnx_path, checkpoint = folder / "net.onnx", folder / "net.npz"
+    torch_export(net, onnx_path)
+    assert main(["import", str(onnx_path), str(checkpoint), "--mean", str(MEAN), "--std", str(STD)]) == 0
+    return net, onnx_path, checkpoint
+
+
+@pytest.mark.mnist
+@pytest.mark.torch
+def test_a_pytorch_network_gives_pytorchs_outputs_and_test_accuracy(torch_model, mnist, capsys):
+    net, onnx_path, checkpoint = torch_model
+    graph_ops = {node.op_type for node in onnx.load(str(onnx_path)).graph.node}
+    expected = {"Conv", "Relu", "AveragePool"} | ({"MaxPool", "BatchNormalization", "LeakyRelu", "Tanh", "Sigmoid",
+                                                   "Flatten", "Gemm", "LogSoftmax"}
+                                                  if isinstance(net, Chain) else {"Shape", "Reshape", "MatMul", "Add",
+                                                                                  "Gemm", "Softmax"})
+    assert expected <= graph_ops, graph_ops  # the exporter wrote what this test means to read
+    x_test, y_test = mnist[2][..., None], mnist[3].astype(np.int64)
+    classifier = Classifier.from_checkpoint(checkpoint)
+    ours = classifier.forward(classifier.prepare(x_test, stored=True))  # (10000, 10) scores
+    with torch.no_grad():
+        x = (nchw(x_test.astype(np.float32)) / 255 - MEAN) / STD
+        scores, outputs = net.scores(x).numpy(), net(x).numpy()
+    assert relative_error(ours, scores) < RELATIVE
+    theirs = np.log(softmax(ours.astype(np.float64), axis=1)) if net.final == "log_softmax" else \
+        softmax(ours.astype(np.float64), axis=1)
+    assert relative_error(theirs, outputs) < RELATIVE  # the graph's own output, from convnp's scores
+    accuracy = float((scores.argmax(axis=1) == y_test).mean())
+    assert accuracy > 0.9  # trained: the comparison is between two working classifiers
+    assert int((ours.argmax(axis=1) != scores.argmax(axis=1)).sum()) <= 2
+    capsys.readouterr()
+    assert main(["evaluate", str(checkpoint), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n_samples"] == 10000 and abs(report["accuracy"] - accuracy) <= 2e-4
+
+
+@pytest.mark.mnist
+@pytest.mark.torch
+def test_convnp_predict_reads_the_imported_checkpoint(torch_model, mnist, tmp_path, capsys):
+    from PIL import Image
+
+    net, _, checkpoint = torch_model
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"digit{i}.png")
+        Image.fromarray(mnist[2][i]).save(paths[-1])
+    capsys.readouterr()
+    assert main(["predict", str(checkpoint), *map(str, paths), "--json"]) == 0
+    answers = json.loads(capsys.readouterr().out)
+    pixels = Classifier.from_checkpoint(checkpoint).read_images(paths)  # (3, 28, 28, 1) as predict prepared them
+    with torch.no_grad():
+        expected = net.scores((nchw(pixels) / 255 - MEAN) / STD).numpy().argmax(axis=1)
+    assert [a["label"] for a in answers] == expected.tolist()
+    assert all(abs(sum(a["probabilities"]) - 1) < 1e-6 for a in answers)
+
+
+@pytest.mark.mnist
+@pytest.mark.torch
+def test_the_imported_checkpoint_fine_tunes(torch_model, mnist):
+    _, _, checkpoint = torch_model
+    loaded = load_checkpoint(checkpoint)
+    model, standardize = loaded.model, loaded.standardize
+    x = standardize(mnist[0][20000:20512, ..., None])
+    y = mnist[1][20000:20512].astype(np.int64)
+    before = {k: v.copy() for k, v in model.parameters().items()}
+    history = fit(model, x, y, optimizer=SGD(0.01, momentum=0.9), epochs=2, batch_size=64,
+                  rng=np.random.default_rng(0))
+    assert all(np.isfinite(h["loss"]) for h in history)
+    assert history[-1]["loss"] < history[0]["loss"] + 0.05  # already trained: it stays good while it learns
+    assert any(not np.array_equal(before[k], v) for k, v in model.parameters().items())
