@@ -323,8 +323,8 @@ def test_the_report_labels_its_figures_by_name(colour_run, monkeypatch):
     monkeypatch.setattr(report, "plot_confusion", lambda matrix, labels=None: seen.setdefault("confusion", labels))
     monkeypatch.setattr(report, "plot_mistakes",
                         lambda *args, labels=None, **kwargs: seen.setdefault("mistakes", labels))
-    monkeypatch.setattr(report, "plot_feature_maps", lambda model, image, title: seen.setdefault("maps", title))
-    monkeypatch.setattr(report, "plot_filters", lambda weight: None)
+    monkeypatch.setattr(report, "plot_feature_maps", lambda model, image, title, **kwargs: seen.setdefault("maps", title))
+    monkeypatch.setattr(report, "plot_filters", lambda weight, **kwargs: None)
     view = report.load_run(colour_run)
     report.run_figures(view, image_index=0)
     assert seen["confusion"] == SORTED and seen["mistakes"] == SORTED

@@ -173,8 +173,7 @@ def load_image_folder(path, *, image_size: tuple[int, int] | None = None, channe
         Keep the decoded pixels there (:mod:`~convnp.data.folder_cache`), keyed by the folder's path, its file
         list, each file's size and modification time, ``image_size`` and ``channels``: a second call with nothing
         changed memory-maps the cache instead of decoding, a changed folder is decoded again (and replaces its old
-        cache). An unreadable cache is decoded over, and a failed write only logged. None: no cache, ``x`` in
-        memory.
+        cache). An unreadable cache is decoded over, a failed write only logged. None: ``x`` in memory.
     processes : int, optional
         Worker processes decoding the files (default: one per CPU this process may use).
     progress : file, optional
