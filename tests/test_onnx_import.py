@@ -209,3 +209,137 @@ def test_the_imported_checkpoint_fine_tunes(torch_model, mnist):
     assert all(np.isfinite(h["loss"]) for h in history)
     assert history[-1]["loss"] < history[0]["loss"] + 0.05  # already trained: it stays good while it learns
     assert any(not np.array_equal(before[k], v) for k, v in model.parameters().items())
+
+
+# ---- convnp -> ONNX -> convnp ------------------------------------------------------------------------------------
+def randomised(model, rng: np.random.Generator):
+    """``model`` with BatchNorm weights and statistics far from the identity, so a misplaced one shows."""
+    for layer in model.layers:
+        for store in (layer.params, layer.state):
+            for key in ("weight", "bias", "running_mean", "running_var"):
+                if key in store and store[key].ndim == 1 and "num_features" in layer.get_config():
+                    store[key][:] = rng.uniform(0.5, 2.0, store[key].shape)
+    return model
+
+
+@pytest.mark.parametrize("raw", [False, True], ids=["pixels", "raw"])
+@pytest.mark.parametrize("name", list(MODELS))
+def test_convnp_to_onnx_to_convnp_is_bitwise_the_same(name, raw, tmp_path):
+    rng = np.random.default_rng(3)
+    model = randomised(build_model(name, input_shape=(28, 28, 1), num_classes=10, rng=rng), rng)
+    original = tmp_path / "original.npz"
+    save_checkpoint(original, model, meta={"preprocessing": Standardize(1 / 255, [0.2], [0.35]).to_dict(),
+                                           "classes": [f"class {k}" for k in range(10)], "model_name": name})
+    export(original, tmp_path / "model.onnx", raw=raw)
+    load(tmp_path / "model.onnx").save(tmp_path / "back.npz")
+    a, b = load_checkpoint(original), load_checkpoint(tmp_path / "back.npz")
+    assert b.model.get_config() == a.model.get_config()  # Dropout and momentum restored from the metadata
+    state_a, state_b = a.model.state_dict(), b.model.state_dict()
+    assert state_b.keys() == state_a.keys()
+    for key in state_a:
+        assert state_b[key].dtype == state_a[key].dtype and np.array_equal(state_b[key], state_a[key]), key
+    assert b.standardize.to_dict() == a.standardize.to_dict()
+    assert b.meta["classes"] == a.meta["classes"] and b.meta["model_name"] == name
+    pixels = rng.integers(0, 256, (16, 28, 28, 1)).astype(np.uint8)
+    ca, cb = Classifier.from_checkpoint(a), Classifier.from_checkpoint(b)
+    assert np.array_equal(cb.forward(cb.prepare(pixels)), ca.forward(ca.prepare(pixels)))
+
+
+def test_the_commands_round_trip_a_colour_model(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    model = randomised(build_model("convnet", input_shape=(20, 24, 3), num_classes=4, rng=rng), rng)
+    save_checkpoint(tmp_path / "a.npz", model,
+                    meta={"preprocessing": Standardize(1 / 255, [0.4, 0.5, 0.6], [0.2, 0.25, 0.3]).to_dict(),
+                          "classes": ["cat", "dog", "bird", "fish"]})
+    assert main(["export", str(tmp_path / "a.npz"), str(tmp_path / "a.onnx")]) == 0
+    assert main(["import", str(tmp_path / "a.onnx"), str(tmp_path / "b.npz")]) == 0
+    out = capsys.readouterr().out
+    assert "4 classes (cat, dog, bird, fish)" in out and "(20, 24, 3)" in out
+    a, b = load_checkpoint(tmp_path / "a.npz"), load_checkpoint(tmp_path / "b.npz")
+    pixels = rng.integers(0, 256, (5, 20, 24, 3)).astype(np.uint8)
+    ca, cb = Classifier.from_checkpoint(a), Classifier.from_checkpoint(b)
+    assert np.array_equal(cb.predict_proba(pixels), ca.predict_proba(pixels))
+
+
+def test_a_preparation_that_disagrees_with_the_metadata_is_refused(tmp_path):
+    model = build_model("notebook", input_shape=(28, 28, 1), num_classes=10, rng=np.random.default_rng(0))
+    save_checkpoint(tmp_path / "a.npz", model, meta={"preprocessing": Standardize(1 / 255, [0.1], [0.3]).to_dict()})
+    export(tmp_path / "a.npz", tmp_path / "a.onnx")
+    proto = onnx.load(str(tmp_path / "a.onnx"))
+    factor = next(t for t in proto.graph.initializer if t.name == "preprocessing.factor")
+    factor.CopyFrom(onnx.numpy_helper.from_array(np.array([0.5], np.float32), factor.name))
+    onnx.save(proto, str(tmp_path / "b.onnx"))
+    with pytest.raises(OnnxError, match="disagrees with its metadata"):
+        load(tmp_path / "b.onnx")
+    # Told how to prepare the pixels, the user's options and the graph's arithmetic are composed instead.
+    imported = load(tmp_path / "b.onnx", scale=1.0)
+    assert imported.standardize.scale == 1.0 and np.allclose(imported.standardize.std, [2.0])
+
+
+# ---- what PyTorch writes, in smaller pieces --------------------------------------------------------------------
+def scores_of(imported, x: np.ndarray) -> np.ndarray:
+    """The imported model's scores for PyTorch's input ``x`` ``(N, C, H, W)`` (the graph's input, unprepared)."""
+    return imported.model.forward(np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("dynamic", [True, False], ids=["free-batch", "fixed-batch"])
+def test_a_view_with_a_fixed_or_free_batch_imports(dynamic, tmp_path):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(3, 4, 3, padding=(1, 0)), nn.Linear(4 * 6 * 4, 5)
+
+        def forward(self, x):
+            x = torch.relu(self.conv(x))
+            return self.fc(x.view(x.size(0), -1) if dynamic else x.view(-1, 4 * 6 * 4))
+
+    torch.manual_seed(1)
+    net = Net().eval()
+    torch_export(net, tmp_path / "net.onnx", input_shape=(3, 6, 6), dynamic=dynamic)
+    imported = load(tmp_path / "net.onnx", scale=1.0)
+    x = np.random.default_rng(0).normal(size=(7, 3, 6, 6)).astype(np.float32)  # another batch size than exported
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x)).numpy()
+    assert relative_error(scores_of(imported, x), expected) < RELATIVE
+    assert imported.model.layers[0].padding == (1, 0)
+
+
+@pytest.mark.torch
+def test_a_normalisation_inside_the_graph_joins_the_preparation(tmp_path):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.pool, self.fc = nn.Conv2d(3, 6, 3), nn.AdaptiveAvgPool2d(1), nn.Linear(6, 4)
+            self.register_buffer("mean", torch.tensor([0.4, 0.5, 0.6]).view(1, 3, 1, 1))
+
+        def forward(self, x):
+            x = (x - self.mean) / 0.25
+            return torch.softmax(self.fc(torch.flatten(self.pool(torch.tanh(self.conv(x))), 1)), dim=1)
+
+    torch.manual_seed(2)
+    net = Net().eval()
+    torch_export(net, tmp_path / "net.onnx", input_shape=(3, 9, 9))
+    imported = load(tmp_path / "net.onnx")  # the graph takes pixels / 255
+    assert [type(layer).__name__ for layer in imported.model.layers] == ["Conv2D", "Tanh", "GlobalAvgPool2D", "Dense"]
+    pixels = np.random.default_rng(1).integers(0, 256, (6, 9, 9, 3)).astype(np.uint8)
+    classifier = Classifier(imported.model, imported.standardize)
+    with torch.no_grad():
+        expected = net(nchw(pixels.astype(np.float32)) / 255).numpy()
+    assert relative_error(classifier.predict_proba(pixels), expected) < RELATIVE
+    assert np.allclose(imported.standardize.mean, [0.4, 0.5, 0.6]) and np.allclose(imported.standardize.std, 0.25)
+
+
+def test_classes_come_from_names_a_list_or_a_file(tmp_path, capsys):
+    model = build_model("notebook", input_shape=(28, 28, 1), num_classes=3, rng=np.random.default_rng(0))
+    save_checkpoint(tmp_path / "a.npz", model, meta={"preprocessing": Standardize(1 / 255, [0.1], [0.3]).to_dict()})
+    export(tmp_path / "a.npz", tmp_path / "a.onnx")
+    names = tmp_path / "names.txt"
+    names.write_text("zero\none\n\ntwo\n", encoding="utf-8")
+    for option in (["zero", "one", "two"], ["zero,one,two"], [str(names)]):
+        assert main(["import", str(tmp_path / "a.onnx"), str(tmp_path / "b.npz"), "--classes", *option]) == 0
+        assert load_checkpoint(tmp_path / "b.npz").meta["classes"] == ["zero", "one", "two"]
+    capsys.readouterr()
+    assert main(["import", str(tmp_path / "a.onnx"), str(tmp_path / "c.npz"), "--classes", "x", "y"]) == 1
+    assert "2 names given, but a.onnx has 3 outputs" in capsys.readouterr().err
+    assert not (tmp_path / "c.npz").exists()
