@@ -343,3 +343,173 @@ def test_classes_come_from_names_a_list_or_a_file(tmp_path, capsys):
     assert main(["import", str(tmp_path / "a.onnx"), str(tmp_path / "c.npz"), "--classes", "x", "y"]) == 1
     assert "2 names given, but a.onnx has 3 outputs" in capsys.readouterr().err
     assert not (tmp_path / "c.npz").exists()
+
+
+# ---- refusals: one line naming the node, exit 1, nothing written ---------------------------------------------------
+@pytest.fixture(autouse=True)
+def _no_debug(monkeypatch):
+    monkeypatch.delenv("CONVNP_DEBUG", raising=False)
+
+
+def refused(path, tmp_path, capsys) -> str:
+    """Run ``convnp import path``; check it exits 1 with one error line and writes nothing; return the line."""
+    capsys.readouterr()
+    out = tmp_path / "out.npz"
+    assert main(["import", str(path), str(out)]) == 1
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("convnp: error: "), captured.err
+    assert captured.out == "" and not out.exists()
+    return lines[0]
+
+
+class Wrapped(nn.Module):
+    """``scores`` as a module: the body given, then flatten and a linear layer to 3 classes."""
+
+    def __init__(self, body, features):
+        super().__init__()
+        self.body, self.fc = body, nn.Linear(features, 3)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.body(x), 1))
+
+
+class Skip(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 3, padding=1)
+
+    def forward(self, x):
+        return x + self.conv(x)  # a residual connection
+
+
+class Grouped(nn.Module):
+    def forward(self, x):
+        return x.view(x.size(0), 2, -1)  # (N, 2, 64): not a flatten
+
+
+TORCH_REFUSALS = {
+    "groups": (Wrapped(nn.Conv2d(2, 4, 3, groups=2), 4 * 6 * 6), ["(Conv)", "group=2"]),
+    "dilation": (Wrapped(nn.Conv2d(2, 4, 3, dilation=2), 4 * 4 * 4), ["(Conv)", "dilations [2, 2]"]),
+    "unknown-operator": (Wrapped(nn.ELU(), 2 * 8 * 8), ["(Elu)", "operator Elu is not one convnp imports"]),
+    "padded-pool": (Wrapped(nn.MaxPool2d(2, padding=1), 2 * 5 * 5), ["(MaxPool)", "convnp's pools do not pad"]),
+    "ceil-mode": (Wrapped(nn.MaxPool2d(3, stride=2, ceil_mode=True), 2 * 4 * 4), ["(MaxPool)", "ceil_mode=1"]),
+    "skip-connection": (Wrapped(Skip(), 2 * 8 * 8), ["(Add)", "skip connection"]),
+    "grouped-reshape": (Wrapped(Grouped(), 2 * 8 * 8), ["(Reshape)", "only as a flatten"]),
+}
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("case", list(TORCH_REFUSALS))
+def test_pytorch_graphs_convnp_cannot_express_are_refused_in_one_line(case, tmp_path, capsys):
+    net, expected = TORCH_REFUSALS[case]
+    torch_export(net, tmp_path / "net.onnx", input_shape=(2, 8, 8))
+    line = refused(tmp_path / "net.onnx", tmp_path, capsys)
+    assert all(part in line for part in expected), line
+    assert "net.onnx: node " in line
+
+
+def tiny_model(tmp_path, nodes, *, initializers=(), outputs=("y",), opset=17, name="tiny.onnx"):
+    """Write a hand-made graph on input ``x`` ``(N, 1, 4, 4)``; returns its path. No checker: the files are bad on
+    purpose."""
+    graph = helper.make_graph(
+        nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 4, 4])],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs], list(initializers))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    path = tmp_path / name
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def flat_end(source="a"):
+    """Nodes turning ``source`` into class scores ``y`` (Flatten, then a Gemm of 16 features to 2)."""
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [16, 2], np.ones(32, np.float32).tolist())
+    return [helper.make_node("Flatten", [source], ["f"], name="flatten"),
+            helper.make_node("Gemm", ["f", "w"], ["y"], name="gemm")], [weight]
+
+
+def test_a_branch_is_refused(tmp_path, capsys):
+    end, weights = flat_end("c")
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="left"), helper.make_node("Sigmoid", ["x"], ["b"], name="right"),
+             helper.make_node("Concat", ["a", "b"], ["c"], name="join", axis=1), *end]
+    line = refused(tiny_model(tmp_path, nodes, initializers=weights), tmp_path, capsys)
+    assert "node 'right' (Sigmoid)" in line and "the graph branches" in line
+
+
+def test_an_output_in_the_middle_of_the_chain_is_refused(tmp_path, capsys):
+    end, weights = flat_end()
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="relu"), *end]
+    line = refused(tiny_model(tmp_path, nodes, initializers=weights, outputs=("a", "y")), tmp_path, capsys)
+    assert "output 'a' is not the end of the chain" in line
+
+
+def test_an_unknown_opset_or_domain_is_refused(tmp_path, capsys):
+    end, weights = flat_end()
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="relu"), *end]
+    assert "uses opset 99 of ONNX's default domain" in refused(
+        tiny_model(tmp_path, nodes, initializers=weights, opset=99), tmp_path, capsys)
+    nodes[0] = helper.make_node("FusedRelu", ["x"], ["a"], name="fused", domain="com.microsoft")
+    line = refused(tiny_model(tmp_path, nodes, initializers=weights), tmp_path, capsys)
+    assert "node 'fused' (FusedRelu): operator of domain 'com.microsoft'" in line
+
+
+def test_a_tensor_claiming_a_trillion_elements_is_refused_before_allocating(tmp_path, capsys):
+    end, _ = flat_end()
+    huge = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[10**6, 10**6])  # no data at all
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="relu"), *end]
+    line = refused(tiny_model(tmp_path, nodes, initializers=[huge]), tmp_path, capsys)
+    assert "initializer 'w': claims 1e+12 elements" in line
+    short = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[16, 2], raw_data=b"\0" * 12)
+    line = refused(tiny_model(tmp_path, nodes, initializers=[short]), tmp_path, capsys)
+    assert "holds 12 bytes of data, but dims [16, 2] need 128" in line
+
+
+@pytest.mark.parametrize("location", ["weights.bin", "../../etc/passwd", "/etc/passwd"])
+def test_external_data_is_refused_without_opening_it(location, tmp_path, capsys, monkeypatch):
+    end, _ = flat_end()
+    tensor = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[16, 2], data_location=TensorProto.EXTERNAL)
+    tensor.external_data.add(key="location", value=location)
+    (tmp_path / "weights.bin").write_bytes(np.ones(32, np.float32).tobytes())  # there, and still not read
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="relu"), *end]
+    path = tiny_model(tmp_path, nodes, initializers=[tensor])
+    opened = []
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda file, *a, **k: opened.append(str(file)) or real_open(file, *a, **k))
+    line = refused(path, tmp_path, capsys)
+    assert "initializer 'w': keeps its data in an external file" in line
+    assert not [name for name in opened if "passwd" in name or "weights.bin" in name]
+
+
+def test_damaged_files_are_refused(tmp_path, capsys):
+    end, weights = flat_end()
+    good = tiny_model(tmp_path, [helper.make_node("Relu", ["x"], ["a"], name="relu"), *end], initializers=weights)
+    assert load(good).model.shapes() == [(4, 4, 1), (16,), (2,)]  # whole, it imports
+    data = good.read_bytes()
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(data[: len(data) // 2])
+    assert "is not an ONNX model" in refused(truncated, tmp_path, capsys)
+    noise = tmp_path / "noise.onnx"
+    noise.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    assert "is not an ONNX model" in refused(noise, tmp_path, capsys)
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    assert "it holds no graph nodes" in refused(empty, tmp_path, capsys)
+    assert "no such ONNX file" in refused(tmp_path / "missing.onnx", tmp_path, capsys)
+
+
+def test_a_huge_file_is_refused_before_reading(tmp_path, capsys):
+    huge = tmp_path / "huge.onnx"
+    with open(huge, "wb") as f:
+        f.truncate(onnx_read.MAX_FILE_BYTES + 1)  # sparse: no disk space, no reading
+    assert f"more than the {onnx_read.MAX_FILE_BYTES:,} convnp reads" in refused(huge, tmp_path, capsys)
+
+
+def test_the_softmax_must_be_last_and_over_the_classes(tmp_path, capsys):
+    end, weights = flat_end()
+    nodes = [helper.make_node("Softmax", ["x"], ["a"], name="early", axis=1), *end]
+    line = refused(tiny_model(tmp_path, nodes, initializers=weights), tmp_path, capsys)
+    assert "node 'early' (Softmax)" in line and "only over the classes" in line
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="relu"), *end,
+             helper.make_node("Softmax", ["y"], ["p"], name="softmax"), helper.make_node("Relu", ["p"], ["q"], name="after")]
+    line = refused(tiny_model(tmp_path, nodes, initializers=weights, outputs=("q",)), tmp_path, capsys)
+    assert "node 'after' (Relu): follows the final Softmax" in line

@@ -52,12 +52,12 @@ def float32_number(value) -> float:
 def _conv(chain: Chain, node, attrs: dict) -> None:
     """Conv -> Conv2D."""
     head = _maps(chain, node)
-    weight = chain.const(node.input[1], "weight")
-    if weight.ndim != 4 or weight.shape[1] != head.shape[1]:
-        chain.fail(f"weight of shape {weight.shape} does not read {head.shape[1]} channels (expected "
-                   f"(C_out, {head.shape[1]}, kH, kW))")
     if attrs.get("group", 1) != 1:
         chain.fail(f"group={attrs['group']}: convnp's Conv2D has no grouped or depthwise convolution")
+    weight = chain.const(node.input[1], "weight")
+    if weight.ndim != 4 or weight.shape[1] != head.shape[1] or weight.dtype.kind != "f":
+        chain.fail(f"weight of {weight.dtype} and shape {weight.shape} does not read {head.shape[1]} channels "
+                   f"(expected floats (C_out, {head.shape[1]}, kH, kW))")
     _no_dilation(chain, attrs)
     C_out, _, kH, kW = weight.shape
     if list(attrs.get("kernel_shape", [kH, kW])) != [kH, kW]:

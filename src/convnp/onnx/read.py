@@ -65,9 +65,8 @@ def read_model(path):
     model = onnx.ModelProto()
     try:
         model.ParseFromString(path.read_bytes())
-    except (DecodeError, RecursionError, ValueError) as err:
-        raise OnnxError(f"{path}: is not an ONNX model (not a valid protobuf: truncated or damaged?): "
-                        f"{str(err)[:100]}") from None
+    except (DecodeError, RecursionError, ValueError):
+        raise OnnxError(f"{path}: is not an ONNX model (not a valid protobuf: truncated or damaged?)") from None
     if not model.HasField("graph") or len(model.graph.node) == 0:
         raise OnnxError(f"{path}: is not an ONNX model (it holds no graph nodes)")
     if len(model.graph.node) > MAX_NODES:
