@@ -159,6 +159,9 @@ class Distributed:
                 result = work()
             except Exception as err:  # re-raised below, after the others have been told
                 error = err
+        # The others wait here sleeping, not spinning in a blocking broadcast: process 0 may be decoding a folder on
+        # every core.
+        self._wait(self.comm.Ibarrier())
         message = self.broadcast_json(None if error is None else f"{type(error).__name__}: {error}")
         if error is not None:
             raise error
