@@ -36,7 +36,7 @@ _MIN_CONTRAST = 16.0
 WORK_SIDE = 512
 # Pen strokes are at most this share of the picture's shorter side wide (a digit filling the frame: about 1/8);
 # the paper's estimate fills dark details up to twice this with the paper around them.
-_STROKE_SHARE = 0.15
+_STROKE_SHARE = 0.08
 # The digit's ink must stand this many standard deviations of the paper's own grain above the paper: sensor noise
 # alone reaches about 4 in a few hundred thousand pixels, a pencil stroke on noisy paper 5 or more.
 _NOISE_SIGMAS = 5.0
@@ -71,8 +71,8 @@ def preprocess_digit(grey: np.ndarray, size: int = 28, box: int = 20) -> np.ndar
     Steps (:mod:`convnp.data.digit_photo` holds the ones on arrays), then MNIST's (see the module's reference):
 
     1. A picture larger than :data:`WORK_SIDE` is scaled down to it.
-    2. Light ink on dark paper is inverted, so the ink is dark: the paper is the median of the outer ring of
-       pixels, and the ink is on the side (darker or lighter) that reaches furthest from it.
+    2. Light ink on dark paper is inverted, so the ink is dark: with the best-fitting plane of light taken out,
+       the ink is on the side (darker or lighter) that reaches furthest from the paper (the median).
     3. The paper's brightness at each pixel is estimated by a closing (a local maximum, then minimum) of the lightly
        smoothed picture over a square wider than a pen stroke, and divided out: ink strength ``1 - grey / paper``
        is the same in a shadow as in full light.
@@ -134,11 +134,22 @@ def _working_size(x: np.ndarray) -> np.ndarray:
 
 
 def _dark_on_light(x: np.ndarray) -> np.ndarray:
-    """Step 2: ``x`` ``(H, W)`` with its ink dark: inverted (``255 - x``) when the ink is lighter than the paper."""
-    ring = np.concatenate([x[0], x[-1], x[1:-1, 0], x[1:-1, -1]])
-    paper = float(np.median(ring))
-    darker, lighter = paper - float(x.min()), float(x.max()) - paper
-    if darker > lighter or (darker == lighter and paper > 127.5):
+    """Step 2: ``x`` ``(H, W)`` with its ink dark: inverted (``255 - x``) when the ink is lighter than the paper.
+
+    The light across a page is close to a plane, so the plane of least squares through the picture is taken out
+    first; the paper is then the median of what remains, and the ink is on the side (darker or lighter) that
+    reaches furthest from it. A flat picture counts as dark ink when the paper is light.
+    """
+    H, W = x.shape
+    step = max(1, min(H, W) // 64)  # the plane from a sparse grid of pixels: a few thousand are plenty
+    yy, xx = np.mgrid[0:H:step, 0:W:step]
+    design = np.stack([np.ones(yy.size), yy.ravel() / H, xx.ravel() / W], axis=1)  # (n, 3)
+    coef = np.linalg.lstsq(design, x[::step, ::step].ravel(), rcond=None)[0]
+    rows, cols = np.arange(H)[:, None] / H, np.arange(W)[None, :] / W
+    residual = x - (coef[0] + coef[1] * rows + coef[2] * cols)  # (H, W)
+    paper = float(np.median(residual))
+    darker, lighter = paper - float(residual.min()), float(residual.max()) - paper
+    if darker > lighter or (darker == lighter and float(np.median(x)) > 127.5):
         return x
     return 255.0 - x  # light ink on dark paper -> dark ink on light paper
 
