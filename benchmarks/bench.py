@@ -1,7 +1,8 @@
 """Speed and memory of convnp against PyTorch (CPU) on the same networks, measured side by side.
 
-    python benchmarks/bench.py                 # full run, writes benchmarks/RESULTS.md
+    python benchmarks/bench.py                 # full run, writes its CPU class's section of benchmarks/RESULTS.md
     python benchmarks/bench.py --quick         # fewer repeats and batch sizes, prints the table only
+    python benchmarks/bench.py --isa avx2      # both frameworks capped to AVX2: the other CPU class, same machine
 
 Each thread count runs in its own worker process, because BLAS reads its thread count when NumPy loads
 (OPENBLAS_NUM_THREADS and friends are set for the worker; PyTorch gets torch.set_num_threads; convnp splits each
@@ -12,6 +13,11 @@ medians and the spread (min-max) of the repeats. PyTorch is optional: without it
 
 Peak memory of a training step is the growth of the process's peak RSS over three steps, measured in a fresh
 process per framework and network so that nothing else inflates it.
+
+Every table names its machine as the worker process saw it: the CPU, its vector instruction sets, the BLAS with the
+kernels it chose, PyTorch's CPU capability, and the matmul peak measured beside the repeats. ``--isa avx2`` starts
+every worker with both frameworks capped to AVX2 (:data:`ISA_CAPS`), so an AVX-512 machine also measures the AVX2
+class; each class has its own section of RESULTS.md, and a run replaces only its own.
 """
 
 from __future__ import annotations
@@ -32,6 +38,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+#: The variables that cap each framework's instruction sets, read when the libraries load (so set for the worker):
+#: OpenBLAS's kernel choice, oneDNN's (PyTorch's convolutions) and ATen's own vectorised kernels.
+ISA_CAPS = {"native": {}, "avx2": {"OPENBLAS_CORETYPE": "Haswell", "ONEDNN_MAX_CPU_ISA": "AVX2",
+                                   "ATEN_CPU_CAPABILITY": "avx2"}}
+sys.path.insert(0, str(HERE))
+from load import machine, write_section  # noqa: E402 - one machine line and results file for every benchmark
 
 
 # ---- the networks ---------------------------------------------------------------------------------------------------
@@ -182,7 +194,8 @@ def worker(threads: int, nets, batches, repeats: int, min_time: float, backend: 
     from convnp.parallel import resolve_backend
 
     return {"threads": threads, "peak_gflops": max(peaks), "rows": rows, "torch": have_torch,
-            "backend": resolve_backend(backend, threads)}
+            "backend": resolve_backend(backend, threads), "machine": machine(),
+            "torch_isa": torch.backends.cpu.get_cpu_capability() if have_torch else None}
 
 
 # ---- memory and the notebook, each in a fresh process ---------------------------------------------------------------
@@ -240,8 +253,8 @@ def epoch_worker() -> dict:
     return {"seconds": [h["time"] for h in history], "threads": trainer.threads, "backend": trainer.backend}
 
 
-def run_in_subprocess(args: list[str], threads: int) -> dict:
-    env = {**os.environ, **{v: str(threads) for v in THREAD_VARS}}
+def run_in_subprocess(args: list[str], threads: int, isa: str = "native") -> dict:
+    env = {**os.environ, **{v: str(threads) for v in THREAD_VARS}, **ISA_CAPS[isa]}
     out = subprocess.run([sys.executable, __file__, *args], env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -251,14 +264,25 @@ def median_spread(values) -> str:
     return f"{statistics.median(values):,.0f} ({min(values):,.0f}-{max(values):,.0f})"
 
 
+def section_heading(result: dict, isa: str) -> str:
+    """The RESULTS.md heading of a run's CPU class: the instruction sets used and the CPU, e.g.
+    ``## convnp vs PyTorch, AVX-512: Intel(R) Xeon(R) Processor (family 6, model 207)``."""
+    cpu = result["machine"].split(", a virtual machine")[0].split(", ")[0]
+    used = "AVX2 (capped)" if isa == "avx2" else ("AVX-512" if "AVX-512" in result["machine"] else "AVX2")
+    return f"## convnp vs PyTorch, {used}: {cpu}"
+
+
 def report(results: list[dict], memory: dict, notebook_ips: float | None, epoch_s: float | None, args) -> str:
+    cap = ISA_CAPS[args.isa]
     lines = [
-        "# convnp vs PyTorch: images per second on this machine",
+        section_heading(results[0], args.isa),
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"NumPy {__import__('numpy').__version__}"
+        f"Machine: {results[0]['machine']}; PyTorch's CPU capability {results[0]['torch_isa'] or '-'}"
+        + (f"; capped by {' '.join(f'{k}={v}' for k, v in cap.items())}" if cap else "")
+        + f". Python {platform.python_version()}, NumPy {__import__('numpy').__version__}"
         + (f", PyTorch {__import__('torch').__version__}" if results[0]["torch"] else ", PyTorch not installed")
-        + f". Command: `python benchmarks/bench.py{' --quick' if args.quick else ''}`; {args.repeats} interleaved "
+        + f". Command: `python benchmarks/bench.py{' --quick' if args.quick else ''}"
+        + (f" --isa {args.isa}" if args.isa != "native" else "") + f"`; {args.repeats} interleaved "
         "repeats per cell, median (min-max). Written " + time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()) + ".",
         "",
         "PyTorch runs on as many threads as the threads column says; convnp splits each batch across as many "
@@ -322,6 +346,8 @@ def main(argv=None) -> int:
     p.add_argument("--nets", nargs="+", default=["notebook", "lenet-style"], help="networks to measure: notebook, lenet-style, or any zoo model (lenet5, convnet, best)")
     p.add_argument("--backend", choices=("auto", "threads", "processes"), default="auto",
                    help="what convnp splits batches across (default auto: processes on Linux)")
+    p.add_argument("--isa", choices=tuple(ISA_CAPS), default="native",
+                   help="instruction sets: the CPU's own, or both frameworks capped to AVX2")
     p.add_argument("--out", default=str(HERE / "RESULTS.md"), help="Markdown file to write ('-' prints only)")
     p.add_argument("--worker", choices=("speed", "memory", "notebook", "epoch"), help=argparse.SUPPRESS)
     p.add_argument("--framework", help=argparse.SUPPRESS)
@@ -350,15 +376,16 @@ def main(argv=None) -> int:
     results = []
     for threads in args.threads:
         print(f"timing with {threads} thread(s) ...", file=sys.stderr, flush=True)
-        results.append(run_in_subprocess(["--worker", "speed", *base], threads))
+        results.append(run_in_subprocess(["--worker", "speed", *base], threads, args.isa))
     memory = {}
     for name in args.nets:
-        memory[name] = {"convnp": run_in_subprocess(["--worker", "memory", "--framework", "convnp", "--nets", name], 1)}
-        if results[0]["torch"]:
-            memory[name]["torch"] = run_in_subprocess(["--worker", "memory", "--framework", "torch", "--nets", name], 1)
+        memory[name] = {framework: run_in_subprocess(["--worker", "memory", "--framework", framework, "--nets", name],
+                                                     1, args.isa)
+                        for framework in (("convnp", "torch") if results[0]["torch"] else ("convnp",))}
     seed = ROOT.parent / "shared" / "seed" / "cnn-notebook.md"
-    notebook_ips = run_in_subprocess(["--worker", "notebook"], 1) if seed.exists() and "notebook" in args.nets else None
-    epoch_s = None if args.quick else run_in_subprocess(["--worker", "epoch"], 1)
+    notebook_ips = (run_in_subprocess(["--worker", "notebook"], 1, args.isa)
+                    if seed.exists() and "notebook" in args.nets else None)
+    epoch_s = None if args.quick else run_in_subprocess(["--worker", "epoch"], 1, args.isa)
     text = report(results, memory, notebook_ips, epoch_s, args)
     print(text)
     if args.out != "-" and not args.quick:
@@ -368,14 +395,11 @@ def main(argv=None) -> int:
 
 
 def write_results(path: Path, text: str) -> None:
-    """Put ``text`` at the top of ``path`` in place of the previous figures.
-
-    Other benchmarks (load.py, distributed.py, ...) write their own "## " sections after these figures, which have
-    no such heading: rewriting the figures keeps every one of them.
-    """
-    old = path.read_text() if path.exists() else ""
-    kept = old[old.index("\n## ") + 1 :] if "\n## " in old else ""
-    path.write_text(text.rstrip("\n") + "\n" + ("\n" + kept if kept else ""))
+    """Put ``text``, a section headed by its CPU class (:func:`section_heading`), in ``path`` in place of that
+    class's previous section, or after the others: another CPU class's figures, and the other benchmarks' sections
+    (load.py, distributed.py, ...), are kept as they are."""
+    heading = text.splitlines()[0]
+    write_section(path, text, heading)
 
 
 if __name__ == "__main__":
