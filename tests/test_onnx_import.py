@@ -306,6 +306,32 @@ def test_a_view_with_a_fixed_or_free_batch_imports(dynamic, tmp_path):
 
 
 @pytest.mark.torch
+@pytest.mark.parametrize("opset", [9, 11, 13, 17])
+def test_older_opsets_import(opset, tmp_path):
+    torch.manual_seed(opset)
+    for net in (Chain(), Viewed()):  # opset 9 writes a Pad of nothing before AveragePool; older Unsqueeze, Softmax
+        torch_export(net, tmp_path / "net.onnx", opset_version=opset)
+        imported = load(tmp_path / "net.onnx", scale=1.0)
+        x = np.random.default_rng(opset).normal(size=(6, 1, 28, 28)).astype(np.float32)
+        with torch.no_grad():
+            expected = net.scores(torch.from_numpy(x)).numpy()
+        assert relative_error(scores_of(imported, x), expected) < RELATIVE
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("kernel_size", [3, 4])
+def test_pytorchs_same_padding_imports(kernel_size, tmp_path):
+    torch.manual_seed(kernel_size)
+    net = Wrapped(nn.Conv2d(2, 3, kernel_size, padding="same"), 3 * 8 * 8).eval()
+    torch_export(net, tmp_path / "net.onnx", input_shape=(2, 8, 8))
+    imported = load(tmp_path / "net.onnx", scale=1.0)
+    x = np.random.default_rng(0).normal(size=(4, 2, 8, 8)).astype(np.float32)
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x)).numpy()
+    assert relative_error(scores_of(imported, x), expected) < RELATIVE
+
+
+@pytest.mark.torch
 def test_a_normalisation_inside_the_graph_joins_the_preparation(tmp_path):
     class Net(nn.Module):
         def __init__(self):
@@ -430,10 +456,21 @@ def flat_end(source="a"):
 
 def test_a_branch_is_refused(tmp_path, capsys):
     end, weights = flat_end("c")
-    nodes = [helper.make_node("Relu", ["x"], ["a"], name="left"), helper.make_node("Sigmoid", ["x"], ["b"], name="right"),
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="left"),
+             helper.make_node("Sigmoid", ["x"], ["b"], name="right"),
              helper.make_node("Concat", ["a", "b"], ["c"], name="join", axis=1), *end]
     line = refused(tiny_model(tmp_path, nodes, initializers=weights), tmp_path, capsys)
     assert "node 'right' (Sigmoid)" in line and "the graph branches" in line
+
+
+def test_padding_is_refused_unless_it_pads_nothing(tmp_path, capsys):
+    end, weights = flat_end()
+    pads = helper.make_tensor("pads", TensorProto.INT64, [8], [0] * 8)
+    nodes = [helper.make_node("Pad", ["x", "pads"], ["a"], name="pad"), *end]
+    assert load(tiny_model(tmp_path, nodes, initializers=[*weights, pads])).model.shapes()[-1] == (2,)
+    pads = helper.make_tensor("pads", TensorProto.INT64, [8], [0, 0, 1, 1, 0, 0, 1, 1])
+    line = refused(tiny_model(tmp_path, nodes, initializers=[*weights, pads]), tmp_path, capsys)
+    assert "node 'pad' (Pad): pads [0, 0, 1, 1, 0, 0, 1, 1]: convnp has no padding layer" in line
 
 
 def test_an_output_in_the_middle_of_the_chain_is_refused(tmp_path, capsys):
@@ -510,6 +547,7 @@ def test_the_softmax_must_be_last_and_over_the_classes(tmp_path, capsys):
     line = refused(tiny_model(tmp_path, nodes, initializers=weights), tmp_path, capsys)
     assert "node 'early' (Softmax)" in line and "only over the classes" in line
     nodes = [helper.make_node("Relu", ["x"], ["a"], name="relu"), *end,
-             helper.make_node("Softmax", ["y"], ["p"], name="softmax"), helper.make_node("Relu", ["p"], ["q"], name="after")]
+             helper.make_node("Softmax", ["y"], ["p"], name="softmax"),
+             helper.make_node("Relu", ["p"], ["q"], name="after")]
     line = refused(tiny_model(tmp_path, nodes, initializers=weights, outputs=("q",)), tmp_path, capsys)
     assert "node 'after' (Relu): follows the final Softmax" in line

@@ -20,6 +20,7 @@ Gemm, MatMul (+ Add)   Dense (rows permuted to convnp's flatten order); an Add o
 Dropout                Dropout (``p`` = ratio)
 Softmax, LogSoftmax    nothing: the last node only; the model gives the scores, whose softmax is the same
 Identity, Transpose    nothing (a transpose changes only how ONNX's axes map to convnp's)
+Pad                    nothing, when it pads nothing (PyTorch's opset 9 AveragePool); else refused
 Mul, Add, Sub, Div     before the first layer only: the input's preparation, per channel (``walk.prefix``)
 =====================  =====================================================================================
 """
@@ -344,6 +345,16 @@ def _identity(chain: Chain, node, attrs: dict) -> None:
     chain.advance(node, chain.head.shape)
 
 
+def _pad(chain: Chain, node, attrs: dict) -> None:
+    """Pad of nothing (PyTorch writes one before an AveragePool at opset 9): no layer; any real padding is refused."""
+    pads = attrs.get("pads")
+    if len(node.input) > 1 and node.input[1]:
+        pads = chain.const(node.input[1], "pads").reshape(-1).tolist()
+    if pads is None or any(pads):
+        chain.fail(f"pads {pads}: convnp has no padding layer (a Conv2D pads by itself, its pools never)")
+    chain.advance(node, chain.head.shape)
+
+
 def _softmax(chain: Chain, node, attrs: dict) -> None:
     """Softmax or LogSoftmax over the classes, as the last node: dropped (the model gives the scores)."""
     head = chain.head
@@ -362,7 +373,8 @@ LAYER_OPS = {
     "Conv": _conv, "MaxPool": _pool, "AveragePool": _pool, "GlobalAveragePool": _global_pool,
     "BatchNormalization": _batchnorm, "Relu": _activation, "LeakyRelu": _activation, "Tanh": _activation,
     "Sigmoid": _activation, "Dropout": _dropout, "Flatten": _flatten, "Reshape": _reshape, "Gemm": _dense,
-    "MatMul": _dense, "Transpose": _transpose, "Identity": _identity, "Softmax": _softmax, "LogSoftmax": _softmax,
+    "MatMul": _dense, "Transpose": _transpose, "Identity": _identity, "Pad": _pad, "Softmax": _softmax,
+    "LogSoftmax": _softmax,
     **{op: _add_or_scale for op in ARITHMETIC},
 }
 
