@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
-    "Components", "box_blur", "choose_digit", "closing", "dilate", "ink_strength", "label_components",
+    "Components", "block_mean", "box_blur", "choose_digit", "closing", "dilate", "ink_strength", "label_components",
     "measure_components", "otsu_threshold", "paper_brightness", "sliding_max",
 ]
 
@@ -79,9 +79,13 @@ def sliding_max(x: np.ndarray, size: int, axis: int) -> np.ndarray:
     ndarray of shape `(H, W)`, float64
     """
     x = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1)
-    if size <= 1:
-        return np.moveaxis(x.copy(), -1, axis)
     n, half = x.shape[-1], size // 2
+    if size <= 7:  # a few shifted maxima cost less than the blocks' bookkeeping
+        out = x.copy()
+        for shift in range(1, min(half, n - 1) + 1):
+            np.maximum(out[..., shift:], x[..., :-shift], out=out[..., shift:])
+            np.maximum(out[..., :-shift], x[..., shift:], out=out[..., :-shift])
+        return np.moveaxis(out, -1, axis)
     m = -(-(n + 2 * half) // size) * size  # padded length: a whole number of blocks, room for every window
     padded = np.full(x.shape[:-1] + (m,), -np.inf)
     padded[..., half : half + n] = x
@@ -116,7 +120,7 @@ def closing(x: np.ndarray, radius: int) -> np.ndarray:
 
 
 # ---- paper and ink ---------------------------------------------------------------------------------------------------
-def paper_brightness(grey: np.ndarray, *, stroke_radius: int, smooth_radius: int = 0) -> np.ndarray:
+def paper_brightness(grey: np.ndarray, *, stroke_radius: int, block: int = 1, smooth_radius: int = 0) -> np.ndarray:
     """How bright the paper would be at each pixel without the ink: the closing of the (lightly smoothed) picture
     by a square wider than any pen stroke.
 
@@ -124,15 +128,33 @@ def paper_brightness(grey: np.ndarray, *, stroke_radius: int, smooth_radius: int
     ----------
     grey : ndarray of shape `(H, W)`, dark ink on light paper
     stroke_radius : int
-        Half the side of the closing's square; strokes up to ``2 * stroke_radius`` pixels wide vanish.
+        Half the side of the closing's square, in pixels; strokes up to ``2 * stroke_radius`` wide vanish.
+    block : int
+        Work on the means of ``block x block`` tiles (:func:`block_mean`), each tile's answer then given to its
+        pixels: the paper's light changes slowly, and a large picture costs ``block**2`` times less.
     smooth_radius : int
-        Box blur applied first, so sensor noise does not lift the estimate by its brightest grains.
+        Box blur of the tiles first, so sensor noise does not lift the estimate by its brightest grains.
 
     Returns
     -------
     ndarray of shape `(H, W)`, float64
     """
-    return closing(box_blur(grey, smooth_radius), stroke_radius + smooth_radius)
+    H, W = grey.shape
+    tiles = box_blur(block_mean(grey, block), smooth_radius)  # (ceil(H / block), ceil(W / block))
+    paper = closing(tiles, -(-stroke_radius // block) + smooth_radius)
+    return np.repeat(np.repeat(paper, block, axis=0), block, axis=1)[:H, :W]
+
+
+def block_mean(x: np.ndarray, block: int) -> np.ndarray:
+    """Means of ``block x block`` tiles: ``(H, W)`` -> `(ceil(H / block), ceil(W / block))`, float64; the last
+    row and column of tiles are filled out by repeating the picture's edge."""
+    x = np.asarray(x, dtype=np.float64)
+    if block <= 1:
+        return x
+    H, W = x.shape
+    padded = np.pad(x, ((0, -H % block), (0, -W % block)), mode="edge")
+    n_rows, n_cols = padded.shape[0] // block, padded.shape[1] // block
+    return padded.reshape(n_rows, block, n_cols, block).mean(axis=(1, 3))  # (n_rows, n_cols)
 
 
 def ink_strength(grey: np.ndarray, paper: np.ndarray) -> np.ndarray:

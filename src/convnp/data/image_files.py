@@ -51,7 +51,7 @@ def require_pillow():
 
 
 # ---- the two entry points --------------------------------------------------------------------------------------------
-def read_image(path, *, rgb: bool = False) -> np.ndarray:
+def read_image(path, *, rgb: bool = False, max_side: int | None = None) -> np.ndarray:
     """Read an image file as floats in ``[0, 255]``, transparency composited onto the paper.
 
     Parameters
@@ -62,6 +62,10 @@ def read_image(path, *, rgb: bool = False) -> np.ndarray:
         `(H, W, 3)` or `(H, W, 4)` holding integers in 0..255 or floats in ``[0, 1]`` or ``[0, 255]``.
     rgb : bool
         Return the three colour channels instead of grey.
+    max_side : int, optional
+        Decode a large picture smaller, for a caller that will scale it down anyway (see :func:`_shrink`): the
+        result's longer side is then between ``max_side`` and about twice it (a picture that is smaller already,
+        and ``.npy`` arrays, are read as they are). Default: full size.
 
     Returns
     -------
@@ -89,11 +93,11 @@ def read_image(path, *, rgb: bool = False) -> np.ndarray:
         raise DataError(f"{path}: empty file (0 bytes), expected an image")
     with open(path, "rb") as f:
         is_npy = f.read(len(_NPY_MAGIC)) == _NPY_MAGIC
-    colour, alpha = _read_npy(path) if is_npy else _read_with_pillow(path, f"{path}: ")  # (H, W, 1|3), (H, W)
+    colour, alpha = _read_npy(path) if is_npy else _read_with_pillow(path, f"{path}: ", max_side, rgb)  # (H, W, 1|3)
     return _finish(colour, alpha, rgb)
 
 
-def read_image_bytes(data: bytes, *, rgb: bool = False) -> np.ndarray:
+def read_image_bytes(data: bytes, *, rgb: bool = False, max_side: int | None = None) -> np.ndarray:
     """Decode an image file held in memory (an upload), exactly as :func:`read_image` decodes it from disk.
 
     Parameters
@@ -102,6 +106,8 @@ def read_image_bytes(data: bytes, *, rgb: bool = False) -> np.ndarray:
         Anything Pillow reads (PNG, JPEG, GIF (first frame), BMP, TIFF, WebP, ...). ``.npy`` arrays are files only.
     rgb : bool
         Return the three colour channels instead of grey.
+    max_side : int, optional
+        As :func:`read_image`'s: decode a large picture smaller.
 
     Returns
     -------
@@ -116,7 +122,7 @@ def read_image_bytes(data: bytes, *, rgb: bool = False) -> np.ndarray:
     """
     if not data:
         raise DataError("empty image (0 bytes)")
-    colour, alpha = _read_with_pillow(io.BytesIO(data), "")  # (H, W, 1|3), (H, W) or None
+    colour, alpha = _read_with_pillow(io.BytesIO(data), "", max_side, rgb)  # (H, W, 1|3), (H, W) or None
     return _finish(colour, alpha, rgb)
 
 
@@ -142,9 +148,11 @@ def _check_size(where: str, width: int, height: int) -> None:
         raise DataError(f"{where}image is {width}x{height} pixels, expected at least 1x1")
 
 
-def _read_with_pillow(source, where: str) -> tuple[np.ndarray, np.ndarray | None]:
+def _read_with_pillow(source, where: str, max_side: int | None = None,
+                      rgb: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """Decode a path or a file object -> colour ``(H, W, 1|3)`` in [0, 255] and alpha ``(H, W)`` in [0, 1] (or
-    None); ``where`` (``"path: "`` or ``""``) starts every message."""
+    None), shrunk towards ``max_side`` if given (a JPEG then decoded straight to grey unless ``rgb``); ``where``
+    (``"path: "`` or ``""``) starts every message."""
     Image = require_pillow()
     from PIL import ImageOps, UnidentifiedImageError
 
@@ -164,6 +172,8 @@ def _read_with_pillow(source, where: str) -> tuple[np.ndarray, np.ndarray | None
         _check_size(where, *img.size)
         try:
             img.seek(0)  # first frame of an animation (GIF, APNG, multi-page TIFF)
+            if max_side is not None:
+                img = _shrink(img, max_side, rgb)
             # Phone photos are stored sideways with an EXIF note saying which way is up.
             img = ImageOps.exif_transpose(img)
             _check_size(where, *img.size)
@@ -176,6 +186,23 @@ def _read_with_pillow(source, where: str) -> tuple[np.ndarray, np.ndarray | None
             raise DataError(
                 f"{where}image could not be decoded, damaged or unsupported ({type(err).__name__}: {err})"
             ) from None
+
+
+# Pillow modes whose pixels Image.reduce averages (others are decoded at full size).
+_REDUCIBLE = ("L", "LA", "RGB", "RGBA", "I", "F")
+
+
+def _shrink(img, max_side: int, rgb: bool):
+    """A large picture decoded small: a JPEG at the coarsest of its DCT scales (1/2, 1/4, 1/8: Pillow's draft
+    mode, no full-size decode at all) that keeps both sides at least ``max_side`` (and, unless ``rgb``, only its
+    luma channel, which is BT.601 grey), then any picture whose longer side is still twice ``max_side`` or more
+    averaged down by a whole factor (``Image.reduce``)."""
+    if img.format == "JPEG" and max(img.size) > max_side:
+        img.draft("L" if not rgb and img.mode in ("RGB", "YCbCr") else img.mode, (max_side, max_side))
+    factor = max(img.size) // max(int(max_side), 1)
+    if factor >= 2 and img.mode in _REDUCIBLE:
+        img = img.reduce(factor)
+    return img
 
 
 def _pillow_to_arrays(img) -> tuple[np.ndarray, np.ndarray | None]:

@@ -172,8 +172,9 @@ def digit_ink(x: np.ndarray) -> np.ndarray:
         out from the paper's noise.
     """
     h, w = x.shape
-    smooth = int(round(min(h, w) / 128))  # 0 below 64 pixels: a small picture has no grain to smooth
-    paper = paper_brightness(x, stroke_radius=max(1, int(np.ceil(_STROKE_SHARE * min(h, w)))),
+    block = max(1, min(h, w) // 128)  # the paper estimated on tiles of a few pixels in a large picture
+    smooth = int(min(h, w) >= 128)  # a small picture has no grain to smooth, and every pixel counts
+    paper = paper_brightness(x, stroke_radius=max(1, int(np.ceil(_STROKE_SHARE * min(h, w)))), block=block,
                              smooth_radius=smooth)  # 3) (H, W)
     depth = paper - x  # grey levels below the paper, (H, W)
     contrast = float(depth.max())
@@ -191,7 +192,7 @@ def digit_ink(x: np.ndarray) -> np.ndarray:
     _check_stands_out(ink, mask, chosen, depth)
     low, high = threshold / 2, float(np.percentile(ink[chosen], 95))  # 5)
     soft = np.clip((ink - low) / max(high - low, 1e-12), 0.0, 1.0)
-    return soft * (dilate(chosen, 1 + smooth) > 0)  # the strokes' soft edges, nothing further
+    return soft * (dilate(chosen, 1 + block) > 0)  # the strokes' soft edges, nothing further
 
 
 def _check_stands_out(ink: np.ndarray, mask: np.ndarray, chosen: np.ndarray, depth: np.ndarray) -> None:
@@ -263,7 +264,7 @@ def load_digits(paths, *, size: int = 28, box: int = 20) -> np.ndarray:
     """
     out = []
     for path in _as_paths(paths):
-        grey = read_image(path)
+        grey = read_image(path, max_side=WORK_SIDE)  # a large photo decoded small: it is scaled to this anyway
         try:
             digit = preprocess_digit(grey, size=size, box=box)
         except DataError as err:
