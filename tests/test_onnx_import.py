@@ -551,3 +551,37 @@ def test_the_softmax_must_be_last_and_over_the_classes(tmp_path, capsys):
              helper.make_node("Relu", ["p"], ["q"], name="after")]
     line = refused(tiny_model(tmp_path, nodes, initializers=weights, outputs=("q",)), tmp_path, capsys)
     assert "node 'after' (Relu): follows the final Softmax" in line
+
+
+def test_damaged_graphs_give_an_onnx_error_and_nothing_else(tmp_path):
+    """Nodes with an input, their attributes or themselves removed, or another operator's name, or a few bytes of
+    the file changed: each either imports or is refused with OnnxError (never another exception)."""
+    model = build_model("convnet", input_shape=(12, 12, 1), num_classes=3, rng=np.random.default_rng(0))
+    save_checkpoint(tmp_path / "a.npz", model, meta={"preprocessing": Standardize(1 / 255, [0.1], [0.3]).to_dict()})
+    export(tmp_path / "a.npz", tmp_path / "a.onnx")
+    base, rng = onnx.load(str(tmp_path / "a.onnx")), np.random.default_rng(0)
+    outcomes = {"imported": 0, "refused": 0}
+    for trial in range(100):
+        proto = onnx.ModelProto()
+        proto.CopyFrom(base)
+        node = proto.graph.node[int(rng.integers(len(proto.graph.node)))]
+        kind = trial % 5
+        if kind == 0 and len(node.input):
+            del node.input[int(rng.integers(len(node.input)))]
+        elif kind == 1:
+            del node.attribute[:]
+        elif kind == 2:
+            proto.graph.node.remove(node)
+        elif kind == 3:
+            node.op_type = str(rng.choice(["Conv", "Gemm", "Reshape", "MaxPool", "Gather", "Slice", "Softmax"]))
+        data = bytearray(proto.SerializeToString())
+        if kind == 4:
+            data[int(rng.integers(len(data)))] = int(rng.integers(256))
+        (tmp_path / "damaged.onnx").write_bytes(bytes(data))
+        try:
+            load(tmp_path / "damaged.onnx")
+            outcomes["imported"] += 1
+        except OnnxError as err:
+            assert "\n" not in str(err) and "damaged.onnx" in str(err)
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 40  # most damage is noticed

@@ -187,6 +187,17 @@ def _step(chain: Chain, node, layer_ops: dict, fold) -> None:
         chain.fail(f"reads {unknown[0][:80]!r}, which no earlier node, initializer or graph input makes "
                    "(nodes out of order, or a truncated graph)")
     activations = list(dict.fromkeys(name for name in inputs if name in chain.shapes))
+    if not node.output or not node.output[0]:
+        chain.fail("has no output")
+    try:
+        _dispatch(chain, node, activations, layer_ops, fold)
+    except (IndexError, KeyError, TypeError, AttributeError, ZeroDivisionError, OverflowError) as err:
+        # A malformed node (a missing input or attribute, a wrong type) is the file's fault, said in one line.
+        chain.fail(f"is malformed ({type(err).__name__}: {str(err)[:80]})")
+
+
+def _dispatch(chain: Chain, node, activations: list, layer_ops: dict, fold) -> None:
+    """Fold the node, read a shape, or hand it to its operator (see :func:`_step`)."""
     if node.op_type == "Shape" and activations:
         return _shape_of_activation(chain, node, activations[0])
     if not activations:
