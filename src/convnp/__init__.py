@@ -16,6 +16,7 @@ from convnp.layers import (
     Sigmoid,
     Tanh,
 )
+from convnp.checkpoint import load_checkpoint, load_pretrained
 from convnp.losses import SoftmaxCrossEntropy
 from convnp.sequential import Sequential
 from convnp.parallel import get_num_threads, set_num_threads
@@ -41,5 +42,7 @@ __all__ = [
     "Tanh",
     "__version__",
     "get_num_threads",
+    "load_checkpoint",
+    "load_pretrained",
     "set_num_threads",
 ]

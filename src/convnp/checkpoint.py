@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convnp import fault_points
+from convnp import fault_points, pretrained
 from convnp.version import __version__
 from convnp.data.transforms import MNIST_MEAN, MNIST_STD, Standardize
 from convnp.errors import CheckpointError
@@ -155,8 +155,9 @@ class Checkpoint:
 
 
 def resolve_checkpoint(path) -> Path:
-    """A checkpoint file, or a run folder (its ``best.npz``, else its ``last.npz``)."""
-    path = Path(path)
+    """A checkpoint file, or a run folder (its ``best.npz``, else its ``last.npz``), or a pretrained model's name
+    (``mnist-best``: :func:`convnp.pretrained.resolve`; a real path of that name wins)."""
+    path = pretrained.resolve(path)
     if path.is_dir():
         for name in ("best.npz", "last.npz"):
             if (path / name).is_file():
@@ -174,7 +175,8 @@ def load_checkpoint(path) -> Checkpoint:
     """
     path = resolve_checkpoint(path)
     if not path.exists():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+        known = ", ".join(pretrained.names())
+        raise CheckpointError(f"{path}: no such checkpoint file (nor a pretrained model: {known})")
     if not path.is_file():
         raise CheckpointError(f"{path}: is not a file (for a run folder, pass RUN_DIR/last.npz or RUN_DIR/best.npz)")
     if not zipfile.is_zipfile(path):
@@ -209,6 +211,17 @@ def load_checkpoint(path) -> Checkpoint:
     except ValueError as err:
         raise CheckpointError(f"{path}: {err}") from None
     return Checkpoint(path=path, model=model, meta=meta, optimizer_arrays=optimizer_arrays)
+
+
+def load_pretrained(name: str) -> Checkpoint:
+    """A model bundled with convnp, by name (:func:`convnp.pretrained.names`: ``"mnist-best"``, ...), loaded.
+
+    Unlike :func:`load_checkpoint`, only a name is taken, never a path. Its ``model`` is ready for inference or
+    fine-tuning (the optimizer's buffers are not shipped: start a new optimizer); ``meta`` holds its training
+    history, ``standardize`` its input preparation. Raises :class:`~convnp.errors.CheckpointError` for an unknown
+    name, naming the known ones.
+    """
+    return load_checkpoint(pretrained.folder(name))
 
 
 def _read_meta(raw, path: Path) -> dict:

@@ -9,6 +9,8 @@ import json
 
 import numpy as np
 
+from convnp import pretrained
+from convnp.checkpoint import load_pretrained
 from convnp.flops import model_flops
 from convnp.models import MODELS, RECIPES, build_model, get_model, is_architecture_file
 from convnp.train.config import TrainConfig
@@ -20,18 +22,23 @@ def add_parser(subparsers, parents) -> None:
         help="list the model zoo: parameters, FLOPs per image, recommended training",
         description="Without NAME, one line per zoo model: parameters, forward and training MFLOP per image "
         "(see convnp.flops for the counting rules), number of layers, recommended epochs and optimizer, and a "
-        "description. With NAME, that model's layer table, its FLOPs layer by layer and its full training recipe.",
+        "description; then the pretrained models bundled with convnp, with their accuracy on the MNIST test set and "
+        "the command that trained them. With NAME, that model's layer table, its FLOPs layer by layer and its full "
+        "training recipe (for a pretrained model: its manifest entry and layer table).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         parents=parents,
     )
     p.add_argument("name", metavar="NAME|PATH.json", nargs="?", default=None,
                    help=f"a model to describe in detail, one of: {', '.join(MODELS)}; or an architecture file, a "
-                   ".json list of layers (see `convnp train --help`)")
+                   ".json list of layers (see `convnp train --help`); or a pretrained model, one of: "
+                   f"{', '.join(pretrained.names())}")
     p.add_argument("--input-shape", type=int, nargs=3, metavar=("H", "W", "C"), default=None,
                    help="the images the networks are built for (default: 28 28 1, MNIST's)")
     p.add_argument("--num-classes", type=int, metavar="K", default=None,
                    help="the number of classes the zoo networks are built for (default: 10); an architecture "
                    "file's last layer is checked against it when given")
+    p.add_argument("--pretrained", action="store_true",
+                   help="list only the pretrained models (with --json: their manifest entries)")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(run=run)
 
@@ -106,12 +113,34 @@ def format_flops(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def format_pretrained() -> str:
+    """The table of the bundled pretrained models: name, network, parameters, test accuracy, training command."""
+    table = [("pretrained", "network", "params", "MNIST test", "trained by")]
+    for name in pretrained.names():
+        entry = pretrained.info(name)
+        table.append((name, str(entry["model"]), f"{entry['params']:,}", f"{entry['test_accuracy']:.2%}",
+                      entry["command"]))
+    widths = [max(len(t[c]) for t in table) for c in range(len(table[0]))]
+    lines = ["  ".join(cell.rjust(w) if c in (2, 3) else cell.ljust(w) for c, (cell, w) in enumerate(zip(t, widths)))
+             .rstrip() for t in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append("\nA name goes wherever a checkpoint does: convnp evaluate mnist-best, convnp predict mnist-best "
+                 "digit.png,\nconvnp serve mnist-best, convnp plot mnist-best. `convnp models NAME` for details.")
+    return "\n".join(lines)
+
+
 def run(args) -> int:
     shape = {"input_shape": tuple(args.input_shape or (28, 28, 1)), "num_classes": args.num_classes or 10}
+    if args.pretrained and args.name is None:
+        entries = {name: pretrained.info(name) for name in pretrained.names()}
+        print(json.dumps(entries, indent=2) if args.json else format_pretrained())
+        return 0
     if args.name is None:
         rows = [describe(name, get_model(name, rng=np.random.default_rng(0), **shape)) for name in MODELS]
-        print(json.dumps(rows, indent=2) if args.json else format_listing(rows))
+        print(json.dumps(rows, indent=2) if args.json else format_listing(rows) + "\n\n" + format_pretrained())
         return 0
+    if args.name in pretrained.names() and not is_architecture_file(args.name):
+        return _show_pretrained(args.name, args.json)
     if is_architecture_file(args.name):
         # num_classes=None: a file's network is shown as written unless --num-classes asks for a check.
         model = build_model(args.name, input_shape=shape["input_shape"], num_classes=args.num_classes,
@@ -126,6 +155,28 @@ def run(args) -> int:
         print(json.dumps({**info, "flops_by_layer": flops["layers"], "config": model.get_config()}, indent=2))
         return 0
     _print_details(info, model, flops)
+    return 0
+
+
+def _show_pretrained(name: str, as_json: bool) -> int:
+    """``convnp models mnist-best``: the manifest entry, then the layer table and FLOPs of the loaded network."""
+    entry = pretrained.info(name)
+    model = load_pretrained(name).model
+    flops = model_flops(model)
+    if as_json:
+        print(json.dumps({"name": name, **entry, "flops_by_layer": flops["layers"], "config": model.get_config()},
+                         indent=2))
+        return 0
+    print(f"{name}: {entry['description']}")
+    print(f"test accuracy: {entry['test_accuracy']:.2%} on the {entry['test_images']:,} MNIST test images")
+    print(f"trained by: {entry['command']} ({entry['epochs']} epochs, {entry['training_seconds']:.0f} s, "
+          f"{entry['trained']}, on {entry['machine']})")
+    print(f"files: {pretrained.folder(name)}")
+    print()
+    print(model.summary())
+    print()
+    print("FLOPs per image, by layer:")
+    print(format_flops(flops["layers"]))
     return 0
 
 

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from convnp import pretrained
+
 
 def add_parser(subparsers, parents) -> None:
     p = subparsers.add_parser(
@@ -17,8 +19,10 @@ def add_parser(subparsers, parents) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         parents=parents,
     )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by convnp train")
-    p.add_argument("--out", metavar="DIR", default=None, help="folder for the files (default: RUN_DIR)")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by convnp train, or a pretrained model's "
+                   "name (see `convnp models`)")
+    p.add_argument("--out", metavar="DIR", default=None,
+                   help="folder for the files (default: RUN_DIR; for a pretrained model, NAME-report)")
     p.add_argument("--image", metavar="INDEX", type=int, default=0,
                    help="which test image the feature maps show (negative counts from the end)")
     p.set_defaults(run=run)
@@ -36,7 +40,9 @@ def run(args) -> int:
     from convnp.viz.report import check_run_dir, load_run, render_html, run_figures
 
     run_dir = check_run_dir(args.run_dir)  # fails in one line before the slower steps
-    out = Path(args.out) if args.out is not None else run_dir
+    name = pretrained.bundled_name(run_dir)
+    # A bundled model's folder lies inside the installed package: its pictures go to the working directory.
+    out = Path(args.out) if args.out is not None else Path(f"{name}-report") if name else run_dir
     out.mkdir(parents=True, exist_ok=True)
     view = load_run(run_dir)
     figures = run_figures(view, args.image)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from convnp import pretrained
 from convnp.checkpoint import Checkpoint, load_checkpoint
 from convnp.inference import Classifier
 from convnp.train.callbacks import Callback
@@ -70,8 +71,11 @@ class RunView:
 
 
 def check_run_dir(run_dir) -> Path:
-    """``run_dir`` as a Path, or a one-line ValueError saying why it is not a run folder."""
-    run_dir = Path(run_dir)
+    """``run_dir`` as a Path, or a one-line ValueError saying why it is not a run folder.
+
+    A pretrained model's name (``mnist-best``) stands for its bundled run folder (:func:`convnp.pretrained.resolve`).
+    """
+    run_dir = pretrained.resolve(run_dir)
     if not run_dir.is_dir():
         raise ValueError(f"{run_dir}: no such run folder")
     if not (run_dir / "config.json").is_file():
