@@ -39,6 +39,7 @@ TYPED = {
     "seed": (["--seed", "7"], 7),
     "val_split": (["--val-split", "0.2"], 0.2),
     "limit": (["--limit", "100"], 100),
+    "init": (["--init", "runs/x"], "runs/x"),
     "mnist_dir": (["--mnist-dir", "idx"], os.path.abspath("idx")),
     "threads": (["--threads", "2"], 2),
     "backend": (["--backend", "threads"], "threads"),

@@ -153,6 +153,12 @@ class TrainConfig:
         'classes, or an architecture file: a .json list of layers such as {"type": "Conv2D", "out_channels": 16, '
         '"kernel_size": 3}, their channel and feature counts inferred', parse=_model, metavar="NAME|PATH.json",
     )
+    init: str | None = _setting(
+        None, "fine-tune: start from this checkpoint's network, weights and input preparation instead of new ones "
+        "(a .npz, a run folder or a pretrained model's name, see `convnp models`), with a new optimizer and "
+        "schedule; the data must fit its input, and name its classes as it does (or not at all)",
+        metavar="CHECKPOINT",
+    )
     data: str = _setting(
         "mnist", "'mnist', an .npz with arrays x, y (or x_train, y_train) and optionally x_test, y_test, or a folder "
         "of images with one sub-folder per class (named after it), or with train/ and test/ each holding them",
@@ -297,6 +303,8 @@ class TrainConfig:
             problems.append(f"skip_nonfinite must be an integer >= 0, got {self.skip_nonfinite!r}")
         if self.limit is not None and self.limit < 1:
             problems.append(f"limit must be a positive integer, got {self.limit!r}")
+        if self.init is not None and (not isinstance(self.init, str) or not self.init):
+            problems.append(f"init must be a checkpoint's path or name, got {self.init!r}")
         if not _number(self.label_smoothing) or not 0 <= self.label_smoothing < 1:
             problems.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         if not isinstance(self.augment, bool):
@@ -371,12 +379,16 @@ class TrainConfig:
 
         The model is ``settings["model"]``, else the default one; its recipe
         (:data:`convnp.models.recipes.RECIPES`) gives the settings it was designed for, and each setting given here
-        beats the recipe's, even where it equals the default.
+        beats the recipe's, even where it equals the default. A fine-tuned run (``init``) takes no recipe, and
+        refuses a ``model``.
         """
         unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise ValueError(f"TrainConfig: unknown setting(s) {unknown}")
-        recipe = RECIPES.get(settings.get("model", cls.model), {})
+        if settings.get("init") is not None and "model" in settings:
+            raise ValueError(f"model {settings['model']!r} and init {settings['init']!r}: a fine-tuned run's network "
+                             "is its checkpoint's; give one of them")
+        recipe = {} if settings.get("init") is not None else RECIPES.get(settings.get("model", cls.model), {})
         return cls(**{**recipe, **settings})
 
     @classmethod

@@ -146,6 +146,7 @@ class _Start:
     epoch: int = 0  # epochs done
     skipped_total: int = 0  # non-finite batches skipped so far
     resume_from: dict | None = None  # after a mid-epoch stop: the batches of the epoch done, and its totals
+    name: str | None = None  # the network's name when it is not config.model's (a fine-tuned run's)
 
 
 @dataclass
@@ -195,8 +196,11 @@ def train_run(
     init_rng, split_rng, order_rng, augment_rng = (np.random.default_rng(s) for s in seeds)
 
     # Everything that can fail on bad settings or an unwritable folder fails here, before the first step.
-    data, train_idx, val_idx = _load_data(config, split_rng, distributed)
-    if checkpoint is None:
+    origin = load_checkpoint(config.init) if checkpoint is None and config.init is not None else None
+    data, train_idx, val_idx = _load_data(config, split_rng, distributed, origin)
+    if origin is not None:
+        start = _fine_tune(config, data, origin)
+    elif checkpoint is None:
         start = _initialise(config, data, train_idx, init_rng)
     else:
         start = _restore(checkpoint, config, data, order_rng, augment_rng)
@@ -248,13 +252,22 @@ def _open_run(config: TrainConfig | None, run_dir: Path, *, resume: bool, epochs
     return config, checkpoint
 
 
-def _load_data(config: TrainConfig, split_rng: np.random.Generator, distributed) -> tuple:
-    """Step 2: the data set (``config.limit`` images at most) and its split, ``(data, train_idx, val_idx)``."""
+def _load_data(config: TrainConfig, split_rng: np.random.Generator, distributed, origin=None) -> tuple:
+    """Step 2: the data set (``config.limit`` images at most) and its split, ``(data, train_idx, val_idx)``.
+
+    A folder's images are brought to the size and channels of ``origin``'s network (a fine-tuned run's
+    checkpoint) unless the run sets them."""
+    options = dict(config.image_options)
+    shape = None if origin is None else origin.model.input_shape  # (H, W, C)
+    if shape and len(shape) == 3 and shape[2] in (1, 3) and Path(config.data).is_dir():
+        options.setdefault("image_size", tuple(shape[:2]))
+        options.setdefault("channels", shape[2])
+        # Kept in config.json, so that --resume reads the folder as this run does.
+        (config.image_height, config.image_width), config.channels = options["image_size"], options["channels"]
     if distributed is None:
-        data = load_dataset(config.data, mnist_dir=config.mnist_dir, progress=sys.stderr, **config.image_options)
+        data = load_dataset(config.data, mnist_dir=config.mnist_dir, progress=sys.stderr, **options)
     else:
-        data = distributed.load_dataset(config.data, mnist_dir=config.mnist_dir, progress=sys.stderr,
-                                        **config.image_options)
+        data = distributed.load_dataset(config.data, mnist_dir=config.mnist_dir, progress=sys.stderr, **options)
         config.threads = 1  # one thread per process: the processes are the parallelism
     if config.limit is not None:
         data.x_train, data.y_train = data.x_train[: config.limit], data.y_train[: config.limit]
@@ -273,6 +286,25 @@ def _initialise(config: TrainConfig, data: Dataset, train_idx: np.ndarray, init_
     return _Start(model, optimizer, Standardize.fit(Rows(data.x_train, train_idx)))
 
 
+def _fine_tune(config: TrainConfig, data: Dataset, origin) -> _Start:
+    """Step 3 of a fine-tuned run: ``origin``'s network, weights and standardisation, a new optimizer.
+
+    The data must fit the network's input and outputs, and its class names must be the checkpoint's (data with
+    unnamed classes, ``"0" .. "K-1"``, take the checkpoint's names)."""
+    model = origin.model
+    check_fits(model, data, config.init)
+    names = origin.meta.get("classes") or []
+    numbered = [str(i) for i in range(data.n_classes)]
+    if names and data.classes != numbered and data.classes != names[: data.n_classes]:
+        raise ValueError(f"init {config.init!r} names its classes {names[:6]}{' ...' if len(names) > 6 else ''}, but "
+                         f"{data.name} names them {data.classes[:6]}{' ...' if data.n_classes > 6 else ''}; "
+                         "fine-tuning keeps the network's outputs, so the data needs the same classes")
+    if names and data.classes == numbered:
+        data.classes = list(names[: data.n_classes])
+    name = origin.meta.get("model_name") or Path(str(config.init)).stem
+    return _Start(model, make_optimizer(config), origin.standardize, name=name)
+
+
 def _restore(checkpoint, config: TrainConfig, data: Dataset, order_rng, augment_rng) -> _Start:
     """Step 3 of a resumed run: everything from its checkpoint, the Generators' states included.
 
@@ -288,7 +320,8 @@ def _restore(checkpoint, config: TrainConfig, data: Dataset, order_rng, augment_
     # Stopped mid-epoch: continue after the batches already done.
     resume_from = {"batch": meta["batch"], **meta["epoch_sums"]} if meta.get("batch") else None
     return _Start(model, optimizer, standardize, resumed=True, history=list(meta["history"]), step=meta["step"],
-                  epoch=meta["epoch"], skipped_total=int(meta.get("skipped_total", 0)), resume_from=resume_from)
+                  epoch=meta["epoch"], skipped_total=int(meta.get("skipped_total", 0)), resume_from=resume_from,
+                  name=meta.get("model_name") if config.init is not None else None)
 
 
 def _open_folder(run_dir: Path, config: TrainConfig, *, create: bool) -> None:
@@ -324,7 +357,7 @@ def _build_trainer(config: TrainConfig, start: _Start, run_dir: Path, data: Data
     """
     model = start.model
     meta = {
-        "model_name": config.model,
+        "model_name": start.name or config.model,
         "data": data.name,
         "train_config": config.to_dict(),
         "preprocessing": start.standardize.to_dict(),
@@ -365,7 +398,8 @@ def _header(run_dir: Path, config: TrainConfig, start: _Start, data: Dataset, ar
         what = f"resuming {run_dir} at epoch {start.epoch + 1}" + (
             f", batch {start.resume_from['batch'] + 1}" if start.resume_from else "")
     n_val = 0 if arrays.validation is None else len(arrays.validation[1])
-    return (f"{what}: {config.model} on {data.name}, {len(arrays.y_train):,} training / {n_val:,} validation "
+    network = config.model if start.name is None else f"{start.name} (fine-tuning {config.init})"
+    return (f"{what}: {network} on {data.name}, {len(arrays.y_train):,} training / {n_val:,} validation "
             f"images, {config.epochs} epoch(s), batch {config.batch_size}, {trainer.optimizer!r}, "
             f"schedule {config.schedule}, "
             + (f"label smoothing {config.label_smoothing:g}, " if config.label_smoothing else "")
