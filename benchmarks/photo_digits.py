@@ -66,6 +66,8 @@ CONDITIONS = {
     "everything": ("all of the above at once but off-centre and blur",
                    {"gradient": 90, "noise": 6, "jpeg": 60, "shadow": True, "rotation": 10, "ink": "cycle",
                     "paper": "cycle"}),
+    "blank": ("no digit: gradient, noise, JPEG, shadow, coloured paper (right: refused as \"no ink found\")",
+              {"gradient": 90, "noise": 6, "jpeg": 60, "shadow": True, "paper": "cycle", "blank": True}),
 }
 
 
@@ -105,7 +107,8 @@ def lighting(shape: tuple[int, int], rng: np.random.Generator, gradient: float, 
 def photograph(digit: np.ndarray, rng: np.random.Generator, index: int, *, gradient: float = 0.0,
                noise: float = 0.0, jpeg: int | None = None, shadow: bool = False, blur: float = 0.0,
                rotation: float = 0.0, ink: str | None = None, paper: str | None = None,
-               off_centre: bool = False, size: tuple[int, int] | None = None) -> tuple[Image.Image, str]:
+               off_centre: bool = False, blank: bool = False,
+               size: tuple[int, int] | None = None) -> tuple[Image.Image, str]:
     """Print ``digit`` on paper and photograph it; the picture and the file suffix to save it with."""
     W, H = size if size else (int(rng.integers(240, 361)), int(rng.integers(240, 361)))
     side = min(W, H)
@@ -119,6 +122,7 @@ def photograph(digit: np.ndarray, rng: np.random.Generator, index: int, *, gradi
     x0, y0 = int(np.clip(x0, 0, W - box)), int(np.clip(y0, 0, H - box))
     cover = np.zeros((H, W))
     cover[y0 : y0 + box, x0 : x0 + box] = ink_coverage(digit, box, rng.uniform(-rotation, rotation))
+    cover *= not blank
     ink_rgb = np.array(INKS[list(INKS)[index % len(INKS)]] if ink == "cycle" else INK, float)
     paper_rgb = np.array(PAPERS[list(PAPERS)[index % len(PAPERS)]] if paper == "cycle" else PAPER, float)
     if ink == "cycle" and index % len(INKS) == 2:  # pencil: lighter where the graphite is thin
@@ -178,9 +182,11 @@ def write_typed(folder: Path) -> tuple[list[Path], np.ndarray]:
 
 
 def score(classifier, paths: list[Path], labels: np.ndarray) -> dict:
-    """How many files ``classifier`` reads right, and how many it refused."""
+    """How many files ``classifier`` reads right (a label of -1: a blank page, right when refused), and how many
+    it refused."""
     results = classifier.classify_files(paths, k=1, errors="report")
-    right = sum(r.error is None and r.label == int(y) for r, y in zip(results, labels))
+    right = sum((r.error is not None) if y < 0 else (r.error is None and r.label == int(y))
+                for r, y in zip(results, labels))
     refused = sum(r.error is not None for r in results)
     return {"right": int(right), "total": len(paths), "refused": int(refused)}
 
@@ -218,6 +224,7 @@ def run(checkpoints: list[str], n: int, seed: int, conditions: list[str], keep: 
         for name in conditions:
             paths, truth = write_typed(folder) if name == "typed" else (write_condition(folder, name, digits, seed),
                                                                           labels)
+            truth = np.full(len(paths), -1) if CONDITIONS.get(name, ("", {}))[1].get("blank") else truth
             for c, classifier in classifiers.items():
                 scores[c][name] = score(classifier, paths, truth)
                 print(f"{name:26s} {Path(c).name:20s} {scores[c][name]}", flush=True)

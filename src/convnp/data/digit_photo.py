@@ -141,7 +141,14 @@ def paper_brightness(grey: np.ndarray, *, stroke_radius: int, block: int = 1, sm
     """
     H, W = grey.shape
     tiles = box_blur(block_mean(grey, block), smooth_radius)  # (ceil(H / block), ceil(W / block))
-    paper = closing(tiles, -(-stroke_radius // block) + smooth_radius)
+    radius = -(-stroke_radius // block) + smooth_radius
+    # Continued past the edges as straight lines (odd reflection), so the square, whole at the edge too, sees the
+    # light go on as it went: cut short there, a closing lifts a slope meeting the edge (a shadow's rim) by
+    # slope x radius. Clipped to the picture's own range, so a dark mark on the edge mirrors to no bright spike.
+    pads = [radius if n > 1 else 0 for n in tiles.shape]  # a single row or column has no slope to continue
+    padded = np.clip(np.pad(tiles, [(p, p) for p in pads], mode="reflect", reflect_type="odd"),
+                     tiles.min(), tiles.max())
+    paper = closing(padded, radius)[pads[0] : pads[0] + tiles.shape[0], pads[1] : pads[1] + tiles.shape[1]]
     return np.repeat(np.repeat(paper, block, axis=0), block, axis=1)[:H, :W]
 
 

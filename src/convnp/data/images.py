@@ -189,22 +189,25 @@ def digit_ink(x: np.ndarray) -> np.ndarray:
     labels, n = label_components(mask)
     keep = choose_digit(measure_components(labels, n, ink), (h, w))
     chosen = np.concatenate([[False], keep])[labels]  # (H, W): pixels of the kept regions
-    _check_stands_out(ink, mask, chosen, depth)
+    _check_stands_out(chosen, depth)
     low, high = threshold / 2, float(np.percentile(ink[chosen], 95))  # 5)
     soft = np.clip((ink - low) / max(high - low, 1e-12), 0.0, 1.0)
     return soft * (dilate(chosen, 1 + block) > 0)  # the strokes' soft edges, nothing further
 
 
-def _check_stands_out(ink: np.ndarray, mask: np.ndarray, chosen: np.ndarray, depth: np.ndarray) -> None:
-    """Refuse a digit whose ink does not stand out from the paper's own grain (a blank photo's noise), or lies
-    within :data:`_MIN_CONTRAST` grey levels of the paper."""
+def _check_stands_out(chosen: np.ndarray, depth: np.ndarray) -> None:
+    """Refuse a digit whose ink does not stand out from the paper's own grain (a blank photo's noise, the inside
+    of a shadow), or lies within :data:`_MIN_CONTRAST` grey levels of the paper.
+
+    Measured in grey levels below the paper (``depth``), where a sensor's noise is the same in light and in
+    shadow; the paper's level and noise (a robust standard deviation) come from every pixel, most being paper.
+    """
     if not chosen.any():
         raise DataError("no ink found: no mark darker than the paper around it; expected one digit drawn on a plain "
                         "background")
-    paper = ink[~mask] if (~mask).any() else np.zeros(1)
-    centre = float(np.median(paper))
-    grain = 1.4826 * float(np.median(np.abs(paper - centre)))  # the paper's noise, robust standard deviation
-    level = float(ink[chosen].mean())
+    centre = float(np.median(depth))
+    grain = 1.4826 * float(np.median(np.abs(depth - centre)))
+    level = float(depth[chosen].mean())
     if level - centre < _NOISE_SIGMAS * grain or float(depth[chosen].max()) < _MIN_CONTRAST:
         raise DataError(
             f"no ink found: nothing stands out from the paper's own grain (the darkest marks are "
