@@ -494,3 +494,50 @@ def test_help_names_the_exit_code(capsys):
         main(["predict", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "exit code is 1 if any file failed" in out and "--top K" in out and "(default: 3)" in out
+
+
+# ---- --show-prep ---------------------------------------------------------------------------------------------------
+@pytest.mark.mnist
+def test_show_prep_writes_the_input_beside_what_the_network_saw(checkpoint_path, digit_files, tmp_path, capsys):
+    paths, labels = digit_files
+    Image.new("L", (40, 40), 255).save(tmp_path / "blank.png")
+    out = tmp_path / "prep"
+    argv = ["predict", str(checkpoint_path), paths[0], str(tmp_path / "blank.png"), paths[1], "--show-prep", str(out)]
+    assert main([*argv, "--json"]) == 1  # the blank file fails; the others are shown
+    results = json.loads(capsys.readouterr().out)
+    assert "prep" not in results[1] and sorted(p.name for p in out.iterdir()) == sorted(
+        f"{name}.prep.png" for name in ("digit0.png", "digit1.png"))
+    for r, path in zip([results[0], results[2]], [paths[0], paths[1]]):
+        sheet = np.asarray(Image.open(r["prep"]).convert("L"), dtype=np.float64)
+        width, height = Image.open(path).size
+        left = round(width * 224 / height) + 8  # the input scaled to 224 high, then an 8-pixel gap
+        shown = sheet[4:224:8, left + 4 : left + 224 : 8]  # the centre of each enlarged pixel, (28, 28)
+        np.testing.assert_array_equal(shown, np.rint(load_digits([path])[0, ..., 0]))
+        assert sheet.shape[0] == 224 + 18  # and a line for the answer
+    assert main(argv) == 1  # without --json: the same pictures, written again over the old
+    assert len(list(out.iterdir())) == 2
+
+
+def test_show_prep_names_and_refusals(tmp_path, capsys):
+    from convnp.checkpoint import save_checkpoint
+    from convnp.data.transforms import Standardize
+    from convnp.layers import Dense, Flatten
+    from convnp.sequential import Sequential
+
+    # A colour model's prepared image is its own input, in colour; two files of one name get two pictures.
+    model = Sequential([Flatten(), Dense(8 * 6 * 3, 2, rng=np.random.default_rng(0))], input_shape=(8, 6, 3))
+    path = save_checkpoint(tmp_path / "colour.npz", model,
+                           meta={"preprocessing": Standardize(1 / 255, [0.5] * 3, [0.25] * 3).to_dict()})
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(np.full((16, 12, 3), (200, 40, 10), np.uint8)).save(tmp_path / folder / "x.png")
+    out = tmp_path / "prep"
+    files = [str(tmp_path / "a" / "x.png"), str(tmp_path / "b" / "x.png")]
+    assert main(["predict", str(path), *files, "--top", "2", "--show-prep", str(out)]) == 0
+    capsys.readouterr()
+    assert sorted(p.name for p in out.iterdir()) == ["x.png-2.prep.png", "x.png.prep.png"]
+    sheet = np.asarray(Image.open(out / "x.png.prep.png").convert("RGB"))
+    assert tuple(sheet[100, 168 + 8 + 100]) == (200, 40, 10)  # the 8x6 input enlarged 28 times, in colour
+    (tmp_path / "file").write_text("")
+    assert main(["predict", str(path), files[0], "--top", "2", "--show-prep", str(tmp_path / "file")]) == 1
+    assert f"--show-prep must be a folder, got {tmp_path / 'file'}, which is a file" in capsys.readouterr().err

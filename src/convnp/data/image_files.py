@@ -21,7 +21,7 @@ from convnp.errors import DataError, DataNotFoundError
 
 __all__ = [
     "MAX_PIXELS", "ImageTooLargeError", "convert_channels", "fit_image", "image_header", "read_image",
-    "read_image_bytes", "require_pillow", "resize",
+    "read_image_bytes", "require_pillow", "resize", "save_side_by_side",
 ]
 
 #: Largest image accepted, in pixels (width x height). Checked from the header, before anything is decoded, so
@@ -481,3 +481,49 @@ def convert_channels(image: np.ndarray, channels: int) -> np.ndarray:
     if x.shape[2] == channels:
         return x
     return np.repeat(x, 3, axis=2) if channels == 3 else _grey(x.astype(np.float64))[..., None]
+
+
+# ---- pictures for people ---------------------------------------------------------------------------------------------
+def save_side_by_side(path, picture: np.ndarray, prepared: np.ndarray, *, height: int = 224,
+                      caption: str | None = None) -> Path:
+    """Write a PNG showing ``picture`` beside ``prepared``, the same height: a file as the user gave it, and the
+    input the network saw.
+
+    Parameters
+    ----------
+    path : str or Path
+        Where to write (a PNG, whatever the name's suffix).
+    picture : ndarray of shape `(h, w)` or `(h, w, 3)`, values in [0, 255]
+        Scaled (bilinear) to ``height`` keeping its aspect ratio.
+    prepared : ndarray of shape `(H, W)`, `(H, W, 1)` or `(H, W, 3)`, values in [0, 255]
+        Enlarged by whole pixels (each a crisp square), so its own pixels stay visible.
+    height : int
+    caption : str, optional
+        Written under the two pictures (the answer, say).
+
+    Returns
+    -------
+    Path : ``path``
+    """
+    Image = require_pillow()
+    from PIL import ImageDraw
+
+    def rgb(x):
+        x = np.clip(np.rint(np.asarray(x, dtype=np.float64)), 0, 255).astype(np.uint8)
+        x = x[..., 0] if x.ndim == 3 and x.shape[2] == 1 else x
+        return Image.fromarray(x).convert("RGB")
+
+    left, right = rgb(picture), rgb(prepared)
+    width = max(1, round(left.width * height / left.height))
+    left = left.resize((width, height), Image.Resampling.BILINEAR)
+    scale = max(1, height // right.height)
+    right = right.resize((right.width * scale, right.height * scale), Image.Resampling.NEAREST)
+    gap, footer = 8, 18 if caption else 0
+    sheet = Image.new("RGB", (left.width + gap + right.width, max(height, right.height) + footer), (128, 128, 128))
+    sheet.paste(left, (0, 0))
+    sheet.paste(right, (left.width + gap, 0))
+    if caption:
+        ImageDraw.Draw(sheet).text((4, sheet.height - footer + 3), caption, fill=(255, 255, 255))
+    path = Path(path)
+    sheet.save(path, format="PNG")
+    return path
