@@ -47,7 +47,7 @@ def threads_for(model, batch_size: int, backend: str = "threads") -> int:
     "every core" default, no more workers than give each at least :data:`MIN_FLOPS_PER_THREAD` of work (or
     :data:`MIN_FLOPS_PER_PROCESS`, when ``backend`` comes to processes).
 
-    An explicit :func:`set_num_threads` or ``$CONVNP_NUM_THREADS`` is taken as it is.
+    An explicit :func:`~convnp.parallel.set_num_threads` or ``$CONVNP_NUM_THREADS`` is taken as it is.
     """
     n = get_num_threads()
     if configured_num_threads() is not None or n == 1:

@@ -2,9 +2,9 @@
 
 A callback may implement any of ``on_train_begin(trainer)``, ``on_epoch_begin(epoch)``,
 ``on_batch_end(batch, logs)``, ``on_epoch_end(epoch, logs)``, ``on_train_end(logs)``, and
-``on_interrupt(position)`` (instead of ``on_train_end`` when :meth:`Trainer.request_stop` stopped the run between
-two steps). ``epoch`` is 0-based; ``logs`` of an epoch hold ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``
-(with validation data), ``lr`` and ``time`` (and ``skipped`` when non-finite batches may be skipped).
+``on_interrupt(position)`` (instead of ``on_train_end`` when :meth:`~convnp.train.Trainer.request_stop` stopped the
+run between two steps). ``epoch`` is 0-based; ``logs`` of an epoch hold ``loss``, ``accuracy``, ``val_loss``,
+``val_accuracy`` (with validation data), ``lr`` and ``time`` (and ``skipped`` when non-finite batches may be skipped).
 """
 
 from __future__ import annotations

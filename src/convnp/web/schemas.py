@@ -31,6 +31,8 @@ class TopClass(BaseModel):
 
 
 class Prediction(BaseModel):
+    """The answer to ``POST /api/predict``: the most probable class, every probability, the top 5, the feature maps."""
+
     model_config = ConfigDict(populate_by_name=True)
 
     label: int = Field(description="the most probable class")
@@ -43,6 +45,8 @@ class Prediction(BaseModel):
 
 
 class Health(BaseModel):
+    """The answer to ``GET /api/health``: the model served and the pictures it takes."""
+
     status: Literal["ok"]
     model: str = Field(description="the model's name (from the checkpoint, else the file name)")
     parameters: int = Field(description="number of trainable parameters")
@@ -54,4 +58,6 @@ class Health(BaseModel):
 
 
 class ErrorResponse(BaseModel):
+    """A 4xx answer: one line saying what was wrong with the request."""
+
     detail: str = Field(description="what was wrong with the request")

@@ -122,8 +122,8 @@ def read_mnist_folder(
     name : str, default "idx_dir"
         What the caller calls the folder, for the messages: ``"--mnist-dir"``, ``"$CONVNP_MNIST_DIR"``...
     cache_dir : str or os.PathLike, optional
-        The cache of :func:`load_mnist` (see :func:`mnist_cache_dir`). It is never read here; it is written only
-        when it does not exist yet and the four files are the published MNIST (their sha256 match).
+        The cache of :func:`~convnp.data.load_mnist` (see :func:`mnist_cache_dir`). It is never read here; it is
+        written only when it does not exist yet and the four files are the published MNIST (their sha256 match).
 
     Returns
     -------
