@@ -17,17 +17,22 @@ References
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from convnp.data.digit_photo import (
-    choose_digit, dilate, ink_strength, label_components, measure_components, otsu_threshold, paper_brightness,
+    Components, choose_digit, dilate, ink_strength, label_components, measure_components, otsu_threshold,
+    paper_brightness,
 )
 from convnp.data.image_files import convert_channels, fit_image, read_image, require_pillow
 from convnp.errors import DataError
 
-__all__ = ["WORK_SIDE", "digit_ink", "preprocess_digit", "preprocess_image", "load_digits", "load_images"]
+__all__ = [
+    "WORK_SIDE", "Ink", "check_stands_out", "crop_to_ink", "dark_on_light", "digit_ink", "find_ink", "load_digits",
+    "load_images", "mnist_box", "preprocess_digit", "preprocess_image", "working_size",
+]
 
 # A blank sheet photographed or saved as JPEG still varies by a few grey levels; ink must stand out by more.
 _MIN_CONTRAST = 16.0
@@ -88,14 +93,14 @@ def preprocess_digit(grey: np.ndarray, size: int = 28, box: int = 20) -> np.ndar
     7. The values are stretched so the maximum is 255.
     """
     x = _checked_grey(grey, size, box)
-    x = _working_size(x)  # 1) (h, w), longest side <= WORK_SIDE
-    x = _dark_on_light(x)  # 2)
+    x = working_size(x)  # 1) (h, w), longest side <= WORK_SIDE
+    x = dark_on_light(x)  # 2)
     x = digit_ink(x)  # 3), 4), 5) digit's ink in [0, 1] on exact black, (h, w)
-    x = _crop_to_ink(x)  # 5) (h, w) bounding box of the ink
-    return _mnist_box(x, size, box)  # 5), 6), 7)
+    x = crop_to_ink(x)  # 5) (h, w) bounding box of the ink
+    return mnist_box(x, size, box)  # 5), 6), 7)
 
 
-def _mnist_box(x: np.ndarray, size: int, box: int) -> np.ndarray:
+def mnist_box(x: np.ndarray, size: int, box: int) -> np.ndarray:
     """Steps 5-7: ink ``(h, w)`` scaled so its longer side is ``box``, centred by mass on a ``(size, size)``
     canvas, stretched to a maximum of 255."""
     h, w = x.shape
@@ -124,7 +129,7 @@ def _checked_grey(grey, size, box) -> np.ndarray:
     return x
 
 
-def _working_size(x: np.ndarray) -> np.ndarray:
+def working_size(x: np.ndarray) -> np.ndarray:
     """Step 1: ``x`` ``(H, W)`` scaled down so its longest side is at most :data:`WORK_SIDE`."""
     h, w = x.shape
     if max(h, w) <= WORK_SIDE:
@@ -133,7 +138,7 @@ def _working_size(x: np.ndarray) -> np.ndarray:
     return _resize(x, max(1, round(h * scale)), max(1, round(w * scale)))
 
 
-def _dark_on_light(x: np.ndarray) -> np.ndarray:
+def dark_on_light(x: np.ndarray) -> np.ndarray:
     """Step 2: ``x`` ``(H, W)`` with its ink dark: inverted (``255 - x``) when the ink is lighter than the paper.
 
     The light across a page is close to a plane, so the plane of least squares through the picture is taken out
@@ -171,11 +176,55 @@ def digit_ink(x: np.ndarray) -> np.ndarray:
         "no ink found": nothing differs from the paper by :data:`_MIN_CONTRAST` grey levels, or nothing stands
         out from the paper's noise.
     """
+    found = find_ink(x)  # 3), 4)
+    keep = choose_digit(found.parts, x.shape)
+    chosen = np.concatenate([[False], keep])[found.labels]  # (H, W): pixels of the kept regions
+    check_stands_out(chosen, found.depth)
+    return found.soft(chosen)  # 5)
+
+
+@dataclass(frozen=True)
+class Ink:
+    """What :func:`find_ink` finds in a picture ``(H, W)``: ``strength`` (:func:`ink_strength`, `(H, W)`), the
+    Otsu ``threshold`` on it, the ``labels`` `(H, W)` of the regions above it and their measurements ``parts``,
+    ``depth`` (grey levels below the paper, `(H, W)`), and the ``block`` the paper was estimated on."""
+
+    strength: np.ndarray
+    threshold: float
+    labels: np.ndarray
+    parts: Components
+    depth: np.ndarray
+    block: int
+
+    def soft(self, chosen: np.ndarray) -> np.ndarray:
+        """The ink of the ``chosen`` pixels `(H, W)` (bool) and their soft edges, from half the threshold up to
+        full strength (1) at the chosen pixels' 95th percentile; 0 elsewhere. -> `(H, W)` float64 in [0, 1]."""
+        low, high = self.threshold / 2, float(np.percentile(self.strength[chosen], 95))
+        soft = np.clip((self.strength - low) / max(high - low, 1e-12), 0.0, 1.0)
+        return soft * (dilate(chosen, 1 + self.block) > 0)  # the strokes' soft edges, nothing further
+
+
+def find_ink(x: np.ndarray) -> Ink:
+    """Steps 3-4 up to the regions: the paper divided out, Otsu's threshold, the regions of ink labelled.
+
+    Parameters
+    ----------
+    x : ndarray of shape `(H, W)`, float, dark ink on light paper (any lighting)
+
+    Returns
+    -------
+    Ink
+
+    Raises
+    ------
+    DataError
+        "no ink found: the image is flat": nothing differs from the paper by :data:`_MIN_CONTRAST` grey levels.
+    """
     h, w = x.shape
     block = max(1, min(h, w) // 128)  # the paper estimated on tiles of a few pixels in a large picture
     smooth = int(min(h, w) >= 128)  # a small picture has no grain to smooth, and every pixel counts
     paper = paper_brightness(x, stroke_radius=max(1, int(np.ceil(_STROKE_SHARE * min(h, w)))), block=block,
-                             smooth_radius=smooth)  # 3) (H, W)
+                             smooth_radius=smooth)  # (H, W)
     depth = paper - x  # grey levels below the paper, (H, W)
     contrast = float(depth.max())
     if contrast < _MIN_CONTRAST:
@@ -183,19 +232,13 @@ def digit_ink(x: np.ndarray) -> np.ndarray:
             f"no ink found: the image is flat (every pixel within {contrast:.0f} grey levels of the paper, "
             f"at least {_MIN_CONTRAST:.0f} needed); expected one digit drawn on a plain background"
         )
-    ink = ink_strength(x, paper)
-    threshold = otsu_threshold(ink)  # 4)
-    mask = ink > threshold
-    labels, n = label_components(mask)
-    keep = choose_digit(measure_components(labels, n, ink), (h, w))
-    chosen = np.concatenate([[False], keep])[labels]  # (H, W): pixels of the kept regions
-    _check_stands_out(chosen, depth)
-    low, high = threshold / 2, float(np.percentile(ink[chosen], 95))  # 5)
-    soft = np.clip((ink - low) / max(high - low, 1e-12), 0.0, 1.0)
-    return soft * (dilate(chosen, 1 + block) > 0)  # the strokes' soft edges, nothing further
+    strength = ink_strength(x, paper)
+    threshold = otsu_threshold(strength)
+    labels, n = label_components(strength > threshold)
+    return Ink(strength, threshold, labels, measure_components(labels, n, strength), depth, block)
 
 
-def _check_stands_out(chosen: np.ndarray, depth: np.ndarray) -> None:
+def check_stands_out(chosen: np.ndarray, depth: np.ndarray) -> None:
     """Refuse a digit whose ink does not stand out from the paper's own grain (a blank photo's noise, the inside
     of a shadow), or lies within :data:`_MIN_CONTRAST` grey levels of the paper.
 
@@ -216,7 +259,7 @@ def _check_stands_out(chosen: np.ndarray, depth: np.ndarray) -> None:
         )
 
 
-def _crop_to_ink(x: np.ndarray) -> np.ndarray:
+def crop_to_ink(x: np.ndarray) -> np.ndarray:
     """Step 5: ``(H, W)`` cropped to the bounding box of its non-zero pixels, ``(h, w)``."""
     rows, cols = np.flatnonzero(x.any(axis=1)), np.flatnonzero(x.any(axis=0))
     return x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # (h, w) bounding box of the ink
