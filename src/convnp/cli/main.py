@@ -33,7 +33,86 @@ COMMANDS = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+#: Two or three typical command lines per subcommand, ending its --help (``# ...`` says what each does).
+EXAMPLES = {
+    "train": [
+        "convnp train                                  # the notebook's network on MNIST, 8 epochs",
+        "convnp train --model best --seed 1            # how the pretrained mnist-best was made",
+        "convnp train --data photos/ --model sprint --crop-padding 2 --out runs/photos",
+    ],
+    "evaluate": [
+        "convnp evaluate mnist-best                    # a pretrained model on the MNIST test set",
+        "convnp evaluate runs/demo --json",
+        "convnp evaluate runs/photos --data photos/ --split train",
+    ],
+    "predict": [
+        "convnp predict mnist-best my_digit.png        # a pretrained model, no training needed",
+        "convnp predict runs/demo a.png b.jpg --top 5 --json",
+    ],
+    "gradcheck": [
+        "convnp gradcheck                              # the notebook's network, every layer",
+        "convnp gradcheck --model best",
+        "convnp gradcheck --notebook-maxpool           # the seed notebook's wrong max-pool backward: FAIL",
+    ],
+    "models": [
+        "convnp models                                 # the zoo, then the pretrained models",
+        "convnp models best                            # its layers, FLOPs and recipe",
+        "convnp models mnist-best --json",
+    ],
+    "replay-notebook": [
+        "convnp replay-notebook                        # the notebook's experiment with correct gradients",
+        "convnp replay-notebook --notebook-maxpool     # ... and with its own max-pool backward",
+    ],
+    "serve": [
+        "convnp serve mnist-best                       # then open http://127.0.0.1:8000/ and draw",
+        "convnp serve runs/demo --port 0               # any free port; the line printed says which",
+        "convnp serve runs/photos --host 0.0.0.0 --port 8080",
+    ],
+    "plot": [
+        "convnp plot runs/demo                         # PNGs and report.html into the run folder",
+        "convnp plot mnist-best                        # into mnist-best-report/",
+        "convnp plot runs/demo --out pictures --image 7",
+    ],
+    "export": [
+        "convnp export mnist-best mnist-best.onnx",
+        "convnp export runs/demo demo.onnx --opset 17",
+        "convnp export runs/demo demo-logits.onnx --raw",
+    ],
+    "read": [
+        "convnp read mnist-best number.png             # the digits written in a row, left to right",
+        "convnp read runs/demo page.jpg --json",
+    ],
+    "import": [
+        "convnp import net.onnx net.npz --mean 0.1307 --std 0.3081   # a PyTorch MNIST network",
+        "convnp import mnist-best.onnx copy.npz                     # a file convnp exported brings its preparation",
+    ],
+}
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's defaults-showing help, with an epilog's ``examples:`` block kept line by line (the rest of the
+    description and epilog is wrapped as usual)."""
+
+    def _fill_text(self, text, width, indent):
+        head, marker, examples = text.partition("examples:\n")
+        filled = super()._fill_text(head, width, indent) if head.strip() else ""
+        if not marker:
+            return filled
+        return (filled + "\n\n" if filled else "") + indent + marker + "".join(
+            indent + "  " + line + "\n" for line in examples.splitlines())
+
+
+def _add_examples(subparsers) -> None:
+    """End each subcommand's --help with its :data:`EXAMPLES`."""
+    for name, parser in subparsers.choices.items():
+        parser.formatter_class = HelpFormatter
+        lines = EXAMPLES.get(name)
+        if lines:
+            parser.epilog = ((parser.epilog or "") + "\n").lstrip("\n") + "examples:\n" + "\n".join(lines)
+
+
     parser = argparse.ArgumentParser(
+    """The ``convnp`` parser: ``--version``, ``--debug`` and one subparser per module of :data:`COMMANDS`."""
         prog="convnp",
         description="Convolutional neural networks in NumPy, every forward and backward pass written by hand.",
     )
@@ -47,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         importlib.import_module(name).add_parser(subparsers, [common])
     return parser
+    _add_examples(subparsers)
 
 
 def main(argv: list[str] | None = None) -> int:
