@@ -32,7 +32,6 @@ COMMANDS = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
 #: Two or three typical command lines per subcommand, ending its --help (``# ...`` says what each does).
 EXAMPLES = {
     "train": [
@@ -111,8 +110,9 @@ def _add_examples(subparsers) -> None:
             parser.epilog = ((parser.epilog or "") + "\n").lstrip("\n") + "examples:\n" + "\n".join(lines)
 
 
-    parser = argparse.ArgumentParser(
+def build_parser() -> argparse.ArgumentParser:
     """The ``convnp`` parser: ``--version``, ``--debug`` and one subparser per module of :data:`COMMANDS`."""
+    parser = argparse.ArgumentParser(
         prog="convnp",
         description="Convolutional neural networks in NumPy, every forward and backward pass written by hand.",
     )
@@ -125,8 +125,8 @@ def _add_examples(subparsers) -> None:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(name).add_parser(subparsers, [common])
-    return parser
     _add_examples(subparsers)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
