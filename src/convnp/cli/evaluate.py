@@ -31,7 +31,8 @@ def add_parser(subparsers, parents) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         parents=parents,
     )
-    p.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file (.npz) or run folder")
+    p.add_argument("checkpoint", metavar="CHECKPOINT",
+                   help="checkpoint file (.npz), run folder, or a pretrained model's name (mnist-best: convnp models)")
     p.add_argument("--data", metavar="mnist|PATH.npz|DIR", default="mnist",
                    help="data set: 'mnist', an .npz file with x/y (or x_train/y_train) and optionally x_test/y_test, "
                    "or a folder of images with one sub-folder per class (or train/ and test/ holding them), "

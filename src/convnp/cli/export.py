@@ -20,7 +20,8 @@ def add_parser(subparsers, parents) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         parents=parents,
     )
-    p.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file (.npz) or run folder")
+    p.add_argument("checkpoint", metavar="CHECKPOINT",
+                   help="checkpoint file (.npz), run folder, or a pretrained model's name (mnist-best: convnp models)")
     p.add_argument("out", metavar="OUT.onnx", help="the ONNX file to write (replaced if it exists)")
     p.add_argument("--raw", action="store_true",
                    help="export the network alone: its input is the standardised tensor, not pixels")

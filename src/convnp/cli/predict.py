@@ -33,7 +33,8 @@ def add_parser(subparsers, parents) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         parents=parents,
     )
-    p.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file (.npz) or run folder")
+    p.add_argument("checkpoint", metavar="CHECKPOINT",
+                   help="checkpoint file (.npz), run folder, or a pretrained model's name (mnist-best: convnp models)")
     p.add_argument("files", metavar="FILE", nargs="+",
                    help="image files (anything Pillow reads) or .npy arrays (H, W[, C]) of pixels 0..255 or 0..1")
     p.add_argument("--top", metavar="K", type=positive_int, default=3,

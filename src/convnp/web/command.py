@@ -30,7 +30,7 @@ def add_parser(subparsers, parents) -> None:
         parents=parents,
     )
     p.add_argument("checkpoint", metavar="CHECKPOINT",
-                   help="checkpoint file (.npz) or run folder")
+                   help="checkpoint file (.npz), run folder, or a pretrained model's name (mnist-best: convnp models)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (0.0.0.0 makes the page reachable from other machines)")
     p.add_argument("--port", type=_port, default=8000,
