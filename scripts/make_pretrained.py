@@ -7,8 +7,9 @@ Each model is trained by the exact ``convnp train`` command its entry in MODELS 
 ``RUNS/<name>``. Bundling keeps what a user needs of the run folder: ``last.npz`` rewritten without the optimizer's
 buffers (half the size; the weights, architecture, preparation and history stay), ``config.json``, ``metrics.csv``
 and ``results.json``. The checkpoint shipped is the run's last one, ``last.npz``: the end of the recipe's schedule,
-which the run's test accuracy (results.json, benchmarks/ZOO.md) measures; choosing it needs no look at the test set. It then measures each bundled checkpoint on the 10,000 MNIST test images and writes
-``manifest.json``: every file's sha256, that accuracy, the command, the machine, the date.
+which the run's test accuracy (results.json, benchmarks/ZOO.md) measures; choosing it needs no look at the test set.
+It then measures each bundled checkpoint on the 10,000 MNIST test images and writes ``manifest.json``: every
+file's sha256, that accuracy, the command, the machine, the date.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def machine() -> str:
     extras = [word for word, flag in (("AVX-512", " avx512f"), ("a virtual machine", " hypervisor")) if flag in flags]
     blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
     return (f"{platform.machine()}, {os.cpu_count()} cores of {cpu}" + "".join(f", {e}" for e in extras)
-            + f"; NumPy {np.__version__} with {blas.get('name')} {blas.get('version')}; Python {platform.python_version()}")
+            + f"; NumPy {np.__version__} with {blas.get('name')} {blas.get('version')}"
+            + f"; Python {platform.python_version()}")
 
 
 def train(name: str, runs: Path) -> None:

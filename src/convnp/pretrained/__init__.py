@@ -2,12 +2,14 @@
 
 Each model is a small run folder next to this file, ``<name>/``, holding what ``convnp train`` wrote, trimmed to
 what a user needs: ``last.npz`` (the weights at the end of training, without the optimizer's buffers),
-``config.json`` (the run's settings), ``metrics.csv`` (its epochs) and ``results.json`` (its test metrics). So every command that takes a
-checkpoint or a run folder takes a name too: :func:`convnp.checkpoint.resolve_checkpoint` asks :func:`resolve`.
+``config.json`` (the run's settings), ``metrics.csv`` (its epochs) and ``results.json`` (its test metrics). So
+every command that takes a checkpoint or a run folder takes a name too: :func:`convnp.checkpoint.resolve_checkpoint`
+asks :func:`resolve`.
 
 ``manifest.json`` describes them: for each name, every file's sha256, the accuracy on the 10,000 MNIST test images
-measured on the bundled file, the exact command that trained it, the machine and the date. ``scripts/
-make_pretrained.py`` trains and bundles them again. The library gets one with :func:`convnp.load_pretrained`.
+measured on the bundled file, the exact command that trained it, the machine and the date.
+``scripts/make_pretrained.py`` trains and bundles them again. The library gets one with
+:func:`convnp.load_pretrained`.
 """
 
 from __future__ import annotations
