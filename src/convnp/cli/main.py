@@ -22,6 +22,7 @@ COMMANDS = (
     "convnp.cli.train",
     "convnp.cli.evaluate",
     "convnp.cli.predict",
+    "convnp.cli.read",
     "convnp.cli.gradcheck",
     "convnp.cli.models",
     "convnp.cli.replay_notebook",
