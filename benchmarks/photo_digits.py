@@ -66,6 +66,9 @@ CONDITIONS = {
     "everything": ("all of the above at once but off-centre and blur",
                    {"gradient": 90, "noise": 6, "jpeg": 60, "shadow": True, "rotation": 10, "ink": "cycle",
                     "paper": "cycle"}),
+    "row": ("4-6 digits in a row, some touching, even light (digits right)", {"row": True}),
+    "row-photo": ("the same rows with gradient, noise, JPEG and a shadow",
+                  {"row": True, "gradient": 90, "noise": 6, "jpeg": 60, "shadow": True}),
     "blank": ("no digit: gradient, noise, JPEG, shadow, coloured paper (right: refused as \"no ink found\")",
               {"gradient": 90, "noise": 6, "jpeg": 60, "shadow": True, "paper": "cycle", "blank": True}),
 }
@@ -104,12 +107,11 @@ def lighting(shape: tuple[int, int], rng: np.random.Generator, gradient: float, 
     return light
 
 
-def photograph(digit: np.ndarray, rng: np.random.Generator, index: int, *, gradient: float = 0.0,
-               noise: float = 0.0, jpeg: int | None = None, shadow: bool = False, blur: float = 0.0,
-               rotation: float = 0.0, ink: str | None = None, paper: str | None = None,
-               off_centre: bool = False, blank: bool = False,
-               size: tuple[int, int] | None = None) -> tuple[Image.Image, str]:
-    """Print ``digit`` on paper and photograph it; the picture and the file suffix to save it with."""
+def photograph(digit: np.ndarray, rng: np.random.Generator, index: int, *, rotation: float = 0.0,
+               off_centre: bool = False, blank: bool = False, size: tuple[int, int] | None = None,
+               **develop) -> tuple[Image.Image, str]:
+    """Print ``digit`` on paper and photograph it (:func:`develop`); the picture and the file suffix to save it
+    with."""
     W, H = size if size else (int(rng.integers(240, 361)), int(rng.integers(240, 361)))
     side = min(W, H)
     box = int(side * (rng.uniform(0.35, 0.5) if off_centre else rng.uniform(0.7, 0.95)))
@@ -123,6 +125,34 @@ def photograph(digit: np.ndarray, rng: np.random.Generator, index: int, *, gradi
     cover = np.zeros((H, W))
     cover[y0 : y0 + box, x0 : x0 + box] = ink_coverage(digit, box, rng.uniform(-rotation, rotation))
     cover *= not blank
+    return develop_photo(cover, rng, index, **develop)
+
+
+def photograph_row(digits: np.ndarray, rng: np.random.Generator, index: int, **develop) -> tuple[Image.Image, str]:
+    """Print ``digits`` `(k, 28, 28)` side by side, as a number is written (each 28x28 box 0.6-0.85 of its width
+    after the last, so neighbours' strokes sometimes touch; each digit a little up or down and turned by up to 5
+    degrees), and photograph them."""
+    box = int(rng.uniform(90, 130))
+    steps = rng.uniform(0.6, 0.85, size=len(digits)) * box
+    margin = int(rng.uniform(0.2, 0.5) * box)
+    W = int(steps[:-1].sum()) + box + 2 * margin
+    H = int(box * rng.uniform(1.3, 1.8))
+    cover = np.zeros((H, W))
+    x = float(margin)
+    for digit, step in zip(digits, steps):
+        y0 = int((H - box) / 2 + rng.uniform(-0.06, 0.06) * box)
+        x0 = int(x)
+        cover[y0 : y0 + box, x0 : x0 + box] = np.maximum(cover[y0 : y0 + box, x0 : x0 + box],
+                                                         ink_coverage(digit, box, rng.uniform(-5, 5)))
+        x += step
+    return develop_photo(cover, rng, index, **develop)
+
+
+def develop_photo(cover: np.ndarray, rng: np.random.Generator, index: int, *, gradient: float = 0.0,
+                  noise: float = 0.0, jpeg: int | None = None, shadow: bool = False, blur: float = 0.0,
+                  ink: str | None = None, paper: str | None = None) -> tuple[Image.Image, str]:
+    """Ink ``cover`` `(H, W)` in [0, 1] on paper, lit, blurred and noisy as asked: the picture and its suffix."""
+    H, W = cover.shape
     ink_rgb = np.array(INKS[list(INKS)[index % len(INKS)]] if ink == "cycle" else INK, float)
     paper_rgb = np.array(PAPERS[list(PAPERS)[index % len(PAPERS)]] if paper == "cycle" else PAPER, float)
     if ink == "cycle" and index % len(INKS) == 2:  # pencil: lighter where the graphite is thin
@@ -169,6 +199,52 @@ def write_condition(folder: Path, name: str, digits: np.ndarray, seed: int) -> l
         img.save(path, quality=settings["jpeg"]) if "jpeg" in settings else img.save(path)
         paths.append(path)
     return paths
+
+
+def write_rows(folder: Path, name: str, x_test: np.ndarray, y_test: np.ndarray, n_rows: int,
+               seed: int) -> tuple[list[Path], list[str]]:
+    """``n_rows`` photos of 4-6 MNIST test digits in a row (drawn from their own seeded Generators) and the
+    numbers written in them."""
+    settings = {k: v for k, v in CONDITIONS[name][1].items() if k != "row"}
+    index = list(CONDITIONS).index(name)
+    paths, numbers = [], []
+    for i in range(n_rows):
+        rng = np.random.default_rng([seed, index, i])
+        chosen = rng.choice(len(x_test), size=int(rng.integers(4, 7)), replace=False)
+        img, suffix = photograph_row(x_test[chosen], rng, i, **settings)
+        paths.append(folder / f"{name}-{i:05d}{suffix}")
+        img.save(paths[-1], quality=settings["jpeg"]) if "jpeg" in settings else img.save(paths[-1])
+        numbers.append("".join(str(int(d)) for d in y_test[chosen]))
+    return paths, numbers
+
+
+def score_rows(classifier, paths: list[Path], numbers: list[str]) -> dict:
+    """Digits read right (the longest common subsequence of the number read and the number written, so a digit
+    missed or split in two costs one, not the rest of the row), of the longer of the two per number; numbers read
+    whole; files refused."""
+    from convnp.cli.read import read_number
+    from convnp.errors import DataError
+
+    right = whole = refused = total = 0
+    for path, number in zip(paths, numbers):
+        try:
+            read = "".join(classifier.class_names[d.label] for d in read_number(classifier, path))
+        except DataError:
+            read = ""
+            refused += 1
+        right += _common(read, number)
+        total += max(len(read), len(number))  # a digit read twice (split) is a wrong digit too
+        whole += read == number
+    return {"right": right, "total": total, "refused": refused, "whole": whole, "numbers": len(numbers)}
+
+
+def _common(a: str, b: str) -> int:
+    """The length of the longest common subsequence of ``a`` and ``b``."""
+    table = np.zeros((len(a) + 1, len(b) + 1), dtype=int)
+    for i, p in enumerate(a):
+        for j, q in enumerate(b):
+            table[i + 1, j + 1] = table[i, j] + 1 if p == q else max(table[i, j + 1], table[i + 1, j])
+    return int(table[-1, -1])
 
 
 def write_typed(folder: Path) -> tuple[list[Path], np.ndarray]:
@@ -222,11 +298,17 @@ def run(checkpoints: list[str], n: int, seed: int, conditions: list[str], keep: 
         folder = keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         for name in conditions:
-            paths, truth = write_typed(folder) if name == "typed" else (write_condition(folder, name, digits, seed),
-                                                                          labels)
-            truth = np.full(len(paths), -1) if CONDITIONS.get(name, ("", {}))[1].get("blank") else truth
+            settings = CONDITIONS.get(name, ("", {}))[1]
+            if settings.get("row"):
+                paths, numbers = write_rows(folder, name, x_test, y_test, max(10, n // 3), seed)
+            elif name == "typed":
+                paths, truth = write_typed(folder)
+            else:
+                paths, truth = write_condition(folder, name, digits, seed), labels
+                truth = np.full(len(paths), -1) if settings.get("blank") else truth
             for c, classifier in classifiers.items():
-                scores[c][name] = score(classifier, paths, truth)
+                scores[c][name] = (score_rows(classifier, paths, numbers) if settings.get("row")
+                                   else score(classifier, paths, truth))
                 print(f"{name:26s} {Path(c).name:20s} {scores[c][name]}", flush=True)
         timing = time_big_photo(folder, np.random.default_rng([seed, 99]))
     print(f"12-megapixel JPEG read and prepared: median {timing['median_ms']:.0f} ms", flush=True)
@@ -251,7 +333,8 @@ def table(result: dict, baseline: dict | None) -> str:
 
 def _cell(s: dict) -> str:
     refused = f", {s['refused']} refused" if s["refused"] else ""
-    return f"{s['right']}/{s['total']} ({100 * s['right'] / s['total']:.1f}%{refused})"
+    whole = f"; {s['whole']}/{s['numbers']} numbers whole" if "whole" in s else ""
+    return f"{s['right']}/{s['total']} ({100 * s['right'] / s['total']:.1f}%{refused}{whole})"
 
 
 def section(result: dict, baseline: dict | None, command: str, note: str) -> str:
