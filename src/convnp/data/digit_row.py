@@ -121,7 +121,8 @@ def _reach(mask: np.ndarray, block: int, c0: int, c1: int) -> np.ndarray:
 def row_parts(parts: Components, shape: tuple[int, int], *, min_share: float = 0.02) -> np.ndarray:
     """Which regions belong to the row of digits: not specks (at least ``min_share`` of the largest region's
     area), not running off the picture's edge (a page edge, a shadow's rim) unless every region does, and
-    overlapping the rows of the largest region (the line of writing).
+    overlapping the rows of the largest region, give or take a quarter of its height (the line of writing, a
+    5's flag just above it).
 
     Parameters
     ----------
@@ -139,7 +140,8 @@ def row_parts(parts: Components, shape: tuple[int, int], *, min_share: float = 0
     area = np.where(inside, parts.area, 0)
     biggest = int(np.argmax(area))
     keep = inside & (parts.area >= min_share * parts.area[biggest])
-    top, bottom = parts.top[biggest], parts.bottom[biggest]
+    margin = (parts.bottom[biggest] - parts.top[biggest] + 1) / 4
+    top, bottom = parts.top[biggest] - margin, parts.bottom[biggest] + margin
     return keep & (parts.bottom >= top) & (parts.top <= bottom)
 
 
@@ -201,8 +203,7 @@ def cut_options(parts: Components, groups: list[list[int]], ink: np.ndarray,
     A group wider than :data:`_WIDE` times its height holds touching digits: as many as its width holds digits
     of the row's typical shape (the median width-to-height ratio of the digits standing alone, 1s left out, kept
     within 0.5-0.9; :data:`_DIGIT_WIDTH` when none stands alone), at least two; one fewer and one more are the
-    other options. A group wider than its height, but not that wide, may be one digit or two. Each way is cut
-    where its pieces together cross the least ink (:func:`cut_columns`).
+    other options. Each way is cut where its pieces together cross the least ink (:func:`cut_columns`).
 
     Parameters
     ----------
@@ -224,11 +225,11 @@ def cut_options(parts: Components, groups: list[list[int]], ink: np.ndarray,
     out = []
     for group, (c0, c1, height) in zip(groups, spans):
         width = c1 - c0 + 1
-        if width <= height:
+        if width <= _WIDE * height:
             out.append((group, [[(c0, c1)]]))
             continue
-        likely = max(2, round(width / (share * height))) if width > _WIDE * height else 1
-        counts = [likely] + [k for k in (likely - 1, likely + 1, 2) if k >= 1 and k != likely]
+        likely = max(2, round(width / (share * height)))
+        counts = [likely, likely - 1, likely + 1]
         mine = np.isin(labels[:, c0 : c1 + 1], np.asarray(group) + 1)
         profile = (ink[:, c0 : c1 + 1] * mine).sum(axis=0)  # (width,): the vertical projection
         options = []
