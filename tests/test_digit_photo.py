@@ -301,3 +301,38 @@ def test_a_large_jpeg_is_read_small_and_prepared_the_same(tmp_path):
     buf = io.BytesIO()
     big.save(buf, format="PNG")  # not a JPEG: decoded, then averaged down by a whole factor
     assert WORK_SIDE <= max(read_image_bytes(buf.getvalue(), max_side=WORK_SIDE).shape) < 2 * WORK_SIDE
+
+
+@pytest.mark.mnist
+def test_a_large_photo_on_the_page_gets_the_same_answer_as_predict(digits_checkpoint, tmp_path, capsys):
+    """The page decodes an upload for a digit model as ``convnp predict`` reads the file (small, by JPEG draft
+    mode), so a phone photo gets the same probabilities from both."""
+    pytest.importorskip("fastapi")
+    pytest.importorskip("httpx")
+    Image = pytest.importorskip("PIL.Image")
+    import json
+    import warnings
+
+    from convnp.cli.main import main
+    from convnp.web.app import create_app
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*httpx2")
+        from fastapi.testclient import TestClient
+
+    from PIL import ImageDraw
+
+    scribble = Image.fromarray((seven() * 255).astype(np.uint8))
+    ImageDraw.Draw(scribble).ellipse([(100, 90), (180, 200)], outline=255, width=10)  # a 7 and a 0: unsure
+    cover = np.asarray(scribble, dtype=np.float64) / 255
+    big = Image.fromarray(photo(noise=3.0, coverage=cover).astype(np.uint8)).convert("RGB").resize((1800, 1440))
+    big.save(tmp_path / "phone.jpg", quality=85)
+    assert main(["predict", str(digits_checkpoint), str(tmp_path / "phone.jpg"), "--json"]) == 0
+    (expected,) = json.loads(capsys.readouterr().out)
+    with TestClient(create_app(digits_checkpoint)) as client:
+        answer = client.post("/api/predict?feature_maps=false",
+                             files={"file": ("phone.jpg", (tmp_path / "phone.jpg").read_bytes(), "image/jpeg")})
+    assert answer.status_code == 200, answer.text
+    assert max(expected["probabilities"]) < 0.999  # unsure: a different preparation would show
+    assert answer.json()["label"] == expected["label"]
+    np.testing.assert_allclose(answer.json()["probabilities"], expected["probabilities"], atol=1e-9)

@@ -211,7 +211,7 @@ def _add_routes(app: FastAPI, served: ServedModel, limit: int) -> None:
         request: Request,
         feature_maps: Annotated[bool, Query(description="include the first conv layer's output")] = True,
     ) -> Prediction:
-        picture = await read_picture(request, rgb=served.rgb, pixels_json=pixels_json)
+        picture = await read_picture(request, rgb=served.rgb, pixels_json=pixels_json, max_side=served.max_side)
         try:
             return await run_in_threadpool(served.classify, picture, feature_maps)
         except DataError as err:  # a digit model's picture with no ink

@@ -21,7 +21,7 @@ import base64
 import numpy as np
 
 from convnp.checkpoint import load_checkpoint
-from convnp.data.images import preprocess_digit, preprocess_image
+from convnp.data.images import WORK_SIDE, preprocess_digit, preprocess_image
 from convnp.inference import MNIST_SHAPE, Classifier
 from convnp.layers import Conv2D, ReLU
 from convnp.ops.activations import softmax
@@ -47,9 +47,13 @@ class ServedModel:
         Which page and which preparation.
     rgb : bool
         Whether pictures are decoded in colour (a 3-channel model) rather than grey.
+    max_side : int or None
+        Pictures are decoded at most about twice this large (a digit model's, as ``convnp predict`` reads them:
+        :data:`~convnp.data.images.WORK_SIDE`), or at full size (None).
     """
 
     kind = ""
+    max_side: int | None = None
 
     def __init__(self, checkpoint):
         self.classifier = Classifier.from_checkpoint(checkpoint)
@@ -99,6 +103,7 @@ class DigitClassifier(ServedModel):
     """A 28x28x1 digit model: each picture (grey) prepared as MNIST's digits were, as ``convnp predict`` does."""
 
     kind = "digits"
+    max_side = WORK_SIDE  # a phone photo decoded small, as convnp predict reads it
 
     def _check_input(self, input_shape: tuple, path) -> None:
         if input_shape != MNIST_SHAPE:

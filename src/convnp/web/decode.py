@@ -69,7 +69,8 @@ def describe_errors(err: ValidationError | RequestValidationError) -> str:
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 
-async def read_picture(request: Request, *, rgb: bool, pixels_json: bool) -> np.ndarray:
+async def read_picture(request: Request, *, rgb: bool, pixels_json: bool,
+                       max_side: int | None = None) -> np.ndarray:
     """The request's picture, or an HTTPException saying what is wrong.
 
     Parameters
@@ -79,6 +80,8 @@ async def read_picture(request: Request, *, rgb: bool, pixels_json: bool) -> np.
         Decode image files in colour, `(H, W, 3)`, rather than grey, `(H, W)`.
     pixels_json : bool
         Accept JSON ``{"pixels": ...}`` (a digit model's app); without it JSON is a 415.
+    max_side : int, optional
+        Decode a large image file smaller (:func:`~convnp.data.image_files.read_image_bytes`' ``max_side``).
 
     Returns
     -------
@@ -86,7 +89,7 @@ async def read_picture(request: Request, *, rgb: bool, pixels_json: bool) -> np.
     """
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
-        return await run_in_threadpool(_decode, await _uploaded_file(request), rgb)
+        return await run_in_threadpool(_decode, await _uploaded_file(request), rgb, max_side)
     body = await request.body()
     sendable = ("application/json, multipart/form-data (field 'file') or image/*" if pixels_json
                 else "an image file: multipart/form-data (field 'file') or image/*")
@@ -100,7 +103,7 @@ async def read_picture(request: Request, *, rgb: bool, pixels_json: bool) -> np.
             raise HTTPException(422, describe_errors(err)) from None
         return np.asarray(pixels, dtype=np.float64)  # (28, 28)
     if content_type.startswith("image/") or content_type == "application/octet-stream":
-        return await run_in_threadpool(_decode, body, rgb)
+        return await run_in_threadpool(_decode, body, rgb, max_side)
     if is_json:
         raise HTTPException(415, "this model takes image files, not JSON pixels (those are for 28x28 digit models); "
                                  f"send {sendable}")
@@ -123,11 +126,11 @@ async def _uploaded_file(request: Request) -> bytes:
     return await upload.read()
 
 
-def _decode(data: bytes, rgb: bool) -> np.ndarray:
+def _decode(data: bytes, rgb: bool, max_side: int | None = None) -> np.ndarray:
     """Image bytes -> grey ``(H, W)`` or RGB ``(H, W, 3)`` in 0..255; too large is a 413, anything else unreadable a
     400."""
     try:
-        return read_image_bytes(data, rgb=rgb)
+        return read_image_bytes(data, rgb=rgb, max_side=max_side)
     except ImageTooLargeError as err:
         raise HTTPException(413, str(err)) from None
     except DataError as err:
