@@ -87,6 +87,48 @@ def check_run_dir(run_dir) -> Path:
     return run_dir
 
 
+def load_checkpoint_view(path, data: str | None = None, *, test_split: float | None = None) -> RunView:
+    """A report's view of a checkpoint file outside a run folder (``convnp import``'s, a copied ``best.npz``):
+    no curves or settings; with ``data``, evaluated on its test split (else its training images), a folder's
+    images brought to the network's input.
+
+    Parameters
+    ----------
+    path : a checkpoint file (``.npz``)
+    data : ``"mnist"``, an ``.npz`` or a folder, optional; without it, only the filters are drawn
+    test_split : for a folder without ``test/``, the fraction held out as the test split (default: the
+        checkpoint's run's, when it trained on that folder)
+    """
+    from convnp.data.datasets import load_dataset
+
+    checkpoint = load_checkpoint(path)
+    trained = checkpoint.meta.get("train_config") or {}
+    settings = {"model": checkpoint.meta.get("model_name", Path(str(path)).stem), "data": data}
+    view = RunView(checkpoint.path.parent, {"settings": settings}, list(checkpoint.meta.get("history") or []), None,
+                   checkpoint)
+    if data is None:
+        view.notes.append("no --data given: no feature maps, confusion matrix or mistakes")
+        return view
+    same = Path(str(trained.get("data", ""))).resolve() == Path(data).resolve()
+    split = test_split if test_split is not None else (trained.get("test_split") or 0.0) if same else 0.0
+    options = _folder_options({"data": data, "test_split": split}, checkpoint)
+    _evaluate_into(view, load_dataset(data, **options))
+    return view
+
+
+def _evaluate_into(view: RunView, data) -> None:
+    """Fill ``view``'s images, labels and probabilities from ``data``'s test split (its training images, with a
+    note, when it has none)."""
+    if data.x_test is None:
+        view.notes.append(f"{data.name} has no test split (x_test, y_test): no confusion matrix or mistakes; "
+                          "the feature maps show a training image")
+        view.images, view.y_true = data.x_train, data.y_train
+        return
+    view.split, view.images, view.y_true = "test", data.x_test, data.y_test
+    classifier = Classifier.from_checkpoint(view.checkpoint, threads=view.settings.get("threads"))
+    view.probs = classifier.predict_proba(data.x_test, stored=True)  # (N, K), the data set's arrays as stored
+
+
 def _folder_options(settings: dict, checkpoint: Checkpoint) -> dict:
     """For a run on a folder of images: the checkpoint's image size and channels and the run's test split, so the
     report reads the images as training did (``load_dataset`` refuses these options for other data)."""
@@ -121,16 +163,8 @@ def load_run(run_dir, *, evaluate: bool = True) -> RunView:
         return view
 
     settings = view.settings
-    data = load_dataset(settings.get("data", "mnist"), mnist_dir=settings.get("mnist_dir"),
-                        **_folder_options(settings, view.checkpoint))
-    if data.x_test is None:
-        view.notes.append(f"{data.name} has no test split (x_test, y_test): no confusion matrix or mistakes; "
-                          "the feature maps show a training image")
-        view.images, view.y_true = data.x_train, data.y_train
-        return view
-    view.split, view.images, view.y_true = "test", data.x_test, data.y_test
-    classifier = Classifier.from_checkpoint(view.checkpoint, threads=settings.get("threads"))
-    view.probs = classifier.predict_proba(data.x_test, stored=True)  # (N, K), the data set's arrays as stored
+    _evaluate_into(view, load_dataset(settings.get("data", "mnist"), mnist_dir=settings.get("mnist_dir"),
+                                      **_folder_options(settings, view.checkpoint)))
     return view
 
 
@@ -141,7 +175,7 @@ def run_figures(view: RunView, image_index: int = 0) -> dict[str, object]:
 
     require_matplotlib()
     model = view.checkpoint.model
-    figures = {"curves": plot_curves(view.history)}
+    figures = {"curves": plot_curves(view.history)} if view.history else {}
     first_conv = next((layer for layer in model.layers if isinstance(layer, Conv2D)), None)
     if first_conv is not None:
         figures["filters"] = plot_filters(first_conv.params["weight"])
@@ -234,12 +268,13 @@ def render_html(view: RunView, figures: dict) -> str:
         parts.append(_table(sorted(versions.items()), ["library", "version"]))
     parts.append("</section>")
 
-    parts.append('<section id="curves"><h2>Training curves</h2>')
-    parts.append(_image(figures["curves"], "loss and accuracy per epoch"))
-    last = view.history[-1]
-    parts.append(_table([[k, last[k]] for k in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy") if k in last],
-                        ["last epoch", "value"]))
-    parts.append("</section>")
+    if "curves" in figures:
+        parts.append('<section id="curves"><h2>Training curves</h2>')
+        parts.append(_image(figures["curves"], "loss and accuracy per epoch"))
+        last = view.history[-1]
+        parts.append(_table([[k, last[k]] for k in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
+                             if k in last], ["last epoch", "value"]))
+        parts.append("</section>")
 
     parts.append('<section id="results"><h2>Final metrics</h2>')
     test = (view.results or {}).get("test")
@@ -249,7 +284,8 @@ def render_html(view: RunView, figures: dict) -> str:
         parts.append("<p>From results.json (the model at the end of training):</p>")
         parts.append(_table(rows, ["metric", "value"]))
     else:
-        parts.append('<p class="note">No results.json yet (training has not finished).</p>')
+        parts.append('<p class="note">No results.json (training has not finished, or the checkpoint is shown '
+                     'without its run folder).</p>')
     if view.accuracy is not None:
         parts.append(f"<p>{esc(view.checkpoint.path.name)} on the {len(view.y_true):,} {esc(view.split)} images: "
                      f"accuracy <b>{view.accuracy:.4f}</b>, {int(np.sum(view.y_pred != view.y_true)):,} mistakes.</p>")
