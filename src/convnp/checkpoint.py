@@ -175,8 +175,10 @@ def load_checkpoint(path) -> Checkpoint:
     """
     path = resolve_checkpoint(path)
     if not path.exists():
-        known = ", ".join(pretrained.names())
-        raise CheckpointError(f"{path}: no such checkpoint file (nor a pretrained model: {known})")
+        # A bare word (no folder, no suffix) may be a mistyped pretrained model's name: name the known ones.
+        bare = path.name == str(path) and not path.suffix
+        hint = f" (nor a pretrained model: {', '.join(pretrained.names())})" if bare else ""
+        raise CheckpointError(f"{path}: no such checkpoint file{hint}")
     if not path.is_file():
         raise CheckpointError(f"{path}: is not a file (for a run folder, pass RUN_DIR/last.npz or RUN_DIR/best.npz)")
     if not zipfile.is_zipfile(path):
