@@ -585,3 +585,50 @@ def test_damaged_graphs_give_an_onnx_error_and_nothing_else(tmp_path):
             assert "\n" not in str(err) and "damaged.onnx" in str(err)
             outcomes["refused"] += 1
     assert outcomes["refused"] > 40  # most damage is noticed
+
+
+def test_an_imported_preparation_takes_pixels_even_at_scale_1(tmp_path):
+    """--scale 1 --mean 0 (a network that wants raw 0..255 pixels): predict must not divide the pixels by 255, as it
+    does for a network trained on floats in [0, 1]; the flag survives the checkpoint and a convnp export."""
+    import onnx
+
+    from convnp.checkpoint import load_checkpoint
+    from convnp.inference import Classifier
+    from convnp.onnx import export, load
+
+    from convnp import Conv2D, Dense, Flatten, Sequential
+    from convnp.data.transforms import Standardize
+
+    rng = np.random.default_rng(0)
+    net = Sequential([Conv2D(1, 2, 1, rng=rng), Flatten(), Dense(8, 2, rng=rng)], input_shape=(2, 2, 1))
+
+    path = tmp_path / "raw.onnx"
+    export(net, path, standardize=Standardize(1.0, [0.0], [1.0]), raw=True)
+    imported = load(path, scale=1.0, mean=[0.0], std=[1.0])
+    assert imported.standardize.pixels and imported.standardize.to_dict()["pixels"] is True
+    imported.save(tmp_path / "raw.npz")
+    checkpoint = load_checkpoint(tmp_path / "raw.npz")
+    classifier = Classifier.from_checkpoint(checkpoint)
+    pixels = np.full((1, 2, 2, 1), 200.0)
+    np.testing.assert_allclose(classifier.prepare(pixels), pixels)  # as they are, not /255
+    export(checkpoint, tmp_path / "again.onnx")
+    assert load(tmp_path / "again.onnx").standardize.pixels
+    assert onnx.load(tmp_path / "again.onnx") is not None
+
+
+def test_a_convnp_network_without_spatial_layers_round_trips(tmp_path):
+    """Flatten first: the exported graph keeps its channels-last input with no Transpose, and its metadata says so;
+    the importer reads it as channels-last (a 3-channel preparation, features in convnp's order), bit for bit."""
+    from convnp import Dense, Flatten, ReLU, Sequential
+    from convnp.data.transforms import Standardize
+    from convnp.onnx import export, load
+
+    rng = np.random.default_rng(1)
+    net = Sequential([Flatten(), Dense(12, 5, rng=rng), ReLU(), Dense(5, 3, rng=rng)], input_shape=(2, 2, 3))
+    standardize = Standardize(1 / 255, [0.1, 0.2, 0.3], [0.5, 0.4, 0.3])
+    export(net, tmp_path / "mlp.onnx", standardize=standardize)
+    imported = load(tmp_path / "mlp.onnx")
+    assert tuple(imported.model.input_shape) == (2, 2, 3)
+    assert imported.standardize.to_dict() == standardize.to_dict()
+    x = standardize(rng.integers(0, 256, (6, 2, 2, 3)).astype(np.uint8))
+    np.testing.assert_array_equal(imported.model.predict(x), net.predict(x))

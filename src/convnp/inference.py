@@ -200,9 +200,11 @@ class Classifier:
             are not numbers, or (pixels) values outside 0..255.
         """
         x = self._checked(images, stored)  # (N, H, W, C)
-        if not stored and self.standardize.scale == 1.0 and max(self.standardize.mean) <= 1.0:
+        standardize = self.standardize
+        if not stored and not standardize.pixels and standardize.scale == 1.0 and max(standardize.mean) <= 1.0:
             # Trained on float images in [0, 1] (scale 1, per-channel means at most 1); float images stored as
-            # 0..255 have means above 1, and uint8 ones a scale of 1/255: both take pixels as they are.
+            # 0..255 have means above 1, uint8 ones a scale of 1/255, and an imported network's preparation says
+            # it takes pixels: all of these take pixels as they are.
             x = x / 255.0
         return self.standardize(x, self.model.dtype)
 

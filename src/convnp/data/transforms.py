@@ -37,12 +37,17 @@ class Standardize:
     ``scale`` brings stored pixels to ``[0, 1]`` (``1/255`` for uint8 images, 1 for floats). The statistics are
     measured once on the training images and saved in the checkpoint, so evaluation and prediction prepare their
     inputs exactly as training did.
+
+    ``pixels=True`` says the images this preparation takes are pixels 0..255, whatever ``scale`` is (a network
+    imported from elsewhere, which may want them unscaled): :class:`~convnp.inference.Classifier` then never takes
+    it for a preparation of float images in [0, 1].
     """
 
-    def __init__(self, scale: float, mean, std):
+    def __init__(self, scale: float, mean, std, *, pixels: bool = False):
         self.scale = float(scale)
         self.mean = [float(m) for m in mean]
         self.std = [float(s) if s > 0 else 1.0 for s in std]
+        self.pixels = bool(pixels)
 
     @classmethod
     def fit(cls, x, max_samples: int = 10000, max_values: int = 2**24) -> "Standardize":
@@ -69,8 +74,8 @@ class Standardize:
         return (x.astype(dtype) * factor.astype(dtype) - mean.astype(dtype)).astype(dtype, copy=False)
 
     def to_dict(self) -> dict:
-        return {"scale": self.scale, "mean": self.mean, "std": self.std}
+        return {"scale": self.scale, "mean": self.mean, "std": self.std, **({"pixels": True} if self.pixels else {})}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Standardize":
-        return cls(d["scale"], d["mean"], d["std"])
+        return cls(d["scale"], d["mean"], d["std"], pixels=bool(d.get("pixels", False)))

@@ -217,7 +217,7 @@ def _preparation(chain: Chain, props: dict, scale, mean, std) -> Standardize:
                         "preparation divides each channel by a positive std")
     sigma, mu = np.asarray(options.std), np.asarray(options.mean)
     # prefix(options(x)) = (x * scale - mu) / sigma * a + b = (x * scale - mu') / sigma'
-    return Standardize(options.scale, (mu - b * sigma / a).tolist(), (sigma / a).tolist())
+    return Standardize(options.scale, (mu - b * sigma / a).tolist(), (sigma / a).tolist(), pixels=True)
 
 
 def _options(chain: Chain, scale, mean, std, channels: int) -> Standardize:
@@ -234,7 +234,7 @@ def _options(chain: Chain, scale, mean, std, channels: int) -> Standardize:
         values[name] = given * channels if len(given) == 1 else given
     if min(values["std"]) <= 0:
         raise OnnxError(f"std must be > 0, got {values['std']}")
-    return Standardize(scale, values["mean"], values["std"])
+    return Standardize(scale, values["mean"], values["std"], pixels=True)  # the options' scale takes pixels
 
 
 def _classes(chain: Chain, props: dict, classes, n_classes: int) -> list[str] | None:

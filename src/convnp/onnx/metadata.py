@@ -134,7 +134,7 @@ def read_standardize(props: dict, channels: int) -> Standardize | None:
             and len(mean) == len(std) == channels and all(map(_finite, mean))
             and all(_finite(s) and s > 0 for s in std)):
         raise OnnxError(wanted)
-    return Standardize(scale, mean, std)
+    return Standardize(scale, mean, std, pixels=spec.get("pixels") is True)
 
 
 def read_in_graph(props: dict) -> bool | None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from convnp.onnx import metadata
 from convnp.onnx.layout import NHWC_TO_NCHW, OnnxError
 from convnp.onnx.read import MAX_TENSOR_ELEMENTS, attributes, node_label, tensor_array
 
@@ -257,7 +258,8 @@ def _shape_text(dims) -> str:
 
 def _input_axes(chain: Chain, name: str) -> tuple:
     """How the input's axes map to convnp's: channels-first, unless the first node past the preparation is a
-    ``Transpose`` that makes it channels-first (then whatever that transpose undoes, e.g. channels-last)."""
+    ``Transpose`` that makes it channels-first (then whatever that transpose undoes, e.g. channels-last), or the
+    file is convnp's own with a channels-last input and no such transpose (a network with no spatial layer)."""
     consumers: dict[str, list] = {}
     for node in chain.graph.node:
         for tensor in dict.fromkeys(node.input):
@@ -279,7 +281,8 @@ def _input_axes(chain: Chain, name: str) -> tuple:
                     axes[p] = NHWC_TO_NCHW[i]
                 return tuple(axes)
         break
-    return NHWC_TO_NCHW
+    props = {p.key: p.value for p in chain.model.metadata_props}
+    return (0, 1, 2, 3) if props.get(metadata.INPUT_LAYOUT) == "NHWC" else NHWC_TO_NCHW
 
 
 def _check_outputs(chain: Chain) -> None:
