@@ -197,6 +197,29 @@ def test_convnp_predict_reads_the_imported_checkpoint(torch_model, mnist, tmp_pa
 
 @pytest.mark.mnist
 @pytest.mark.torch
+def test_the_page_and_plot_take_the_imported_checkpoint(torch_model, mnist, tmp_path, capsys):
+    """convnp serve's app answers with the class predict gives for the same file; convnp plot draws the network's
+    filters and, on the MNIST test split, its confusion matrix."""
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from convnp.web.app import create_app
+
+    _, _, checkpoint = torch_model
+    path = tmp_path / "digit.png"
+    Image.fromarray(mnist[2][0]).save(path)
+    capsys.readouterr()
+    assert main(["predict", str(checkpoint), str(path), "--json"]) == 0
+    (answer,) = json.loads(capsys.readouterr().out)
+    with TestClient(create_app(checkpoint)) as client:
+        reply = client.post("/api/predict", files={"file": ("digit.png", path.read_bytes(), "image/png")})
+    assert reply.status_code == 200 and reply.json()["label"] == answer["label"]
+    assert main(["plot", str(checkpoint), "--data", "mnist", "--out", str(tmp_path / "report")]) == 0
+    assert {"filters.png", "confusion.png", "report.html"} <= {p.name for p in (tmp_path / "report").iterdir()}
+
+
+@pytest.mark.mnist
+@pytest.mark.torch
 def test_the_imported_checkpoint_fine_tunes(torch_model, mnist):
     _, _, checkpoint = torch_model
     loaded = load_checkpoint(checkpoint)
