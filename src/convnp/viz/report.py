@@ -243,6 +243,16 @@ def _filters_text(model) -> str:
             "bright, blue ones subtract.")
 
 
+def _curves_section(view: RunView, figures: dict) -> list[str]:
+    """The learning curves and the last epoch's figures (nothing for a checkpoint without a history)."""
+    if "curves" not in figures:
+        return []
+    last = view.history[-1]
+    return ['<section id="curves"><h2>Training curves</h2>', _image(figures["curves"], "loss and accuracy per epoch"),
+            _table([[k, last[k]] for k in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy") if k in last],
+                   ["last epoch", "value"]), "</section>"]
+
+
 def render_html(view: RunView, figures: dict) -> str:
     """The report as one HTML document (figures embedded as PNG data URIs)."""
     esc = html.escape
@@ -268,13 +278,7 @@ def render_html(view: RunView, figures: dict) -> str:
         parts.append(_table(sorted(versions.items()), ["library", "version"]))
     parts.append("</section>")
 
-    if "curves" in figures:
-        parts.append('<section id="curves"><h2>Training curves</h2>')
-        parts.append(_image(figures["curves"], "loss and accuracy per epoch"))
-        last = view.history[-1]
-        parts.append(_table([[k, last[k]] for k in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
-                             if k in last], ["last epoch", "value"]))
-        parts.append("</section>")
+    parts += _curves_section(view, figures)
 
     parts.append('<section id="results"><h2>Final metrics</h2>')
     test = (view.results or {}).get("test")
