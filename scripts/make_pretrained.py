@@ -122,22 +122,25 @@ def main(argv=None) -> int:
     parser.add_argument("--no-train", action="store_true", help="bundle the runs already in --runs")
     parser.add_argument("--only", choices=tuple(MODELS), action="append", default=None,
                         help="train and bundle this model only (repeatable); the others' entries are kept")
+    parser.add_argument("--dest", type=Path, default=MANIFEST.parent,
+                        help="folder to bundle into (its manifest.json, one sub-folder per model)")
     args = parser.parse_args(argv)
     if args.no_train and args.runs is None:
         parser.error("--no-train needs --runs, the folder holding the runs")
     runs = args.runs or Path(tempfile.mkdtemp(prefix="convnp-pretrained-"))
     names = args.only or list(MODELS)
-    entries = json.loads(MANIFEST.read_text())["models"] if MANIFEST.exists() else {}
+    manifest_path = args.dest / MANIFEST.name
+    entries = json.loads(manifest_path.read_text())["models"] if manifest_path.exists() else {}
     _, _, x_test, y_test = load_mnist()
     for name in names:
         if not args.no_train:
             train(name, runs)
-        entries[name] = bundle(name, runs / name, MANIFEST.parent / name, (x_test, y_test))
+        entries[name] = bundle(name, runs / name, args.dest / name, (x_test, y_test))
         print(f"{name}: test accuracy {entries[name]['test_accuracy']:.2%}", flush=True)
     manifest = {"format": "convnp-pretrained", "format_version": 1,
                 "models": {name: entries[name] for name in MODELS if name in entries}}
-    MANIFEST.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {MANIFEST}")
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {manifest_path}")
     return 0
 
 
