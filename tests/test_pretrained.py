@@ -98,6 +98,22 @@ def test_a_pretrained_model_fine_tunes(mnist):
     assert after < before, (before, after)
 
 
+@pytest.mark.mnist
+def test_train_fine_tunes_a_pretrained_model_by_name(tmp_path, capsys):
+    """``convnp train --init mnist-notebook``: the run starts from the shipped weights (98% before its first step, where
+    new weights give 10%) and writes its own folder, leaving the package's untouched."""
+    out = tmp_path / "fine-tuned"
+    assert main(["train", "--init", "mnist-notebook", "--epochs", "1", "--limit", "1000", "--lr", "0.001",
+                 "--out", str(out), "--no-report"]) == 0
+    assert "fine-tuning mnist-notebook" in capsys.readouterr().out
+    history = (out / "metrics.csv").read_text().splitlines()
+    accuracy = float(history[1].split(",")[history[0].split(",").index("accuracy")])
+    assert accuracy > 0.95, accuracy  # the first epoch's running accuracy on its training images
+    assert load_checkpoint(out).meta["model_name"] == "notebook"
+    files = pretrained.info("mnist-notebook")["files"]
+    assert sorted(p.name for p in pretrained.folder("mnist-notebook").iterdir()) == sorted(files)
+
+
 def test_a_real_path_of_the_same_name_wins(digits_checkpoint, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "mnist-best").mkdir()

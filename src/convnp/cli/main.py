@@ -38,7 +38,7 @@ EXAMPLES = {
     "train": [
         "convnp train                                  # the notebook's network on MNIST, 8 epochs",
         "convnp train --model best --seed 1            # how the pretrained mnist-best was made",
-        "convnp train --data photos/ --model sprint --crop-padding 2 --out runs/photos",
+        "convnp train --init mnist-best --data my_digits/ --epochs 3   # fine-tune a pretrained model",
     ],
     "evaluate": [
         "convnp evaluate mnist-best                    # a pretrained model on the MNIST test set",
