@@ -114,6 +114,14 @@ def test_train_fine_tunes_a_pretrained_model_by_name(tmp_path, capsys):
     assert sorted(p.name for p in pretrained.folder("mnist-notebook").iterdir()) == sorted(files)
 
 
+def test_without_the_manifest_paths_still_load(digits_checkpoint, monkeypatch):
+    monkeypatch.setattr(pretrained, "MANIFEST", pretrained.MANIFEST.with_name("absent.json"))
+    assert pretrained.names() == ()
+    assert load_checkpoint(digits_checkpoint).path == digits_checkpoint
+    with pytest.raises(CheckpointError, match=r"^mnist-best: no such checkpoint file$"):
+        load_checkpoint("mnist-best")
+
+
 def test_a_real_path_of_the_same_name_wins(digits_checkpoint, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "mnist-best").mkdir()

@@ -176,8 +176,8 @@ def load_checkpoint(path) -> Checkpoint:
     path = resolve_checkpoint(path)
     if not path.exists():
         # A bare word (no folder, no suffix) may be a mistyped pretrained model's name: name the known ones.
-        bare = path.name == str(path) and not path.suffix
-        hint = f" (nor a pretrained model: {', '.join(pretrained.names())})" if bare else ""
+        bare, known = path.name == str(path) and not path.suffix, pretrained.names()
+        hint = f" (nor a pretrained model: {', '.join(known)})" if bare and known else ""
         raise CheckpointError(f"{path}: no such checkpoint file{hint}")
     if not path.is_file():
         raise CheckpointError(f"{path}: is not a file (for a run folder, pass RUN_DIR/last.npz or RUN_DIR/best.npz)")

@@ -40,7 +40,10 @@ def manifest() -> dict:
 
 
 def names() -> tuple[str, ...]:
-    """The bundled models' names, in the manifest's order (``("mnist-best", "mnist-notebook")``)."""
+    """The bundled models' names, in the manifest's order (``("mnist-best", "mnist-notebook")``); none where the
+    package was installed without its data files (paths then work as ever, names do not)."""
+    if not MANIFEST.is_file():
+        return ()
     return tuple(manifest()["models"])
 
 
