@@ -6,8 +6,10 @@ Each of ``--n`` MNIST test digits (a seeded sample, the same digits in every con
 240-360 px "photo" of dark ink on paper, then one condition is applied: even light (the control), a lighting
 gradient that takes 90 grey levels off the paper from one side to the other, sensor noise (sd 6 per channel), JPEG
 at quality 60, a soft shadow across one corner, optical blur, the page turned by up to 10 degrees, coloured ink
-(blue, red, pencil grey), coloured paper, a small digit off-centre, and the issue's two combinations; typed digits
-are ``0``-``9`` in every TrueType font ``fc-list`` knows, dark on white. Every picture is drawn from its own
+(blue, red, pencil grey), coloured paper, a small digit off-centre, the issue's two combinations and all at once;
+blank pages under uneven light (right when refused); typed digits are ``0``-``9`` in every TrueType font
+``fc-list`` knows, dark on white; rows of 4-6 digits (``--n / 3`` of them, some touching) are read as numbers by
+``convnp read``'s :func:`~convnp.cli.read.read_number`. Every picture is drawn from its own
 ``np.random.Generator`` seeded by (seed, condition, digit), so a condition's pictures do not depend on ``--n`` or on
 the other conditions.
 
@@ -25,6 +27,7 @@ import argparse
 import datetime
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -74,7 +77,7 @@ CONDITIONS = {
 }
 
 
-# ---- drawing a photo ---------------------------------------------------------------------------------------------------
+# ---- drawing a photo -------------------------------------------------------------------------------------------------
 def ink_coverage(digit: np.ndarray, side: int, angle: float) -> np.ndarray:
     """An MNIST digit ``(28, 28)`` uint8 enlarged to ``(side, side)`` ink coverage in [0, 1], turned by ``angle``."""
     big = Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC)
@@ -186,7 +189,7 @@ def typed_digit(font: Path, digit: int, side: int = 240) -> Image.Image:
     return img
 
 
-# ---- the benchmark -----------------------------------------------------------------------------------------------------
+# ---- the benchmark ---------------------------------------------------------------------------------------------------
 def write_condition(folder: Path, name: str, digits: np.ndarray, seed: int) -> list[Path]:
     """Photograph every digit under condition ``name``; the files, in the digits' order."""
     settings = CONDITIONS[name][1]
@@ -337,10 +340,11 @@ def _cell(s: dict) -> str:
     return f"{s['right']}/{s['total']} ({100 * s['right'] / s['total']:.1f}%{refused}{whole})"
 
 
-def section(result: dict, baseline: dict | None, command: str, note: str) -> str:
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+def section(result: dict, baseline: dict | None, note: str) -> str:
+    command, now = result["command"], result["finished"]
     t = result["timing"]
     before = f"\n\"before\": {note}\n" if baseline else ""
+    was = f" (before: median {baseline['timing']['median_ms']:.0f} ms)" if baseline and "timing" in baseline else ""
     return f"""{SECTION}
 
 `{command}`, {now}.
@@ -353,14 +357,16 @@ ink found") counted wrong. Columns: the checkpoints' run folders.
 {table(result, baseline)}
 
 Reading and preparing a 4000x3000 (12-megapixel) JPEG photo ({t['bytes']:,} bytes) on one core: median
-{t['median_ms']:.0f} ms, best {t['best_ms']:.0f} ms of 5.
+{t['median_ms']:.0f} ms, best {t['best_ms']:.0f} ms of 5{was}.
 """
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="digit models (.npz or run folder)")
+    p.add_argument("checkpoints", nargs="*", metavar="CHECKPOINT", help="digit models (.npz or run folder)")
+    p.add_argument("--from-json", type=Path, help="write the section from a --json file of an earlier run (its "
+                   "command, time and counts) instead of running")
     p.add_argument("--n", type=int, default=300, help="MNIST test digits per condition")
     p.add_argument("--seed", type=int, default=0, help="chooses the digits and draws every photo")
     p.add_argument("--conditions", nargs="+", default=[*CONDITIONS, "typed"], choices=[*CONDITIONS, "typed"],
@@ -373,12 +379,18 @@ def main(argv=None) -> int:
     p.add_argument("--results", type=Path, default=HERE / "RESULTS.md", help="markdown file to update")
     p.add_argument("--no-write", action="store_true", help="print the table only")
     args = p.parse_args(argv)
-    result = run(args.checkpoints, args.n, args.seed, args.conditions, args.keep)
+    if not args.checkpoints and not args.from_json:
+        p.error("give at least one CHECKPOINT, or --from-json")
+    if args.from_json:
+        result = json.loads(args.from_json.read_text())
+    else:
+        result = run(args.checkpoints, args.n, args.seed, args.conditions, args.keep)
+        result["command"] = "python benchmarks/photo_digits.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+        result["finished"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     baseline = json.loads(args.baseline.read_text()) if args.baseline else None
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
-    command = "python benchmarks/photo_digits.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    text = section(result, baseline, command, args.baseline_note)
+    text = section(result, baseline, args.baseline_note)
     print(text)
     if not args.no_write:
         write_section(args.results, text, SECTION)
