@@ -45,6 +45,8 @@ _STROKE_SHARE = 0.08
 # The digit's ink must stand this many standard deviations of the paper's own grain above the paper: sensor noise
 # alone reaches about 4 in a few hundred thousand pixels, a pencil stroke on noisy paper 5 or more.
 _NOISE_SIGMAS = 5.0
+# Pictures smaller than this a side are drawings or arrays, not photos: their "grain" is the drawing itself.
+_PHOTO_SIDE = 64
 
 
 # ---- MNIST-style preparation -----------------------------------------------------------------------------------------
@@ -243,13 +245,15 @@ def check_stands_out(chosen: np.ndarray, depth: np.ndarray) -> None:
     of a shadow), or lies within :data:`_MIN_CONTRAST` grey levels of the paper.
 
     Measured in grey levels below the paper (``depth``), where a sensor's noise is the same in light and in
-    shadow; the paper's level and noise (a robust standard deviation) come from every pixel, most being paper.
+    shadow; the paper's level and noise (a robust standard deviation) come from every pixel, most being paper. A
+    picture under :data:`_PHOTO_SIDE` pixels a side is no photo (a drawing, an MNIST-sized array): any mark
+    :data:`_MIN_CONTRAST` grey levels deep counts there, whatever the rest holds.
     """
     if not chosen.any():
         raise DataError("no ink found: no mark darker than the paper around it; expected one digit drawn on a plain "
                         "background")
     centre = float(np.median(depth))
-    grain = 1.4826 * float(np.median(np.abs(depth - centre)))
+    grain = 1.4826 * float(np.median(np.abs(depth - centre))) if min(depth.shape) >= _PHOTO_SIDE else 0.0
     level = float(depth[chosen].mean())
     if level - centre < _NOISE_SIGMAS * grain or float(depth[chosen].max()) < _MIN_CONTRAST:
         raise DataError(
