@@ -160,7 +160,8 @@ def test_cli_reads_the_numbers(digits_checkpoint, number_files, capsys):
 def test_cli_read_errors(digits_checkpoint, number_files, tmp_path, capsys):
     Image.new("L", (200, 80), 250).save(tmp_path / "blank.png")
     (tmp_path / "notes.txt").write_text("not an image")
-    argv = ["read", str(digits_checkpoint), number_files[0][0], str(tmp_path / "blank.png"), str(tmp_path / "notes.txt")]
+    argv = ["read", str(digits_checkpoint), number_files[0][0], str(tmp_path / "blank.png"),
+            str(tmp_path / "notes.txt")]
     assert main(argv) == 1
     captured = capsys.readouterr()
     assert captured.out.startswith(f"{number_files[0][0]}: ") and len(captured.out.splitlines()) == 1

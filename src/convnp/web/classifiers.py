@@ -25,7 +25,7 @@ from convnp.data.images import WORK_SIDE, preprocess_digit, preprocess_image
 from convnp.inference import MNIST_SHAPE, Classifier
 from convnp.layers import Conv2D, ReLU
 from convnp.ops.activations import softmax
-from convnp.web.schemas import FeatureMaps, Health, Prediction, TopClass
+from convnp.web.schemas import FeatureMaps, Health, Prediction, PreparedImage, TopClass
 
 __all__ = ["TOP_K", "DigitClassifier", "ImageClassifier", "ServedModel", "load"]
 
@@ -96,7 +96,7 @@ class ServedModel:
         top = [TopClass(label=int(k), class_name=names[k], probability=float(probs[k])) for k in order]
         label = int(order[0])
         return Prediction(label=label, class_name=names[label], probabilities=[float(p) for p in probs], top=top,
-                          feature_maps=maps)
+                          feature_maps=maps, prepared=_encode_prepared(pixels))
 
 
 class DigitClassifier(ServedModel):
@@ -143,6 +143,12 @@ def load(checkpoint) -> ServedModel:
     loaded = load_checkpoint(checkpoint)
     shape = Classifier.from_checkpoint(loaded).input_shape
     return DigitClassifier(loaded) if shape == MNIST_SHAPE else ImageClassifier(loaded)
+
+
+def _encode_prepared(pixels: np.ndarray) -> PreparedImage:
+    """The model's input ``pixels`` `(H, W, C)`, 0..255, as whole-pixel bytes."""
+    data = np.clip(np.rint(pixels), 0, 255).astype(np.uint8)  # (H, W, C)
+    return PreparedImage(shape=list(data.shape), data=base64.b64encode(data.tobytes()).decode("ascii"))
 
 
 def _encode_maps(a: np.ndarray, layer: str) -> FeatureMaps:

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ErrorResponse", "FeatureMaps", "Health", "Prediction", "TopClass"]
+__all__ = ["ErrorResponse", "FeatureMaps", "Health", "Prediction", "PreparedImage", "TopClass"]
 
 
 class FeatureMaps(BaseModel):
@@ -16,6 +16,16 @@ class FeatureMaps(BaseModel):
 
     layer: str = Field(description="which layer's output, e.g. '1: ReLU()' after '0: Conv2D(...)'")
     shape: list[int] = Field(min_length=3, max_length=3, description="[H, W, C]")
+    encoding: Literal["base64-uint8"] = "base64-uint8"
+    data: str = Field(description="base64 of H*W*C bytes in (H, W, C) order (C varies fastest)")
+
+
+class PreparedImage(BaseModel):
+    """The picture as the model was given it: the upload or drawing prepared (a digit model's: the 28x28 digit
+    found, cropped, scaled and centred as MNIST's; any other's: its channels, scaled and centre-cropped), before
+    standardisation, rounded to whole pixels 0..255."""
+
+    shape: list[int] = Field(min_length=3, max_length=3, description="[H, W, C] of the model's input")
     encoding: Literal["base64-uint8"] = "base64-uint8"
     data: str = Field(description="base64 of H*W*C bytes in (H, W, C) order (C varies fastest)")
 
@@ -42,6 +52,7 @@ class Prediction(BaseModel):
     top: list[TopClass] = Field(description="the 5 most probable classes (all of them with fewer than 5), most "
                                 "probable first; ties: the lower label first")
     feature_maps: FeatureMaps | None = Field(default=None, description="null with ?feature_maps=false")
+    prepared: PreparedImage | None = Field(default=None, description="what the model was given (the page shows it)")
 
 
 class Health(BaseModel):

@@ -1,0 +1,119 @@
+"""The drawing page takes photos too, in a real browser (``convnp serve`` in its own process, Debian's Chromium
+driven by Playwright, as tests/test_web_browser.py does): the camera input asks for the phone's camera
+(``capture``), a photo chosen is read as the model reads the same bytes, and the page shows the 28x28 picture the
+network was given, for a photo and for a drawing; a blank photo shows the server's "no ink found".
+
+Nothing waits for a length of time: a page is read once its result section says (``aria-busy="false"``) that it has
+shown its answer; the deadlines only bound how long a failure takes to show.
+"""
+
+import base64
+import io
+import os
+import urllib.request
+
+import numpy as np
+import pytest
+from helpers import serve
+
+CHROMIUM = "/usr/bin/chromium"
+FAILURE_DEADLINE_S = 120
+
+pytest.importorskip("fastapi", reason="the web extra is not installed (pip install 'convnp[web]')")
+pytest.importorskip("uvicorn", reason="the web extra is not installed (pip install 'convnp[web]')")
+Image = pytest.importorskip("PIL.Image", reason="Pillow is not installed (pip install 'convnp[web]')")
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+if not os.access(CHROMIUM, os.X_OK):
+    pytest.skip(f"{CHROMIUM} not found: apt-get install chromium (scripts/test.sh does it when run as root)",
+                allow_module_level=True)
+
+from test_digit_photo import photo, seven  # noqa: E402
+
+from convnp.data.image_files import read_image_bytes  # noqa: E402
+from convnp.data.images import WORK_SIDE  # noqa: E402
+from convnp.web.app import DigitClassifier  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def server(digits_checkpoint):
+    with serve(digits_checkpoint, deadline_s=FAILURE_DEADLINE_S) as (url, _):
+        with urllib.request.urlopen(f"{url}/api/health", timeout=FAILURE_DEADLINE_S) as r:
+            assert r.status == 200
+        yield url
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, timeout=FAILURE_DEADLINE_S * 1000,
+                                    args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        try:
+            pg = browser.new_context(viewport={"width": 1000, "height": 900}).new_page()
+            pg.set_default_timeout(FAILURE_DEADLINE_S * 1000)
+            pg.errors = []
+            pg.on("pageerror", lambda err: pg.errors.append(str(err)))
+            pg.goto(server + "/")
+            yield pg
+        finally:
+            browser.close()
+
+
+def choose(page, data: bytes, name: str) -> None:
+    """Give the page a picture through its 'Choose a picture' input and wait for its answer."""
+    page.set_input_files("#photo", files=[{"name": name, "mimeType": "image/jpeg", "buffer": data}])
+    page.wait_for_function("() => document.getElementById('result').getAttribute('aria-busy') === 'false' && "
+                           "document.getElementById('status').textContent !== 'Reading the photo...'")
+
+
+def prepared_on_page(page) -> np.ndarray:
+    """The 'What the network saw' canvas, one channel `(H, W)`."""
+    width, height, red = page.evaluate("""() => { const cv = document.getElementById('prepared');
+        const d = cv.getContext('2d').getImageData(0, 0, cv.width, cv.height).data;
+        return [cv.width, cv.height, Array.from(d.filter((_, i) => i % 4 === 0))]; }""")
+    return np.array(red, dtype=np.uint8).reshape(height, width)
+
+
+def expected_prepared(answer) -> np.ndarray:
+    h, w, c = answer.prepared.shape
+    return np.frombuffer(base64.b64decode(answer.prepared.data), np.uint8).reshape(h, w, c)[..., 0]
+
+
+def test_the_camera_input_asks_for_the_camera(page):
+    assert page.get_attribute("#camera", "capture") == "environment"
+    assert page.get_attribute("#camera", "accept") == page.get_attribute("#photo", "accept") == "image/*"
+
+
+def test_a_photo_is_read_and_what_the_network_saw_is_shown(page, digits_checkpoint):
+    buf = io.BytesIO()
+    Image.fromarray(photo().astype(np.uint8)).convert("RGB").resize((900, 720)).save(buf, format="JPEG", quality=80)
+    data = buf.getvalue()
+    choose(page, data, "seven.jpg")
+    # The model's answer for the same bytes, decoded as the server decodes an upload for a digit model.
+    answer = DigitClassifier(digits_checkpoint).classify(read_image_bytes(data, max_side=WORK_SIDE), False)
+    assert page.text_content("#prediction") == answer.class_name
+    assert page.text_content("#status") == f"{100 * answer.probabilities[answer.label]:.1f}% sure"
+    shown = prepared_on_page(page)
+    assert shown.shape == (28, 28) and shown.max() == 255
+    np.testing.assert_array_equal(shown, expected_prepared(answer))
+    # The digit found is the seven, centred as MNIST's: what was drawn, not the shadow or the light's fall.
+    clean = DigitClassifier(digits_checkpoint).classify(255 - 255 * seven(), False)
+    a, b = shown.astype(float), expected_prepared(clean).astype(float)
+    assert (a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()) > 0.9
+    assert page.errors == []
+
+
+def test_a_blank_photo_says_no_ink_and_a_drawing_shows_its_digit(page, digits_checkpoint):
+    buf = io.BytesIO()
+    Image.fromarray(photo(coverage=np.zeros((240, 300))).astype(np.uint8)).save(buf, format="JPEG", quality=80)
+    choose(page, buf.getvalue(), "blank.jpg")
+    assert "no ink found" in page.text_content("#status") and page.text_content("#prediction") == ""
+    pad = page.locator("#pad").bounding_box()
+    page.mouse.move(pad["x"] + 140, pad["y"] + 30)
+    page.mouse.down()
+    page.mouse.move(pad["x"] + 143, pad["y"] + 250, steps=10)
+    page.mouse.up()
+    page.locator('#result[aria-busy="false"]').wait_for()
+    drawing = base64.b64decode(page.evaluate("document.getElementById('pad').toDataURL('image/png')").split(",")[1])
+    answer = DigitClassifier(digits_checkpoint).classify(read_image_bytes(drawing), False)
+    np.testing.assert_array_equal(prepared_on_page(page), expected_prepared(answer))
+    assert page.errors == []
