@@ -117,3 +117,20 @@ def test_a_blank_photo_says_no_ink_and_a_drawing_shows_its_digit(page, digits_ch
     answer = DigitClassifier(digits_checkpoint).classify(read_image_bytes(drawing), False)
     np.testing.assert_array_equal(prepared_on_page(page), expected_prepared(answer))
     assert page.errors == []
+
+
+def test_a_phone_sized_photo_is_scaled_by_the_page_and_read(page, digits_checkpoint):
+    """A photo over the server's 1 MiB (a phone's, several megapixels) is scaled by the page before it is sent,
+    and read as the same digit as the drawing it shows."""
+    from convnp.web.app import MAX_BODY_BYTES
+
+    noisy = photo(noise=10.0)
+    big = Image.fromarray(noisy.astype(np.uint8)).convert("RGB").resize((3000, 2400), Image.Resampling.NEAREST)
+    buf = io.BytesIO()
+    big.save(buf, format="JPEG", quality=97)
+    assert len(buf.getvalue()) > MAX_BODY_BYTES
+    choose(page, buf.getvalue(), "phone.jpg")
+    clean = DigitClassifier(digits_checkpoint).classify(255 - 255 * seven(), False)
+    assert page.text_content("#prediction") == clean.class_name, page.text_content("#status")
+    assert page.text_content("#status").endswith("% sure")
+    assert page.errors == []
