@@ -5,14 +5,16 @@ its picture, and in :mod:`convnp.web.schemas`, the answers' JSON. The page depen
 (:func:`convnp.web.classifiers.load`): a 28x28x1 model is a digit model, anything else an image model. Predictions
 come from a :class:`convnp.inference.Classifier`, as ``convnp predict``'s do, with the same preparation. Routes:
 
-- ``GET /``: for a digit model the drawing pad (``static/index.html``): draw a digit, see the prediction, the ten
-  probabilities and the first convolution's feature maps of the drawing; for an image model the upload page
+- ``GET /``: for a digit model the drawing pad (``static/index.html``): draw a digit, or take or choose a photo of
+  one, see the prediction, the 28x28 picture the network was given, the ten probabilities and the first
+  convolution's feature maps; for an image model the upload page
   (``static/upload.html``): choose a picture (file picker, drag and drop, or paste), see it with the part the model
   sees framed, and the top 5 classes by name with their probabilities;
 - ``POST /api/predict``: one picture, as an image file (multipart field ``file``, or the raw bytes with an
   ``image/*`` content type), or for a digit model JSON ``{"pixels": 28 rows of 28 numbers 0..255}``; returns the
-  label, its ``class`` (the checkpoint's name for it), the probabilities, the ``top`` 5 classes with their names and
-  (unless ``?feature_maps=false``) the first Conv2D layer's output (after its ReLU);
+  label, its ``class`` (the checkpoint's name for it), the probabilities, the ``top`` 5 classes with their names,
+  the picture as the model was given it (``prepared``: a digit model's 28x28 digit) and (unless
+  ``?feature_maps=false``) the first Conv2D layer's output (after its ReLU);
 - ``GET /api/health``: ``{"status": "ok", "model": ..., "parameters": n, "kind": "digits" | "images",
   "input_shape": [H, W, C], "classes": [...]}``;
 - ``GET /docs``: the OpenAPI documentation (FastAPI's default).
