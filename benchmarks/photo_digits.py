@@ -63,6 +63,9 @@ CONDITIONS = {
     "ink": ("blue, red or pencil-grey ink", {"ink": "cycle"}),
     "paper": ("yellow, blue, pink, kraft or grey paper", {"paper": "cycle"}),
     "off-centre": ("a small digit near a corner", {"off_centre": True}),
+    "ruled": ("lined paper: pale blue lines 25-40 px apart", {"ruled": True}),
+    "grid": ("squared paper: pale blue lines every 20 px both ways", {"grid": True}),
+    "page-edge": ("the page's edge in view: a dark table along one side", {"edge": True}),
     "uneven+noise+jpeg": ("gradient, noise and JPEG (the issue's third row)", {"gradient": 90, "noise": 6, "jpeg": 60}),
     "uneven+noise+jpeg+shadow": ("the same with a shadow across a corner",
                                  {"gradient": 90, "noise": 6, "jpeg": 60, "shadow": True}),
@@ -153,14 +156,29 @@ def photograph_row(digits: np.ndarray, rng: np.random.Generator, index: int, **d
 
 def develop_photo(cover: np.ndarray, rng: np.random.Generator, index: int, *, gradient: float = 0.0,
                   noise: float = 0.0, jpeg: int | None = None, shadow: bool = False, blur: float = 0.0,
-                  ink: str | None = None, paper: str | None = None) -> tuple[Image.Image, str]:
-    """Ink ``cover`` `(H, W)` in [0, 1] on paper, lit, blurred and noisy as asked: the picture and its suffix."""
+                  ink: str | None = None, paper: str | None = None, ruled: bool = False, grid: bool = False,
+                  edge: bool = False) -> tuple[Image.Image, str]:
+    """Ink ``cover`` `(H, W)` in [0, 1] on paper (plain, lined or squared; its edge in view if asked), lit,
+    blurred and noisy as asked: the picture and its suffix."""
     H, W = cover.shape
     ink_rgb = np.array(INKS[list(INKS)[index % len(INKS)]] if ink == "cycle" else INK, float)
     paper_rgb = np.array(PAPERS[list(PAPERS)[index % len(PAPERS)]] if paper == "cycle" else PAPER, float)
     if ink == "cycle" and index % len(INKS) == 2:  # pencil: lighter where the graphite is thin
         cover = cover * rng.uniform(0.6, 1.0, cover.shape) * 0.9
-    page = paper_rgb * (1 - cover[..., None]) + ink_rgb * cover[..., None]  # (H, W, 3)
+    sheet = np.broadcast_to(paper_rgb, (H, W, 3)).copy()  # the paper, with its printed lines
+    line = np.array([150.0, 190.0, 230.0]) / 236.0  # pale blue
+    if ruled or grid:
+        spacing = 20 if grid else int(rng.integers(25, 41))
+        for r in range(int(rng.integers(0, spacing)), H, spacing):
+            sheet[r : r + 2] *= line
+        for c in range(int(rng.integers(0, spacing)), W, spacing) if grid else ():
+            sheet[:, c : c + 2] *= line
+    page = sheet * (1 - cover[..., None]) + ink_rgb * cover[..., None]  # (H, W, 3)
+    if edge:  # the table beyond the page's edge, along one side
+        width = int(rng.uniform(0.06, 0.15) * min(H, W))
+        side = int(rng.integers(0, 4))
+        region = [np.s_[:, :width], np.s_[:, W - width :], np.s_[:width], np.s_[H - width :]][side]
+        page[region] = (70.0, 55.0, 45.0)
     page = page * lighting((H, W), rng, gradient, shadow, float(paper_rgb @ [0.299, 0.587, 0.114]))[..., None]
     img = Image.fromarray(np.clip(np.rint(page), 0, 255).astype(np.uint8))
     if blur:
