@@ -2,9 +2,11 @@
 digit, left to right, with its box.
 
 The picture is prepared as one digit's is (:func:`convnp.data.images.preprocess_digit`: the paper divided out, ink
-told from paper, regions labelled); then the regions that form the row are kept, grouped into digits by the
-columns they share, and a group too wide for one digit (digits that touch) is cut where its ink is thinnest: at the
-minimum of its column sums (the vertical projection) near where the cut is expected.
+told from paper, regions labelled); then the regions that form the row are kept (:func:`row_parts`), grouped into
+digits by the columns they share (:func:`group_columns`), and a group too wide for one digit (digits that touch)
+is cut into as many as its width suggests, one fewer and one more being tried too (:func:`cut_options`), each way
+where its cuts together cross the least ink of the group's column sums, the vertical projection
+(:func:`cut_columns`); a classifier's confidence, when given, chooses between the ways.
 """
 
 from __future__ import annotations
