@@ -4,7 +4,7 @@ digit, left to right, with its box.
 The picture is prepared as one digit's is (:func:`convnp.data.images.preprocess_digit`: the paper divided out, ink
 told from paper, regions labelled); then the regions that form the row are kept (:func:`row_parts`), grouped into
 digits by the columns they share (:func:`group_columns`), and a group too wide for one digit (digits that touch)
-is cut into as many as its width suggests, one fewer and one more being tried too (:func:`cut_options`), each way
+is cut into as many as its width suggests, one fewer being tried too (:func:`cut_options`), each way
 where its cuts together cross the least ink of the group's column sums, the vertical projection
 (:func:`cut_columns`); a classifier's confidence, when given, chooses between the ways.
 """
@@ -91,11 +91,11 @@ def read_row(grey: np.ndarray, size: int = 28, box: int = 20, *, confidence=None
 
 
 def _shape(box: tuple[int, int, int, int]) -> float:
-    """How unlike one handwritten digit a box's shape is, as a log-probability: 0 up to 0.9 times as wide as
-    tall, falling fast beyond (two digits side by side are about 1.4 times as wide as tall)."""
+    """How unlike one handwritten digit a box's shape is, as a log-probability: 0 up to 1.3 times as wide as tall
+    (a wide 2 or 0), falling beyond (two digits side by side are about 1.4 times as wide as tall, or more)."""
     top, left, bottom, right = box
     ratio = (right - left + 1) / (bottom - top + 1)
-    return -(max(0.0, ratio - 1.0) / 0.3) ** 2
+    return -(max(0.0, ratio - 1.3) / 0.3) ** 2
 
 
 def _piece(found, soft: np.ndarray, group: list[int], span: tuple[int, int], scale: tuple[float, float],
@@ -204,8 +204,9 @@ def cut_options(parts: Components, groups: list[list[int]], ink: np.ndarray,
 
     A group wider than :data:`_WIDE` times its height holds touching digits: as many as its width holds digits
     of the row's typical shape (the median width-to-height ratio of the digits standing alone, 1s left out, kept
-    within 0.5-0.9; :data:`_DIGIT_WIDTH` when none stands alone), at least two; one fewer and one more are the
-    other options. Each way is cut where its pieces together cross the least ink (:func:`cut_columns`).
+    within 0.5-0.9; :data:`_DIGIT_WIDTH` when none stands alone), at least two; one fewer is the other option
+    (one more is not tried: a classifier is as sure of a digit's halves as of digits, so cutting too many is the
+    likelier mistake). Each way is cut where its pieces together cross the least ink (:func:`cut_columns`).
 
     Parameters
     ----------
@@ -231,7 +232,7 @@ def cut_options(parts: Components, groups: list[list[int]], ink: np.ndarray,
             out.append((group, [[(c0, c1)]]))
             continue
         likely = max(2, round(width / (share * height)))
-        counts = [likely, likely - 1, likely + 1]
+        counts = [likely, likely - 1]
         mine = np.isin(labels[:, c0 : c1 + 1], np.asarray(group) + 1)
         profile = (ink[:, c0 : c1 + 1] * mine).sum(axis=0)  # (width,): the vertical projection
         options = []
