@@ -10,8 +10,9 @@ at quality 60, a soft shadow across one corner, optical blur, the page turned by
 blank pages under uneven light (right when refused); typed digits are ``0``-``9`` in every TrueType font
 ``fc-list`` knows, dark on white; rows of 4-6 digits (``--n / 3`` of them, some touching) are read as numbers by
 ``convnp read``'s :func:`~convnp.cli.read.read_number`. Every picture is drawn from its own
-``np.random.Generator`` seeded by (seed, condition, digit), so a condition's pictures do not depend on ``--n`` or on
-the other conditions.
+``np.random.Generator`` seeded by (seed, the condition's place in :data:`CONDITIONS`, digit), so a condition's
+pictures do not depend on ``--n`` or on which conditions are run (adding a condition to the list in the middle does
+change those after it).
 
 The files are written to a folder and classified through the same path as ``convnp predict``
 (:meth:`convnp.inference.Classifier.classify_files`: read, prepared as MNIST's digits, classified); a file refused
