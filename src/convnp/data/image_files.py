@@ -21,7 +21,7 @@ from convnp.errors import DataError, DataNotFoundError
 
 __all__ = [
     "MAX_PIXELS", "ImageTooLargeError", "convert_channels", "fit_image", "image_header", "read_image",
-    "read_image_bytes", "require_pillow", "resize", "save_side_by_side",
+    "read_image_bytes", "require_pillow", "save_side_by_side",
 ]
 
 #: Largest image accepted, in pixels (width x height). Checked from the header, before anything is decoded, so
@@ -355,28 +355,6 @@ def image_header(path) -> tuple[int, int, int]:
         _check_size(where, width, height)
         grey = img.mode in _GREY_MODES or img.mode.startswith("I;16")
         return height, width, 1 if grey else 3
-
-
-def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize a uint8 image to ``size`` with Pillow's bilinear filter (antialiased when shrinking).
-
-    Parameters
-    ----------
-    image : ndarray of shape `(H, W)` or `(H, W, C)`, C 1 or 3, uint8
-    size : (height, width)
-
-    Returns
-    -------
-    ndarray of shape `(height, width)` or `(height, width, C)`, uint8; ``image`` itself when it has that size already
-    """
-    height, width = (int(s) for s in size)
-    if image.shape[:2] == (height, width):
-        return image
-    Image = require_pillow()
-    squeeze = image.ndim == 3 and image.shape[2] == 1
-    pixels = np.ascontiguousarray(image[..., 0] if squeeze else image, dtype=np.uint8)
-    out = np.asarray(Image.fromarray(pixels).resize((width, height), Image.Resampling.BILINEAR))
-    return out[..., None] if squeeze else out
 
 
 def fit_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
