@@ -217,3 +217,14 @@ def test_an_image_of_another_shape_is_cropped_to_the_common_one_not_squashed(tmp
     np.testing.assert_array_equal(decoded.x[index], np.broadcast_to([0, 255, 0], (8, 8, 3)))
     expected = preprocess_image(read_image(tmp_path / "d" / "circle" / "wide.png", rgb=True), (8, 8, 3))
     np.testing.assert_array_equal(decoded.x[index], expected)
+
+
+def test_a_class_left_empty_by_damaged_pixels_is_one_line_and_leaves_no_half_cache(tmp_path, private_cache):
+    """Every file of one class has a readable header and damaged pixels: the folder is refused naming the class,
+    and the cache folder holds nothing (no temporary folder of the decode)."""
+    from convnp.errors import DataError
+
+    root = shapes_folder(tmp_path / "d", 6, size=8, damaged=(2, 5))  # indices 2 and 5: both of class "square"
+    with pytest.raises(DataError, match=r"square: class folder 'square' holds no readable image"):
+        load_image_folder(root, cache_dir=private_cache)
+    assert not private_cache.exists() or list(private_cache.iterdir()) == []

@@ -236,7 +236,11 @@ def _decode_folder(root: Path, names, candidates, skipped, options, cache, proce
             _skip(skipped, file, reason)
     y = np.array([label for _, label in kept], dtype=np.int64)
     files = [file for file, _ in kept]
-    _require_every_class(root, names, kept, dict.fromkeys(files))
+    try:
+        _require_every_class(root, names, kept, dict.fromkeys(files))
+    except DataError:
+        store.abort()  # no half-made cache left behind
+        raise
     if tmp is not None and write_index(tmp, cache, y, names, files, skipped):
         remove_older(cache)
         x = np.load(cache / "x.npy", mmap_mode="r", allow_pickle=False)
