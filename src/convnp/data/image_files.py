@@ -148,16 +148,13 @@ def _check_size(where: str, width: int, height: int) -> None:
         raise DataError(f"{where}image is {width}x{height} pixels, expected at least 1x1")
 
 
-def _read_with_pillow(source, where: str, max_side: int | None = None,
-                      rgb: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-    """Decode a path or a file object -> colour ``(H, W, 1|3)`` in [0, 255] and alpha ``(H, W)`` in [0, 1] (or
-    None), shrunk towards ``max_side`` if given (a JPEG then decoded straight to grey unless ``rgb``); ``where``
-    (``"path: "`` or ``""``) starts every message."""
+def _open(source, where: str):
+    """``PIL.Image.open(source)``, every failure one DataError line starting with ``where``."""
     Image = require_pillow()
-    from PIL import ImageOps, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     try:
-        img = Image.open(source)
+        return Image.open(source)
     except UnidentifiedImageError:
         raise DataError(f"{where}not an image (no format that Pillow reads recognises it)") from None
     except Image.DecompressionBombError as err:
@@ -167,6 +164,16 @@ def _read_with_pillow(source, where: str, max_side: int | None = None,
         ) from None
     except Exception as err:  # noqa: BLE001 - any failure to open untrusted bytes is the same fact for the user
         raise DataError(f"{where}could not be opened as an image ({type(err).__name__}: {err})") from None
+
+
+def _read_with_pillow(source, where: str, max_side: int | None = None,
+                      rgb: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Decode a path or a file object -> colour ``(H, W, 1|3)`` in [0, 255] and alpha ``(H, W)`` in [0, 1] (or
+    None), shrunk towards ``max_side`` if given (a JPEG then decoded straight to grey unless ``rgb``); ``where``
+    (``"path: "`` or ``""``) starts every message."""
+    from PIL import ImageOps
+
+    img = _open(source, where)
     with img:
         # The header is read, the pixels are not: refuse a decompression bomb before a single byte is inflated.
         _check_size(where, *img.size)
@@ -336,20 +343,8 @@ def image_header(path) -> tuple[int, int, int]:
         raise DataError(f"{path}: is not a file, expected an image")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: empty file (0 bytes), expected an image")
-    Image = require_pillow()
-    from PIL import UnidentifiedImageError
-
     where = f"{path}: "
-    try:
-        img = Image.open(path)
-    except UnidentifiedImageError:
-        raise DataError(f"{where}not an image (no format that Pillow reads recognises it)") from None
-    except Image.DecompressionBombError as err:
-        raise ImageTooLargeError(
-            f"{where}image is too large: {err}; at most {MAX_PIXELS:,} pixels are accepted"
-        ) from None
-    except Exception as err:  # noqa: BLE001 - untrusted bytes: every failure is the same fact for the user
-        raise DataError(f"{where}could not be opened as an image ({type(err).__name__}: {err})") from None
+    img = _open(path, where)
     with img:
         width, height = img.size
         _check_size(where, width, height)
