@@ -183,3 +183,72 @@ def test_cli_read_needs_a_digit_model(tmp_path, capsys):
     Image.new("L", (20, 20), 0).save(tmp_path / "x.png")
     assert main(["read", str(path), str(tmp_path / "x.png")]) == 1
     assert "convnp read needs a digit model (input (28, 28, 1))" in capsys.readouterr().err
+
+
+# ---- convnp.reading: boxes in the file's pixels, a large photo decoded small -----------------------------------------
+def test_scale_box_covers_the_same_pixels():
+    from convnp.reading import scale_box
+
+    assert scale_box((3, 4, 10, 20), (50, 60), (50, 60)) == (3, 4, 10, 20)
+    assert scale_box((3, 4, 10, 20), (50, 60), (200, 240)) == (12, 16, 43, 83)  # 4x: pixel 10 covers 40..43
+    assert scale_box((0, 0, 49, 59), (50, 60), (101, 119)) == (0, 0, 100, 118)  # the whole picture stays whole
+
+
+def test_upright_size_turns_with_the_exif_orientation(tmp_path):
+    from convnp.data.image_files import read_image, upright_size
+
+    img = Image.new("L", (300, 120), 200)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: shown turned a quarter
+    img.save(tmp_path / "turned.jpg", exif=exif)
+    img.save(tmp_path / "plain.png")
+    np.save(tmp_path / "array.npy", np.zeros((30, 40), np.uint8))
+    assert upright_size(tmp_path / "turned.jpg") == read_image(tmp_path / "turned.jpg").shape == (300, 120)
+    assert upright_size((tmp_path / "turned.jpg").read_bytes()) == (300, 120)
+    assert upright_size(tmp_path / "plain.png") == (120, 300)
+    assert upright_size(tmp_path / "array.npy") == (30, 40)
+    (tmp_path / "notes.txt").write_text("not an image")
+    with pytest.raises(DataError, match="notes.txt: not an image"):
+        upright_size(tmp_path / "notes.txt")
+
+
+def big_photo(digits: np.ndarray, path, side: int = 4000) -> list[tuple[int, int, int, int]]:
+    """A ``side`` x 3/4 ``side`` JPEG (12 megapixels at 4000) of MNIST ``digits`` `(n, 28, 28)` written large in a
+    row on unevenly lit paper; returns each digit's square (top, left, bottom, right) in the file's pixels."""
+    height, cell = side * 3 // 4, side // (len(digits) + 2)
+    paper = np.linspace(230, 170, side)[None, :] * np.ones((height, 1))  # (H, W): light falling to the right
+    squares = []
+    for j, digit in enumerate(digits):
+        big = np.asarray(Image.fromarray(digit).resize((cell, cell), Image.Resampling.BICUBIC), float) / 255
+        top, left = height // 2 - cell // 2, cell * (j + 1)
+        window = paper[top : top + cell, left : left + cell]
+        window[...] = window * (1 - 0.85 * big)
+        squares.append((top, left, top + cell - 1, left + cell - 1))
+    Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8)).convert("RGB").save(path, quality=85)
+    return squares
+
+
+@pytest.mark.mnist
+def test_a_12_megapixel_jpeg_is_read_from_a_small_decode(digits_checkpoint, mnist, tmp_path, monkeypatch):
+    """A 4000x3000 JPEG is decoded at a quarter (Pillow's draft mode: no full-size decode), read right, and each box
+    is given in the file's own pixels, around the digit's square."""
+    from convnp.data import image_files
+    from convnp.inference import Classifier
+    from convnp.reading import read_number_file
+
+    picks = [3, 2, 1, 18]
+    squares = big_photo(mnist[2][picks], tmp_path / "house.jpg")
+    decoded = []
+    real = image_files._pillow_to_arrays
+    monkeypatch.setattr(image_files, "_pillow_to_arrays", lambda img: decoded.append(img.size) or real(img))
+    digits = read_number_file(Classifier.from_checkpoint(digits_checkpoint), tmp_path / "house.jpg")
+    assert decoded == [(1000, 750)]  # the JPEG's 1/4 scale, not its 4000x3000
+    assert "".join(str(d.label) for d in digits) == "".join(str(int(mnist[3][i])) for i in picks)
+    cell = squares[0][2] - squares[0][0] + 1
+    for d, (top, left, bottom, right) in zip(digits, squares):
+        t, l, b, r = d.box
+        # Inside the digit's square (MNIST leaves a margin of 4 of 28 around the ink), give or take one pixel of
+        # the 1/4-scale decode scaled to 512 (8 file pixels).
+        assert top - 8 <= t < b <= bottom + 8 and left - 8 <= l < r <= right + 8, (d.box, (top, left, bottom, right))
+        assert b - t > cell // 2  # the digit's height, not a fragment
+        assert d.image.shape == (28, 28)

@@ -5,15 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
-
-import numpy as np
 
 from convnp.cli._args import add_threads
-from convnp.data.digit_row import read_row
-from convnp.data.image_files import read_image
 from convnp.errors import DataError
 from convnp.inference import MNIST_SHAPE, Classifier
+from convnp.reading import ReadDigit, read_number_file
 
 
 def add_parser(subparsers, parents) -> None:
@@ -25,7 +21,9 @@ def add_parser(subparsers, parents) -> None:
         "digit: uneven light and shadows divided out, specks and page edges left out), and classify them. Digits "
         "are told apart by the columns their ink occupies; two that touch are cut where their ink is thinnest. "
         "Prints 'FILE: NUMBER' and each digit's probability; a file that cannot be read (or holds no ink) is "
-        "reported on stderr and skipped, and the exit code is then 1. Needs Pillow (pip install 'convnp[image]').",
+        "reported on stderr and skipped, and the exit code is then 1. A large JPEG is decoded small first (Pillow's "
+        "draft mode), as convnp predict decodes it; the boxes are in the file's own pixels. Needs Pillow "
+        "(pip install 'convnp[image]').",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         parents=parents,
     )
@@ -39,32 +37,6 @@ def add_parser(subparsers, parents) -> None:
     p.set_defaults(run=run)
 
 
-@dataclass(frozen=True)
-class ReadDigit:
-    """One digit read: its class index, the probabilities `(K,)` and its box (top, left, bottom, right)."""
-
-    label: int
-    probabilities: np.ndarray
-    box: tuple[int, int, int, int]
-
-
-def read_number(classifier: Classifier, path) -> list[ReadDigit]:
-    """The digits written in a row in the image file ``path``, left to right, classified by ``classifier`` (a
-    model of :data:`~convnp.inference.MNIST_SHAPE`). Raises DataError naming the file."""
-    grey = read_image(path)  # (H, W); its errors name the file
-
-    def confidence(images):  # (m, 28, 28) -> (m,): the model's top probability, to choose between cuts
-        return classifier.predict_proba(images[..., None]).max(axis=1)
-
-    try:
-        digits = read_row(grey, confidence=confidence)
-    except DataError as err:
-        raise DataError(f"{path}: {err}") from None
-    images = np.stack([d.image for d in digits])[..., None]  # (N, 28, 28, 1), pixels 0..255
-    probs = classifier.predict_proba(images)  # (N, K)
-    return [ReadDigit(int(p.argmax()), p, d.box) for d, p in zip(digits, probs)]
-
-
 def run(args) -> int:
     classifier = Classifier.from_checkpoint(args.checkpoint, threads=args.threads)
     if classifier.input_shape != MNIST_SHAPE:
@@ -74,7 +46,7 @@ def run(args) -> int:
     entries, failed = [], 0
     for path in args.files:
         try:
-            digits = read_number(classifier, path)
+            digits = read_number_file(classifier, path)
         except (DataError, OSError) as err:
             print(f"convnp: error: {err}", file=sys.stderr)
             entries.append({"file": str(path), "error": str(err)})

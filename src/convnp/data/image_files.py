@@ -21,7 +21,7 @@ from convnp.errors import DataError, DataNotFoundError
 
 __all__ = [
     "MAX_PIXELS", "ImageTooLargeError", "convert_channels", "fit_image", "image_header", "read_image",
-    "read_image_bytes", "require_pillow", "save_side_by_side",
+    "read_image_bytes", "require_pillow", "save_side_by_side", "upright_size",
 ]
 
 #: Largest image accepted, in pixels (width x height). Checked from the header, before anything is decoded, so
@@ -350,6 +350,49 @@ def image_header(path) -> tuple[int, int, int]:
         _check_size(where, width, height)
         grey = img.mode in _GREY_MODES or img.mode.startswith("I;16")
         return height, width, 1 if grey else 3
+
+
+# EXIF orientations that turn a picture a quarter turn (5: transpose, 6: 270 degrees, 7: transverse, 8: 90 degrees).
+_QUARTER_TURNS = (5, 6, 7, 8)
+
+
+def upright_size(source) -> tuple[int, int]:
+    """The size of the picture :func:`read_image` or :func:`read_image_bytes` gives at full size, from the header
+    alone: what a picture decoded small (``max_side``) stands for, so that places found in it can be given in the
+    file's own pixels.
+
+    Parameters
+    ----------
+    source : str, Path or bytes
+        An image file (or a ``.npy`` array), or an image file's bytes.
+
+    Returns
+    -------
+    (height, width) : tuple of int
+        The stored size, turned as the decoders turn it by the EXIF orientation (a phone photo stored sideways);
+        a ``.npy`` array's first two sides.
+
+    Raises
+    ------
+    DataError
+        As :func:`read_image` (or :func:`read_image_bytes`) raises it for the header: not an image, too large.
+    """
+    if isinstance(source, (bytes, bytearray)):
+        stream, where = io.BytesIO(source), ""
+    else:
+        stream = path = Path(source)
+        if not path.is_file() or path.stat().st_size == 0:
+            raise DataError(f"{path}: is not a non-empty file, expected an image")
+        with open(path, "rb") as f:
+            if f.read(len(_NPY_MAGIC)) == _NPY_MAGIC:
+                return tuple(int(n) for n in np.load(path, mmap_mode="r", allow_pickle=False).shape[:2])
+        where = f"{path}: "
+    img = _open(stream, where)
+    with img:
+        width, height = img.size
+        _check_size(where, width, height)
+        turned = img.getexif().get(0x0112) in _QUARTER_TURNS  # 0x0112: the EXIF orientation tag
+    return (width, height) if turned else (height, width)
 
 
 def fit_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
