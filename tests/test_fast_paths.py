@@ -234,3 +234,59 @@ def test_tile_reads_and_writes_by_whole_pixels_match_the_strided_views(channels,
         expected = np.zeros(x.shape, np.float32)
         np.copyto(tiles_2x2(expected), given)
         np.testing.assert_array_equal(dx, expected)  # the last column, in no tile, is zero
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n, hw, c_in, c_out, padding", [
+    (3, (28, 28), 16, 16, "same"),  # best's 16 -> 16: products in row blocks, with a remainder
+    (2, (14, 14), 16, 32, "same"),
+    (2, (13, 11), 32, 8, "valid"),
+])
+def test_many_channel_conv_in_row_blocks_matches_reference(n, hw, c_in, c_out, padding, dtype):
+    from convnp.ops.gemm import block_rows
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((n, *hw, c_in)).astype(dtype)
+    weight = rng.standard_normal((3, 3, c_in, c_out)).astype(dtype)
+    bias = rng.standard_normal(c_out).astype(dtype)
+    pads = resolve_padding(padding, (3, 3), (1, 1), hw)
+    assert block_rows(9 * c_in, c_out) > 0  # the case exercises the blocked products
+    out, cache = conv2d_forward(x, weight, bias, (1, 1), pads, {})
+    ref, ref_cache = conv2d_forward_reference(x, weight, bias, (1, 1), pads)
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(out, ref, **tol)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    for name, a, b in zip(("dx", "dweight", "dbias"), conv2d_backward(dout, cache),
+                          conv2d_backward_reference(dout, ref_cache)):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, b, **tol, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("M, K, N", [(1000, 144, 16), (868, 144, 16), (435, 150, 16), (50, 144, 16), (700, 9, 16)])
+def test_row_block_products_equal_the_whole_products(M, K, N, dtype):
+    from convnp.ops.gemm import block_rows, matmul_blocks, matmul_tn
+    rng = np.random.default_rng(M)
+    a = rng.standard_normal((M, K)).astype(dtype)
+    b = rng.standard_normal((K, N)).astype(dtype)
+    d = rng.standard_normal((M, N)).astype(dtype)
+    tol = dict(rtol=1e-4, atol=1e-3) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-10)
+    out = np.full((M, N), np.nan, dtype=dtype)
+    np.testing.assert_allclose(matmul_blocks(a, b, out), a @ b, **tol)
+    workspace = {}
+    for _ in range(2):  # the second call reuses the partial products' buffer
+        grad = np.full((K, N), np.nan, dtype=dtype)
+        np.testing.assert_allclose(matmul_tn(a, d, grad, workspace), a.T @ d, **tol)
+    assert ("tn_parts" in workspace) == (block_rows(K, N) > 0 and M >= 2 * block_rows(K, N))
+    # A transposed (not C-contiguous) operand is multiplied whole, with the same result.
+    at = np.ascontiguousarray(a.T).T
+    np.testing.assert_allclose(matmul_blocks(at, b, np.empty((M, N), dtype)), a @ b, **tol)
+
+
+def test_inference_paths_give_the_training_outputs():
+    from convnp.ops.activations import relu, relu_forward
+    from convnp.ops.pool import maxpool2d
+    rng = np.random.default_rng(3)
+    x = rng.integers(-2, 3, size=(2, 9, 8, 5)).astype(np.float32)  # ties and zeros
+    assert np.array_equal(relu(x), relu_forward(x)[0])
+    for kernel, stride in [((2, 2), (2, 2)), ((3, 3), (2, 2)), ((2, 3), (1, 2))]:
+        assert np.array_equal(maxpool2d(x, kernel, stride), maxpool2d_forward(x, kernel, stride)[0])

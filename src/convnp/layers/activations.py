@@ -10,6 +10,7 @@ from convnp.layers.base import Layer
 from convnp.ops.activations import (
     leaky_relu_backward,
     leaky_relu_forward,
+    relu,
     relu_backward,
     relu_forward,
     sigmoid_backward,
@@ -43,6 +44,8 @@ class ReLU(_Elementwise):
     """
 
     def _forward(self, x, training):
+        if not training:
+            return relu(x), None
         return relu_forward(x)
 
     def _backward(self, dout, mask):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from convnp._checks import as_pair
 from convnp.layers.base import Layer
-from convnp.ops.pool import maxpool2d_backward, maxpool2d_forward
+from convnp.ops.pool import maxpool2d, maxpool2d_backward, maxpool2d_forward
 from convnp.ops.windows import conv_output_size
 
 
@@ -53,6 +53,8 @@ class MaxPool2D(Pool2D):
     """
 
     def _forward(self, x, training):
+        if not training:
+            return maxpool2d(x, self.kernel_size, self.stride), None
         return maxpool2d_forward(x, self.kernel_size, self.stride)
 
     def _backward(self, dout, cache):

@@ -10,6 +10,7 @@ from convnp.ops.activations import (
     leaky_relu_backward,
     leaky_relu_forward,
     log_softmax,
+    relu,
     relu_backward,
     relu_forward,
     sigmoid_backward,
@@ -28,7 +29,7 @@ from convnp.ops.batchnorm import batchnorm_backward, batchnorm_forward
 from convnp.ops.conv import conv2d_backward, conv2d_forward
 from convnp.ops.dropout import dropout_backward, dropout_forward
 from convnp.ops.linear import linear_backward, linear_forward
-from convnp.ops.pool import maxpool2d_backward, maxpool2d_forward
+from convnp.ops.pool import maxpool2d, maxpool2d_backward, maxpool2d_forward
 from convnp.ops.windows import conv_output_size, resolve_padding, sliding_windows
 
 __all__ = [
@@ -48,8 +49,10 @@ __all__ = [
     "linear_backward",
     "linear_forward",
     "log_softmax",
+    "maxpool2d",
     "maxpool2d_backward",
     "maxpool2d_forward",
+    "relu",
     "relu_backward",
     "relu_forward",
     "resolve_padding",

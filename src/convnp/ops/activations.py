@@ -21,9 +21,17 @@ import numpy as np
 
 
 def relu_forward(x: np.ndarray):
-    """``out = max(x, 0)``; the cache is the mask ``x > 0``."""
-    mask = x > 0
-    return x * mask, mask
+    """``out = max(x, 0)``; the cache is the mask ``x > 0``.
+
+    ``np.maximum`` runs as one vector loop where ``x * mask`` converted every boolean to a float first (about twice
+    as slow); both give NaN for NaN.
+    """
+    return np.maximum(x, 0), x > 0
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """``max(x, 0)`` with nothing kept for a backward pass (inference)."""
+    return np.maximum(x, 0)
 
 
 def relu_backward(dout: np.ndarray, mask: np.ndarray) -> np.ndarray:

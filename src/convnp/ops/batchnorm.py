@@ -28,13 +28,15 @@ from convnp.ops.per_channel import channel_sum, tiled, wide
 
 
 class BatchNormCache(NamedTuple):
-    """What :func:`batchnorm_backward` needs, and the batch statistics for the caller's running averages.
+    """What :func:`batchnorm_backward` needs, and the statistics for the caller's running averages.
 
     Attributes
     ----------
-    xhat : ndarray of shape `(N, k * C)`
-        The normalised input, one row per sample (the layout of :func:`convnp.ops.per_channel.wide`; ``k`` values
-        per channel per sample).
+    x : ndarray of shape `(N, k * C)`
+        The input, one row per sample (the layout of :func:`convnp.ops.per_channel.wide`; ``k`` values per channel
+        per sample); a view, not a copy, so the input must not change before backward.
+    xc : ndarray of shape `(N, k * C)` or None
+        ``x - mean``, kept from a training forward (None with fixed statistics: the backward makes it then).
     inv_std : ndarray of shape `(C,)`
         ``1 / sqrt(var + eps)``.
     gamma : ndarray of shape `(C,)`
@@ -50,7 +52,8 @@ class BatchNormCache(NamedTuple):
         The sum over shards (:mod:`convnp.parallel.shard`) that the statistics went through, and the backward's sums too.
     """
 
-    xhat: np.ndarray
+    x: np.ndarray
+    xc: np.ndarray | None
     inv_std: np.ndarray
     gamma: np.ndarray
     batch_stats: bool
@@ -59,6 +62,15 @@ class BatchNormCache(NamedTuple):
     x_shape: tuple
     count: int
     allreduce: object
+
+
+def channel_dot(a: np.ndarray, b: np.ndarray, C: int) -> np.ndarray:
+    """Per-channel sums of ``a * b`` for wide ``(N, k * C)`` arrays: shape ``(C,)``.
+
+    ``einsum`` sums the products down each column without writing them out (a third of the memory traffic of
+    ``channel_sum(a * b)``); the ``(k, C)`` fold that follows is small.
+    """
+    return np.einsum("ij,ij->j", a, b).reshape(-1, C).sum(axis=0)  # (k*C,) -> (k, C) -> (C,)
 
 
 def batchnorm_forward(
@@ -76,7 +88,8 @@ def batchnorm_forward(
     Parameters
     ----------
     x : ndarray of shape `(N, ..., C)`
-        Channels last: `(N, C)` or `(N, H, W, C)`.
+        Channels last: `(N, C)` or `(N, H, W, C)`. Kept in the cache (not copied): it must not change before
+        backward.
     gamma, beta : ndarray of shape `(C,)`
     eps : float
         Added to the variance before the square root.
@@ -95,6 +108,9 @@ def batchnorm_forward(
     cache : BatchNormCache
         ``cache.mean`` and ``cache.var`` are the statistics used; in training the caller turns ``cache.var`` into
         the unbiased estimate ``var * m / (m - 1)`` for its running average.
+
+    The output is computed as ``out = xc * (gamma * inv_std) + beta`` with ``xc = x - mean``: two passes over the
+    data after the statistics, and no normalised copy (the backward works from ``xc``).
     """
     if (mean is None) != (var is None):
         raise ValueError("batchnorm_forward: give both mean and var (evaluation) or neither (training)")
@@ -109,14 +125,17 @@ def batchnorm_forward(
             raise ValueError(f"batchnorm_forward: batch statistics need more than one value per channel, got {count}")
         mean = total(channel_sum(xw, C)) / count  # (C,)
         xc = xw - tiled(mean, width)  # (N, k*C)
-        var = total(channel_sum(xc * xc, C)) / count  # (C,), two passes: no cancellation of E[x^2] - E[x]^2
+        var = total(channel_dot(xc, xc, C)) / count  # (C,), two passes: no cancellation of E[x^2] - E[x]^2
+        inv_std = 1.0 / np.sqrt(var + eps)  # (C,)
+        out = np.multiply(xc, tiled(gamma * inv_std, width))  # (N, k*C)
+        out += tiled(beta, width)
     else:
-        xc = xw - tiled(mean, width)
-    inv_std = 1.0 / np.sqrt(var + eps)  # (C,)
-    xhat = np.multiply(xc, tiled(inv_std, width), out=xc)  # (N, k*C), reuses xc's buffer
-    out = xhat * tiled(gamma, width)
-    out += tiled(beta, width)
-    cache = BatchNormCache(xhat, inv_std, gamma, batch_stats, mean, var, x.shape, count, allreduce)
+        xc = None  # not needed for the output: a fixed per-channel affine map
+        inv_std = 1.0 / np.sqrt(var + eps)
+        scale = gamma * inv_std
+        out = np.multiply(xw, tiled(scale, width))
+        out += tiled(beta - mean * scale, width)
+    cache = BatchNormCache(xw, xc, inv_std, gamma, batch_stats, mean, var, x.shape, count, allreduce)
     return out.reshape(x.shape), cache  # (N, k*C) -> (N, ..., C)
 
 
@@ -135,23 +154,28 @@ def batchnorm_backward(dout: np.ndarray, cache: BatchNormCache):
         Of this shard's rows only when the batch was split (the caller adds the shards' parameter gradients, as
         for every other layer); ``dx`` uses the whole batch's sums.
 
-    Training mode uses ``sum(dxhat) = gamma * dbeta`` and ``sum(dxhat * xhat) = gamma * dgamma`` to write the
-    compact formula as ``dx = (gamma / (m * std)) * (m * dout - dbeta - xhat * dgamma)``: two channel sums in all.
+    With ``xhat = xc * inv_std``, ``dgamma = inv_std * sum(dout * xc)``. Training mode uses ``sum(dxhat) = gamma *
+    dbeta`` and ``sum(dxhat * xhat) = gamma * dgamma`` to write the compact formula as
+    ``dx = (gamma * inv_std / m) * (m * dout - dbeta - xhat * dgamma)``, which is per channel
+    ``dx = dout * p - (xc * q + r)``: two channel sums and four passes over the data.
     """
-    xhat, gamma, count, allreduce = cache.xhat, cache.gamma, cache.count, cache.allreduce
+    gamma, inv_std, count, allreduce = cache.gamma, cache.inv_std, cache.count, cache.allreduce
     C = gamma.shape[0]
-    width = xhat.shape[1]
     dout_w = wide(dout)  # (N, k*C)
+    width = dout_w.shape[1]
+    xc = cache.xc if cache.xc is not None else cache.x - tiled(cache.mean, width)  # (N, k*C)
     dbeta = channel_sum(dout_w, C)  # (C,)
-    dgamma = channel_sum(dout_w * xhat, C)  # (C,)
-    if cache.batch_stats:
-        sum_dbeta, sum_dgamma = dbeta, dgamma
-        if allreduce is not None:  # the statistics came from the whole batch, so do these sums
-            sum_dbeta, sum_dgamma = allreduce(np.concatenate([dbeta, dgamma])).reshape(2, C)
-        dx = xhat * tiled(-sum_dgamma, width)  # (N, k*C), then the other terms in place
-        dx += count * dout_w
-        dx -= tiled(sum_dbeta, width)
-        dx *= tiled(gamma * cache.inv_std / count, width)
-    else:
-        dx = dout_w * tiled(gamma * cache.inv_std, width)  # a fixed per-channel scale
+    dgamma = channel_dot(dout_w, xc, C) * inv_std  # (C,)
+    p = gamma * inv_std  # (C,)
+    if not cache.batch_stats:
+        return (dout_w * tiled(p, width)).reshape(cache.x_shape), dgamma, dbeta  # a fixed per-channel scale
+    sum_dbeta, sum_dgamma = dbeta, dgamma
+    if allreduce is not None:  # the statistics came from the whole batch, so do these sums
+        sum_dbeta, sum_dgamma = allreduce(np.concatenate([dbeta, dgamma])).reshape(2, C)
+    q = p * inv_std * sum_dgamma / count  # (C,): xhat * dgamma * p / m = xc * q
+    r = p * sum_dbeta / count  # (C,)
+    shift = np.multiply(xc, tiled(q, width))  # (N, k*C)
+    shift += tiled(r, width)
+    dx = np.multiply(dout_w, tiled(p, width))
+    dx -= shift
     return dx.reshape(cache.x_shape), dgamma, dbeta  # (N, k*C) -> (N, ..., C)

@@ -38,6 +38,7 @@ from typing import NamedTuple
 import numpy as np
 
 from convnp.ops.conv_blocked import block_weight, block_width, fits, fold_block_grad, im2col_blocked
+from convnp.ops.gemm import matmul_blocks, matmul_tn
 from convnp.ops.per_channel import tiled
 from convnp.ops.windows import conv_output_size, pad_hw, sliding_windows
 
@@ -234,7 +235,7 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, s
     for start, stop in chunks:
         part = out[start * rows : stop * rows]  # this chunk's rows, a view
         cols = _cols(x_p[start:stop], (kH, kW), stride, workspace, B)
-        np.matmul(cols, w2d, out=part)
+        matmul_blocks(cols, w2d, part)
         if bias is not None:
             # While the chunk is still in cache, and one long row per sample (see convnp.ops.per_channel).
             part.reshape(stop - start, H_out * W_out * C_out)[...] += bias_row  # (n, H_out*W_out*C_out)
@@ -309,7 +310,7 @@ def _weight_grad(dout: np.ndarray, cache: ConvCache) -> np.ndarray:
     partial = np.empty_like(dweight)
     for start, stop in cache.chunks:
         cols = kept if kept is not None else _cols(cache.x_p[start:stop], (kH, kW), cache.stride, workspace, B)
-        np.matmul(cols.T, dout_blocks[start * block_rows : stop * block_rows], out=partial)
+        matmul_tn(cols, dout_blocks[start * block_rows : stop * block_rows], partial, workspace)
         dweight += partial
     if B == 1:
         return dweight.reshape(cache.weight.shape)  # (kH*kW*C_in, C_out) -> (kH, kW, C_in, C_out)
@@ -339,7 +340,7 @@ def _input_grad_stride1(dout, weight, x_shape, pads, workspace, chunk_bytes: int
         padded[:, kH - 1 : kH - 1 + H_out, kW - 1 : kW - 1 + W_out] = dout[start:stop]
         region = padded[:, top : top + H + kH - 1, left : left + W + kW - 1]  # windows centred on x, a view
         cols = im2col(region, (kH, kW), (1, 1), workspace, key="dcols")  # (n*H*W, kH*kW*C_out)
-        np.matmul(cols, w_flip, out=dx[start * rows : stop * rows])
+        matmul_blocks(cols, w_flip, dx[start * rows : stop * rows])
     return dx.reshape(N, H, W, C_in)  # (N*H*W, C_in) -> (N, H, W, C_in)
 
 

@@ -100,6 +100,32 @@ def maxpool2d_forward(x: np.ndarray, kernel_size: tuple[int, int], stride: tuple
     return out, MaxPoolCache(winner, x.shape, kernel_size, stride)
 
 
+def maxpool2d(x: np.ndarray, kernel_size: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
+    """The output of :func:`maxpool2d_forward` alone, with nothing kept for a backward pass (inference): no
+    record of which input won, so half the operations for 2x2 windows.
+
+    Parameters
+    ----------
+    x : ndarray of shape `(N, H, W, C)`
+    kernel_size, stride : (int, int)
+
+    Returns
+    -------
+    out : ndarray of shape `(N, H_out, W_out, C)`
+    """
+    if is_tiled_2x2(kernel_size, stride):
+        (x00, x01), (x10, x11) = read_tiles_2x2(x)  # each (N, H_out, W_out, C)
+        out = np.maximum(x00, x01)
+        np.maximum(out, x10, out=out)
+        return np.maximum(out, x11, out=out)
+    kH, kW = kernel_size
+    windows = sliding_windows(x, kernel_size, stride)  # (N, H_out, W_out, kH, kW, C), a view
+    out = windows[:, :, :, 0, 0, :].copy()  # (N, H_out, W_out, C)
+    for k in range(1, kH * kW):
+        np.maximum(out, windows[:, :, :, k // kW, k % kW, :], out=out)
+    return out
+
+
 def _forward_2x2(x: np.ndarray):
     """:func:`maxpool2d_forward` for 2x2 windows, stride 2, with a :class:`MaxPool2x2Cache`.
 
