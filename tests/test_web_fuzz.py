@@ -1,6 +1,7 @@
 """The server under fuzz and hostile images: schemathesis sends at least 500 generated requests (valid and invalid,
 to every operation of the served OpenAPI schema) and every answer must be a documented non-5xx matching the schema;
-the odd and broken image files of ``convnp predict``'s tests get the same answers through ``POST /api/predict``;
+the odd and broken image files of ``convnp predict``'s tests get the same answers through ``POST /api/predict`` (the
+broken ones the same refusals from ``POST /api/read``);
 the size limits act before anything is decoded.
 
 The server under load (50 concurrent clients on a real uvicorn) is tests/test_web_load.py.
@@ -67,7 +68,8 @@ def untrained_app():
 # (operation, generation mode, media type) -> examples. Generating a body costs far more than answering it (a valid
 # 28x28 JSON array is 784 numbers; 50-130 ms an example here), so the 500 requests are spread over every media type,
 # valid and invalid, weighted towards the cheaper ones, rather than left to chance. GET /api/health has one possible
-# request and no invalid one.
+# request and no invalid one; POST /api/read takes image files only (its JSON is refused as a 415, tests/
+# test_web_read.py).
 STRATA = {
     ("POST /api/predict", GenerationMode.POSITIVE, "application/json"): 60,
     ("POST /api/predict", GenerationMode.POSITIVE, "multipart/form-data"): 60,
@@ -75,6 +77,10 @@ STRATA = {
     ("POST /api/predict", GenerationMode.NEGATIVE, "application/json"): 140,
     ("POST /api/predict", GenerationMode.NEGATIVE, "multipart/form-data"): 140,
     ("POST /api/predict", GenerationMode.NEGATIVE, "image/png"): 20,
+    ("POST /api/read", GenerationMode.POSITIVE, "multipart/form-data"): 40,
+    ("POST /api/read", GenerationMode.POSITIVE, "image/png"): 40,
+    ("POST /api/read", GenerationMode.NEGATIVE, "multipart/form-data"): 60,
+    ("POST /api/read", GenerationMode.NEGATIVE, "image/png"): 20,
     ("GET /api/health", GenerationMode.POSITIVE, None): 1,
 }
 
@@ -86,7 +92,7 @@ def test_schemathesis_sends_500_requests_and_every_answer_is_documented(untraine
     counted = CountStatuses(untrained_app)
     schema = schemathesis.openapi.from_asgi("/openapi.json", counted)
     operations = {result.ok().label: result.ok() for result in schema.get_all_operations()}
-    assert set(operations) == {"POST /api/predict", "GET /api/health"}
+    assert set(operations) == {"POST /api/predict", "POST /api/read", "GET /api/health"}
     checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
     sent = {}
     for (label, mode, media_type), n in STRATA.items():
@@ -153,6 +159,22 @@ def test_broken_images_get_a_4xx_with_a_one_line_reason(client, raw):
 
     for name, (data, status, phrase) in broken_files().items():
         r = post(client, data, name, raw)
+        assert r.status_code == status, (name, r.status_code, r.text)
+        detail = r.json()["detail"]
+        assert phrase in detail and "\n" not in detail and "Traceback" not in detail, (name, detail)
+    assert client.get("/api/health").status_code == 200
+
+
+@pytest.mark.parametrize("raw", [False, True], ids=["multipart", "raw body"])
+def test_broken_images_get_the_same_4xx_from_read(client, raw):
+    """POST /api/read decodes uploads as POST /api/predict does: each broken file, the same status and reason."""
+    from hostile_images import broken_files
+
+    for name, (data, status, phrase) in broken_files().items():
+        if raw:
+            r = client.post("/api/read", content=data, headers={"content-type": "image/png"})
+        else:
+            r = client.post("/api/read", files={"file": (name, data, "application/octet-stream")})
         assert r.status_code == status, (name, r.status_code, r.text)
         detail = r.json()["detail"]
         assert phrase in detail and "\n" not in detail and "Traceback" not in detail, (name, detail)

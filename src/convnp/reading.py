@@ -1,8 +1,9 @@
 """A number written in a picture, read digit by digit: the digits of the row found and prepared
 (:func:`convnp.data.digit_row.read_row`), each classified by a digit model.
 
-``convnp read`` reads files through :func:`read_number_file`. A large photo is decoded small first (a JPEG in
-Pillow's draft mode), as ``convnp predict`` decodes it: the row is found at
+``convnp read`` (files, :func:`read_number_file`) and the page's ``POST /api/read`` (uploads) both read through
+:func:`read_number`, so a file and the same file uploaded give the same number and boxes. A large photo is decoded
+small first (a JPEG in Pillow's draft mode), as ``convnp predict`` decodes it: the row is found at
 :data:`~convnp.data.images.WORK_SIDE` pixels anyway, and the boxes are given back in the file's own pixels.
 """
 

@@ -1,4 +1,5 @@
-"""The web app: a page, a prediction endpoint and a health check around one loaded checkpoint.
+"""The web app: a page, a prediction endpoint (and a digit model's reading one) and a health check around one
+loaded checkpoint.
 
 FastAPI is imported in :mod:`convnp.web` only: here, in :mod:`convnp.web.decode`, which turns a request's body into
 its picture, and in :mod:`convnp.web.schemas`, the answers' JSON. The page depends on the model
@@ -7,14 +8,19 @@ come from a :class:`convnp.inference.Classifier`, as ``convnp predict``'s do, wi
 
 - ``GET /``: for a digit model the drawing pad (``static/index.html``): draw a digit, or take or choose a photo of
   one, see the prediction, the 28x28 picture the network was given, the ten probabilities and the first
-  convolution's feature maps; for an image model the upload page
-  (``static/upload.html``): choose a picture (file picker, drag and drop, or paste), see it with the part the model
-  sees framed, and the top 5 classes by name with their probabilities;
+  convolution's feature maps; or, switched to "a number", draw or photograph several digits and see each boxed
+  and read; for an image model the upload page (``static/upload.html``): choose a picture (file picker, drag and
+  drop, or paste), see it with the part the model sees framed, and the top 5 classes by name with their
+  probabilities;
 - ``POST /api/predict``: one picture, as an image file (multipart field ``file``, or the raw bytes with an
   ``image/*`` content type), or for a digit model JSON ``{"pixels": 28 rows of 28 numbers 0..255}``; returns the
   label, its ``class`` (the checkpoint's name for it), the probabilities, the ``top`` 5 classes with their names,
   the picture as the model was given it (``prepared``: a digit model's 28x28 digit) and (unless
   ``?feature_maps=false``) the first Conv2D layer's output (after its ReLU);
+- ``POST /api/read`` (a digit model's app): a picture of several digits written in a row, as an image file (the
+  same two ways; no JSON); returns the ``number`` read and, for each digit left to right, its label, class,
+  probability, probabilities, ``box`` (top, left, bottom, right in the picture's pixels) and ``prepared`` 28x28
+  image, read as ``convnp read`` reads files (:mod:`convnp.reading`);
 - ``GET /api/health``: ``{"status": "ok", "model": ..., "parameters": n, "kind": "digits" | "images",
   "input_shape": [H, W, C], "classes": [...]}``;
 - ``GET /docs``: the OpenAPI documentation (FastAPI's default).
@@ -49,8 +55,8 @@ from starlette.exceptions import HTTPException
 from convnp.data.image_files import MAX_PIXELS
 from convnp.errors import DataError
 from convnp.web.classifiers import DigitClassifier, ImageClassifier, ServedModel, load
-from convnp.web.decode import describe_errors, read_picture, request_body
-from convnp.web.schemas import ErrorResponse, Health, Prediction
+from convnp.web.decode import describe_errors, read_photo, read_picture, request_body
+from convnp.web.schemas import ErrorResponse, Health, Prediction, Reading
 
 __all__ = ["MAX_BODY_BYTES", "MAX_IMAGE_BODY_BYTES", "DigitClassifier", "ImageClassifier", "Prediction",
            "create_app"]
@@ -65,8 +71,9 @@ logger = logging.getLogger("convnp.web")
 
 
 # ---- the errors, as documented ---------------------------------------------------------------------------------------
-def _documented_errors(served: ServedModel, limit: int) -> dict:
-    """The 4xx answers of ``POST /api/predict``, as the OpenAPI document lists them."""
+def _documented_errors(served: ServedModel, limit: int, *, pixels_json: bool) -> dict:
+    """The 4xx answers of ``POST /api/predict`` (``pixels_json``: a digit model's, which takes JSON too) and
+    ``POST /api/read``, as the OpenAPI document lists them."""
     digits = served.kind == "digits"
     return {
         400: {"model": ErrorResponse, "description": "Empty body, not an image, damaged image" +
@@ -74,8 +81,9 @@ def _documented_errors(served: ServedModel, limit: int) -> dict:
         413: {"model": ErrorResponse, "description": f"Body over {limit:,} bytes, or image over {MAX_PIXELS:,} "
                                                      "pixels"},
         415: {"model": ErrorResponse, "description": "Content type is not " +
-              ("JSON, multipart/form-data or image/*" if digits else "multipart/form-data or image/*")},
-        422: {"model": ErrorResponse, "description": "JSON or query parameters that do not match the schema"},
+              ("JSON, multipart/form-data or image/*" if pixels_json else "multipart/form-data or image/*")},
+        422: {"model": ErrorResponse, "description": "JSON or query parameters that do not match the schema"
+              if pixels_json or not digits else "A multipart body without a file in its field 'file'"},
     }
 
 
@@ -189,7 +197,7 @@ _PAGES = {"digits": "static/index.html", "images": "static/upload.html"}
 
 
 def _add_routes(app: FastAPI, served: ServedModel, limit: int) -> None:
-    """``GET /``, ``GET /api/health`` and ``POST /api/predict``."""
+    """``GET /``, ``GET /api/health``, ``POST /api/predict`` and (a digit model's app) ``POST /api/read``."""
     page = resources.files("convnp.web").joinpath(_PAGES[served.kind]).read_text(encoding="utf-8")
     pixels_json = served.kind == "digits"
 
@@ -204,7 +212,7 @@ def _add_routes(app: FastAPI, served: ServedModel, limit: int) -> None:
     @app.post(
         "/api/predict",
         response_model=Prediction,
-        responses=_documented_errors(served, limit),
+        responses=_documented_errors(served, limit, pixels_json=pixels_json),
         openapi_extra={"requestBody": request_body(pixels_json)},
         summary="Classify one digit" if pixels_json else "Classify one picture",
         description=_PREPARATION[served.kind],
@@ -217,4 +225,30 @@ def _add_routes(app: FastAPI, served: ServedModel, limit: int) -> None:
         try:
             return await run_in_threadpool(served.classify, picture, feature_maps)
         except DataError as err:  # a digit model's picture with no ink
+            raise HTTPException(400, str(err)) from None
+
+    if served.kind == "digits":
+        _add_read_route(app, served, limit)
+
+
+def _add_read_route(app: FastAPI, served: DigitClassifier, limit: int) -> None:
+    """``POST /api/read``: a digit model reads the number written in a picture, digit by digit."""
+
+    @app.post(
+        "/api/read",
+        response_model=Reading,
+        responses=_documented_errors(served, limit, pixels_json=False),
+        openapi_extra={"requestBody": request_body(False)},
+        summary="Read a number: several digits written in a row",
+        description="Send an image file (multipart field `file`, or the raw bytes as `image/*`) of digits written "
+        "side by side (a drawing, or a photo of a house number, a year, a postcode). It is read as `convnp read` "
+        "reads files: the digits are found left to right (two that touch are cut where their ink is thinnest), each "
+        "prepared as `convnp predict` prepares one digit and classified. The answer gives the number, and for each "
+        "digit its class, probabilities, box in the picture's pixels and the 28x28 image the network saw.",
+    )
+    async def read(request: Request) -> Reading:
+        picture, size = await read_photo(request, max_side=served.max_side)
+        try:
+            return await run_in_threadpool(served.read, picture, size)
+        except DataError as err:  # no ink found
             raise HTTPException(400, str(err)) from None

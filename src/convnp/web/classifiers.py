@@ -4,7 +4,8 @@ Two kinds, chosen by the model's input (:func:`load`):
 
 - :class:`DigitClassifier`, for models of :data:`~convnp.inference.MNIST_SHAPE` (28x28x1): each picture is
   prepared as MNIST's digits were (:func:`~convnp.data.images.preprocess_digit`), as ``convnp predict`` prepares
-  files for them; the page is the drawing pad.
+  files for them; the page is the drawing pad. It also reads a number, several digits in a row
+  (:meth:`DigitClassifier.read`, through :func:`convnp.reading.read_number` as ``convnp read`` does).
 - :class:`ImageClassifier`, for any other model of grey or RGB input: each picture is brought to the model's
   channels, scaled to cover its input keeping the aspect ratio and centre-cropped
   (:func:`~convnp.data.images.preprocess_image`), again as ``convnp predict`` prepares files; the page is the
@@ -25,7 +26,8 @@ from convnp.data.images import WORK_SIDE, preprocess_digit, preprocess_image
 from convnp.inference import MNIST_SHAPE, Classifier
 from convnp.layers import Conv2D, ReLU
 from convnp.ops.activations import softmax
-from convnp.web.schemas import FeatureMaps, Health, Prediction, PreparedImage, TopClass
+from convnp.reading import read_number
+from convnp.web.schemas import DigitRead, FeatureMaps, Health, Prediction, PreparedImage, Reading, TopClass
 
 __all__ = ["TOP_K", "DigitClassifier", "ImageClassifier", "ServedModel", "load"]
 
@@ -114,6 +116,21 @@ class DigitClassifier(ServedModel):
 
     def prepare(self, picture: np.ndarray) -> np.ndarray:
         return preprocess_digit(picture)[..., None]  # (28, 28) -> (28, 28, 1), float64
+
+    def read(self, picture: np.ndarray, size: tuple[int, int]) -> Reading:
+        """A decoded picture of several digits `(h, w)`, decoded from one of ``size`` `(H, W)` -> the number read
+        (:func:`convnp.reading.read_number`, as ``convnp read`` reads files), boxes in ``size``'s pixels; raises
+        DataError when no digit is found."""
+        digits = read_number(self.classifier, picture, size=size)
+        names = self.classifier.class_names
+        return Reading(
+            number="".join(names[d.label] for d in digits),
+            digits=[DigitRead(label=d.label, class_name=names[d.label], probability=float(d.probabilities[d.label]),
+                              probabilities=[float(p) for p in d.probabilities], box=list(d.box),
+                              prepared=_encode_prepared(d.image[..., None]))  # (28, 28, 1)
+                    for d in digits],
+            size=[int(n) for n in size],
+        )
 
 
 class ImageClassifier(ServedModel):

@@ -1,10 +1,11 @@
-"""A prediction request's body -> the picture it holds, or an HTTP error saying what is wrong with it.
+"""A request's body -> the picture it holds, or an HTTP error saying what is wrong with it.
 
 ``POST /api/predict`` takes a picture as an image file in a multipart form (field ``file``) or as the raw body
-(``image/*``); a digit model's app also takes JSON ``{"pixels": 28 rows of 28 numbers 0..255}``. Image bytes are
-decoded by :func:`convnp.data.image_files.read_image_bytes`, the decoder ``convnp predict`` uses for files, so a saved
-PNG and the same PNG uploaded give the same pixels: grey for a grey model, RGB for a colour one. Each fault a client
-can make becomes one 4xx line: 400 (empty, not an image, malformed form), 413 (more than
+(``image/*``); a digit model's app also takes JSON ``{"pixels": 28 rows of 28 numbers 0..255}``. ``POST /api/read``
+takes image files only, the same two ways (:func:`read_photo`). Image bytes are decoded by
+:func:`convnp.data.image_files.read_image_bytes`, the decoder ``convnp predict`` uses for files, so a saved PNG and
+the same PNG uploaded give the same pixels: grey for a grey model, RGB for a colour one. Each fault a client can
+make becomes one 4xx line: 400 (empty, not an image, malformed form), 413 (more than
 :data:`~convnp.data.image_files.MAX_PIXELS` pixels, known from the header before decoding), 415 (another content
 type, or JSON for a model that takes image files only), 422 (JSON or form fields that do not match the schema).
 """
@@ -20,10 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from convnp.data.image_files import ImageTooLargeError, read_image_bytes
+from convnp.data.image_files import ImageTooLargeError, read_image_bytes, upright_size
 from convnp.errors import DataError
 
-__all__ = ["PixelsRequest", "describe_errors", "read_picture", "request_body"]
+__all__ = ["PixelsRequest", "describe_errors", "read_photo", "read_picture", "request_body"]
 
 SIDE = 28  # the JSON array's side: MNIST's
 
@@ -87,9 +88,40 @@ async def read_picture(request: Request, *, rgb: bool, pixels_json: bool,
     -------
     ndarray of shape `(H, W)` or `(H, W, 3)`, float64 in 0..255 (the JSON array: `(28, 28)`)
     """
+    refusal = "this model takes image files, not JSON pixels (those are for 28x28 digit models)"
+    is_json, body = await _body(request, pixels_json=pixels_json, json_refusal=refusal)
+    if is_json:
+        try:
+            pixels = PixelsRequest.model_validate_json(body).pixels
+        except ValidationError as err:
+            raise HTTPException(422, describe_errors(err)) from None
+        return np.asarray(pixels, dtype=np.float64)  # (28, 28)
+    return await run_in_threadpool(_decode, body, rgb, max_side)
+
+
+async def read_photo(request: Request, *, max_side: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    """The request's picture of several digits (``POST /api/read``): an image file only, decoded grey.
+
+    Returns
+    -------
+    picture : ndarray of shape `(h, w)`, float64 in 0..255
+        Decoded smaller if large (``max_side``, as :func:`read_picture`).
+    size : (H, W)
+        The picture's own size, turned upright by its EXIF orientation as it was decoded: what places found in
+        ``picture`` are given back in (:func:`~convnp.data.image_files.upright_size`).
+    """
+    refusal = ("POST /api/read takes a picture of the digits as an image file, not JSON pixels (a 28x28 array "
+               "holds one digit: POST /api/predict)")
+    _, body = await _body(request, pixels_json=False, json_refusal=refusal)
+    return await run_in_threadpool(_decode_upright, body, max_side)
+
+
+async def _body(request: Request, *, pixels_json: bool, json_refusal: str) -> tuple[bool, bytes]:
+    """The request's body as ``(is_json, bytes)``: an uploaded file's bytes, the raw image bytes, or (with
+    ``pixels_json``) the JSON text; every other body a 4xx (JSON without ``pixels_json``: 415 ``json_refusal``)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
-        return await run_in_threadpool(_decode, await _uploaded_file(request), rgb, max_side)
+        return False, await _uploaded_file(request)
     body = await request.body()
     sendable = ("application/json, multipart/form-data (field 'file') or image/*" if pixels_json
                 else "an image file: multipart/form-data (field 'file') or image/*")
@@ -97,16 +129,11 @@ async def read_picture(request: Request, *, rgb: bool, pixels_json: bool,
         raise HTTPException(400, f"empty request body; send {sendable}")
     is_json = content_type == "application/json" or content_type.endswith("+json")
     if is_json and pixels_json:
-        try:
-            pixels = PixelsRequest.model_validate_json(body).pixels
-        except ValidationError as err:
-            raise HTTPException(422, describe_errors(err)) from None
-        return np.asarray(pixels, dtype=np.float64)  # (28, 28)
+        return True, body
     if content_type.startswith("image/") or content_type == "application/octet-stream":
-        return await run_in_threadpool(_decode, body, rgb, max_side)
+        return False, body
     if is_json:
-        raise HTTPException(415, "this model takes image files, not JSON pixels (those are for 28x28 digit models); "
-                                 f"send {sendable}")
+        raise HTTPException(415, f"{json_refusal}; send {sendable}")
     raise HTTPException(415, f"unsupported content type {content_type or '(none)'!r}; send {sendable}")
 
 
@@ -134,4 +161,13 @@ def _decode(data: bytes, rgb: bool, max_side: int | None = None) -> np.ndarray:
     except ImageTooLargeError as err:
         raise HTTPException(413, str(err)) from None
     except DataError as err:
+        raise HTTPException(400, str(err)) from None
+
+
+def _decode_upright(data: bytes, max_side: int | None) -> tuple[np.ndarray, tuple[int, int]]:
+    """Image bytes -> grey ``(h, w)`` (decoded towards ``max_side``) and the picture's upright full size ``(H, W)``."""
+    picture = _decode(data, False, max_side)
+    try:
+        return picture, upright_size(data)
+    except DataError as err:  # the header was read once already: not expected, but one line if it comes
         raise HTTPException(400, str(err)) from None

@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ErrorResponse", "FeatureMaps", "Health", "Prediction", "PreparedImage", "TopClass"]
+__all__ = ["DigitRead", "ErrorResponse", "FeatureMaps", "Health", "Prediction", "PreparedImage", "Reading",
+           "TopClass"]
 
 
 class FeatureMaps(BaseModel):
@@ -53,6 +54,29 @@ class Prediction(BaseModel):
                                 "probable first; ties: the lower label first")
     feature_maps: FeatureMaps | None = Field(default=None, description="null with ?feature_maps=false")
     prepared: PreparedImage | None = Field(default=None, description="what the model was given (the page shows it)")
+
+
+class DigitRead(BaseModel):
+    """One digit of a number read: its class, probabilities, where it is and what the network saw."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    label: int = Field(description="the most probable class")
+    class_name: str = Field(alias="class", description="its name, from the checkpoint (a digit model's: the digit)")
+    probability: float = Field(description="the most probable class's probability")
+    probabilities: list[float] = Field(description="one per class, summing to 1")
+    box: list[int] = Field(min_length=4, max_length=4, description="[top, left, bottom, right], inclusive, in the "
+                           "pixels of the picture sent (its size is the answer's 'size')")
+    prepared: PreparedImage = Field(description="the digit as the network saw it: 28x28, prepared as MNIST's digits")
+
+
+class Reading(BaseModel):
+    """The answer to ``POST /api/read``: the number written in the picture, and each of its digits, left to right."""
+
+    number: str = Field(description="the digits' class names, left to right, joined")
+    digits: list[DigitRead] = Field(min_length=1, description="one per digit found, left to right")
+    size: list[int] = Field(min_length=2, max_length=2, description="[height, width] of the picture sent, turned "
+                            "upright by its EXIF orientation as it was read: the pixels the boxes are in")
 
 
 class Health(BaseModel):
