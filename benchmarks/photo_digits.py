@@ -9,7 +9,7 @@ at quality 60, a soft shadow across one corner, optical blur, the page turned by
 (blue, red, pencil grey), coloured paper, a small digit off-centre, the issue's two combinations and all at once;
 blank pages under uneven light (right when refused); typed digits are ``0``-``9`` in every TrueType font
 ``fc-list`` knows, dark on white; rows of 4-6 digits (``--n / 3`` of them, some touching) are read as numbers by
-``convnp read``'s :func:`~convnp.cli.read.read_number`. Every picture is drawn from its own
+``convnp read``'s :func:`~convnp.reading.read_number_file`. Every picture is drawn from its own
 ``np.random.Generator`` seeded by (seed, the condition's place in :data:`CONDITIONS`, digit), so a condition's
 pictures do not depend on ``--n`` or on which conditions are run (adding a condition to the list in the middle does
 change those after it).
@@ -244,13 +244,13 @@ def score_rows(classifier, paths: list[Path], numbers: list[str]) -> dict:
     """Digits read right (the longest common subsequence of the number read and the number written, so a digit
     missed or split in two costs one, not the rest of the row), of the longer of the two per number; numbers read
     whole; files refused."""
-    from convnp.cli.read import read_number
     from convnp.errors import DataError
+    from convnp.reading import read_number_file
 
     right = whole = refused = total = 0
     for path, number in zip(paths, numbers):
         try:
-            read = "".join(classifier.class_names[d.label] for d in read_number(classifier, path))
+            read = "".join(classifier.class_names[d.label] for d in read_number_file(classifier, path))
         except DataError:
             read = ""
             refused += 1
