@@ -290,3 +290,20 @@ def test_inference_paths_give_the_training_outputs():
     assert np.array_equal(relu(x), relu_forward(x)[0])
     for kernel, stride in [((2, 2), (2, 2)), ((3, 3), (2, 2)), ((2, 3), (1, 2))]:
         assert np.array_equal(maxpool2d(x, kernel, stride), maxpool2d_forward(x, kernel, stride)[0])
+
+
+def test_cache_size_from_sysfs_and_the_fallback(tmp_path):
+    from convnp.ops.cache_size import DEFAULT_L2_BYTES, l2_cache_bytes, parse_size
+    assert parse_size("2048K") == 2 << 20 and parse_size("1M\n") == 1 << 20 and parse_size("512") == 512
+    with pytest.raises(ValueError, match="2048K"):
+        parse_size("big")
+    for name, level, kind, size in [("index0", 1, "Data", "48K"), ("index1", 1, "Instruction", "32K"),
+                                    ("index2", 2, "Unified", "1280K"), ("index3", 3, "Unified", "30M")]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "level").write_text(f"{level}\n")
+        (tmp_path / name / "type").write_text(f"{kind}\n")
+        (tmp_path / name / "size").write_text(f"{size}\n")
+    assert l2_cache_bytes(tmp_path) == 1280 << 10
+    (tmp_path / "index2" / "size").write_text("garbled\n")
+    assert l2_cache_bytes(tmp_path) == DEFAULT_L2_BYTES
+    assert l2_cache_bytes(tmp_path / "missing") == DEFAULT_L2_BYTES

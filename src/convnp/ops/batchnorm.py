@@ -32,9 +32,10 @@ class BatchNormCache(NamedTuple):
 
     Attributes
     ----------
-    x : ndarray of shape `(N, k * C)`
-        The input, one row per sample (the layout of :func:`convnp.ops.per_channel.wide`; ``k`` values per channel
-        per sample); a view, not a copy, so the input must not change before backward.
+    x : ndarray of shape `(N, k * C)` or None
+        With fixed statistics: the input, one row per sample (the layout of :func:`convnp.ops.per_channel.wide`;
+        ``k`` values per channel per sample), a view, not a copy, so the input must not change before backward.
+        None after a training forward, which keeps ``xc`` instead (keeping both would hold one more activation).
     xc : ndarray of shape `(N, k * C)` or None
         ``x - mean``, kept from a training forward (None with fixed statistics: the backward makes it then).
     inv_std : ndarray of shape `(C,)`
@@ -88,8 +89,8 @@ def batchnorm_forward(
     Parameters
     ----------
     x : ndarray of shape `(N, ..., C)`
-        Channels last: `(N, C)` or `(N, H, W, C)`. Kept in the cache (not copied): it must not change before
-        backward.
+        Channels last: `(N, C)` or `(N, H, W, C)`. With fixed statistics it is kept in the cache (not copied), so
+        it must not change before backward.
     gamma, beta : ndarray of shape `(C,)`
     eps : float
         Added to the variance before the square root.
@@ -135,7 +136,7 @@ def batchnorm_forward(
         scale = gamma * inv_std
         out = np.multiply(xw, tiled(scale, width))
         out += tiled(beta - mean * scale, width)
-    cache = BatchNormCache(xw, xc, inv_std, gamma, batch_stats, mean, var, x.shape, count, allreduce)
+    cache = BatchNormCache(None if batch_stats else xw, xc, inv_std, gamma, batch_stats, mean, var, x.shape, count, allreduce)
     return out.reshape(x.shape), cache  # (N, k*C) -> (N, ..., C)
 
 

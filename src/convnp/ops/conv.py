@@ -37,13 +37,15 @@ from typing import NamedTuple
 
 import numpy as np
 
+from convnp.ops.cache_size import l2_cache_bytes
 from convnp.ops.conv_blocked import block_weight, block_width, fits, fold_block_grad, im2col_blocked
 from convnp.ops.gemm import matmul_blocks, matmul_tn
 from convnp.ops.per_channel import tiled
 from convnp.ops.windows import conv_output_size, pad_hw, sliding_windows
 
 #: Bytes of im2col matrix built at a time (see the module docstring); at least one whole image is always taken.
-CHUNK_BYTES = 1 << 21
+#: Half the CPU's L2 cache, so that the chunk and BLAS's packed copy of it both stay there (docs/performance.md).
+CHUNK_BYTES = l2_cache_bytes() // 2
 
 
 class ConvCache(NamedTuple):
@@ -126,6 +128,16 @@ def im2col(x_padded: np.ndarray, kernel_size, stride, workspace: dict | None = N
     windows = sliding_windows(x_padded, kernel_size, stride)  # (N, H_out, W_out, kH, kW, C), a view
     N, H_out, W_out, kH, kW, C = windows.shape
     cols = _buffer(workspace, key, (N * H_out * W_out, kH * kW * C), x_padded.dtype)
+    if x_padded.flags.c_contiguous and cols.size:
+        # Each kernel row of a window is kW*C contiguous input values: copied as one opaque item, which was
+        # faster than NumPy's loop over runs of floats (docs/performance.md).
+        item = np.dtype((np.void, kW * C * x_padded.itemsize))
+        bN, bH, bW, _ = x_padded.strides
+        sources = np.ndarray((N, H_out, W_out, kH), dtype=item, buffer=x_padded,
+                             strides=(bN, bH * stride[0], bW * stride[1], bH))  # overlapping items, a view
+        # (N*H_out*W_out, kH*kW*C) -> (N, H_out, W_out, kH) items of kW*C values
+        np.copyto(cols.reshape(N, H_out, W_out, kH, kW * C).view(item)[..., 0], sources)
+        return cols
     cols6 = cols.reshape(N, H_out, W_out, kH, kW, C)  # (N*H_out*W_out, kH*kW*C), viewed window by window
     np.copyto(cols6, windows)  # runs of kW*C contiguous values; for one channel see im2col_transposed
     return cols
@@ -334,11 +346,15 @@ def _input_grad_stride1(dout, weight, x_shape, pads, workspace, chunk_bytes: int
     dx = np.empty((N * H * W, C_in), dtype=dout.dtype)  # (N*H*W, C_in)
     rows = H * W
     _, H_out, W_out, _ = dout.shape
+    # dout padded by kH - 1 rows and kW - 1 columns of zeros on each side, cut to the rows and columns whose windows
+    # land on x: dout's row 0 sits at row r0 of that region (column c0), clipped where the padding exceeds the kernel.
+    r0, c0 = kH - 1 - top, kW - 1 - left
+    rows_in = slice(max(r0, 0), max(min(r0 + H_out, H + kH - 1), 0))
+    cols_in = slice(max(c0, 0), max(min(c0 + W_out, W + kW - 1), 0))
     for start, stop in _chunks(N, rows * w_flip.shape[0] * dout.itemsize, chunk_bytes):
-        # This chunk of dout with kH - 1 zero rows above and below, kW - 1 zero columns left and right.
-        padded = np.zeros((stop - start, H_out + 2 * (kH - 1), W_out + 2 * (kW - 1), C_out), dtype=dout.dtype)
-        padded[:, kH - 1 : kH - 1 + H_out, kW - 1 : kW - 1 + W_out] = dout[start:stop]
-        region = padded[:, top : top + H + kH - 1, left : left + W + kW - 1]  # windows centred on x, a view
+        region = np.zeros((stop - start, H + kH - 1, W + kW - 1, C_out), dtype=dout.dtype)  # contiguous
+        region[:, rows_in, cols_in] = dout[start:stop, rows_in.start - r0 : rows_in.stop - r0,
+                                           cols_in.start - c0 : cols_in.stop - c0]
         cols = im2col(region, (kH, kW), (1, 1), workspace, key="dcols")  # (n*H*W, kH*kW*C_out)
         matmul_blocks(cols, w_flip, dx[start * rows : stop * rows])
     return dx.reshape(N, H, W, C_in)  # (N*H*W, C_in) -> (N, H, W, C_in)
