@@ -264,7 +264,7 @@ def test_many_channel_conv_in_row_blocks_matches_reference(n, hw, c_in, c_out, p
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("M, K, N", [(1000, 144, 16), (868, 144, 16), (435, 150, 16), (50, 144, 16), (700, 9, 16)])
 def test_row_block_products_equal_the_whole_products(M, K, N, dtype):
-    from convnp.ops.gemm import block_rows, matmul_blocks, matmul_tn
+    from convnp.ops.gemm import SMALL_PRODUCT_TN, block_rows, matmul_blocks, matmul_tn
     rng = np.random.default_rng(M)
     a = rng.standard_normal((M, K)).astype(dtype)
     b = rng.standard_normal((K, N)).astype(dtype)
@@ -276,7 +276,8 @@ def test_row_block_products_equal_the_whole_products(M, K, N, dtype):
     for _ in range(2):  # the second call reuses the partial products' buffer
         grad = np.full((K, N), np.nan, dtype=dtype)
         np.testing.assert_allclose(matmul_tn(a, d, grad, workspace), a.T @ d, **tol)
-    assert ("tn_parts" in workspace) == (block_rows(K, N) > 0 and M >= 2 * block_rows(K, N))
+    m = block_rows(K, N, SMALL_PRODUCT_TN)
+    assert ("tn_parts" in workspace) == (m > 0 and M >= 2 * m)
     # A transposed (not C-contiguous) operand is multiplied whole, with the same result.
     at = np.ascontiguousarray(a.T).T
     np.testing.assert_allclose(matmul_blocks(at, b, np.empty((M, N), dtype)), a @ b, **tol)

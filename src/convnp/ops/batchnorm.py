@@ -125,11 +125,19 @@ def batchnorm_forward(
         if count < 2:
             raise ValueError(f"batchnorm_forward: batch statistics need more than one value per channel, got {count}")
         mean = total(channel_sum(xw, C)) / count  # (C,)
-        xc = xw - tiled(mean, width)  # (N, k*C)
-        var = total(channel_dot(xc, xc, C)) / count  # (C,), two passes: no cancellation of E[x^2] - E[x]^2
+        xc = np.empty_like(xw)  # (N, k*C)
+        squares = np.zeros(width, dtype=xw.dtype)  # (k*C,)
+        mean_row = tiled(mean, width)
+        for rows in _row_blocks(xw):  # each block's squares summed while it is still in cache
+            np.subtract(xw[rows], mean_row, out=xc[rows])
+            squares += np.einsum("ij,ij->j", xc[rows], xc[rows])
+        var = total(squares.reshape(-1, C).sum(axis=0)) / count  # (C,), two passes: no cancellation
         inv_std = 1.0 / np.sqrt(var + eps)  # (C,)
-        out = np.multiply(xc, tiled(gamma * inv_std, width))  # (N, k*C)
-        out += tiled(beta, width)
+        out = np.empty_like(xw)
+        scale_row, beta_row = tiled(gamma * inv_std, width), tiled(beta, width)
+        for rows in _row_blocks(xw):
+            np.multiply(xc[rows], scale_row, out=out[rows])
+            out[rows] += beta_row
     else:
         xc = None  # not needed for the output: a fixed per-channel affine map
         inv_std = 1.0 / np.sqrt(var + eps)
@@ -175,8 +183,24 @@ def batchnorm_backward(dout: np.ndarray, cache: BatchNormCache):
         sum_dbeta, sum_dgamma = allreduce(np.concatenate([dbeta, dgamma])).reshape(2, C)
     q = p * inv_std * sum_dgamma / count  # (C,): xhat * dgamma * p / m = xc * q
     r = p * sum_dbeta / count  # (C,)
-    shift = np.multiply(xc, tiled(q, width))  # (N, k*C)
-    shift += tiled(r, width)
-    dx = np.multiply(dout_w, tiled(p, width))
-    dx -= shift
+    p_row, q_row, r_row = tiled(p, width), tiled(q, width), tiled(r, width)
+    dx = np.empty_like(dout_w)  # (N, k*C)
+    shift = np.empty_like(dout_w[_row_blocks(dout_w)[0]])  # one block's xc * q + r, reused
+    for rows in _row_blocks(dout_w):
+        part = shift[: rows.stop - rows.start]
+        np.multiply(xc[rows], q_row, out=part)
+        part += r_row
+        np.multiply(dout_w[rows], p_row, out=dx[rows])
+        dx[rows] -= part
     return dx.reshape(cache.x_shape), dgamma, dbeta  # (N, k*C) -> (N, ..., C)
+
+
+#: Bytes of one row block of :func:`_row_blocks`: a few such blocks stay in the L2 cache together.
+BLOCK_BYTES = 1 << 18
+
+
+def _row_blocks(a: np.ndarray) -> list[slice]:
+    """Slices of about :data:`BLOCK_BYTES` of ``a``'s rows (one row at least), so that the several passes of the
+    element-wise arithmetic over a block find it in cache rather than in memory."""
+    step = max(1, BLOCK_BYTES // max(1, a.shape[1] * a.itemsize))
+    return [slice(i, min(i + step, a.shape[0])) for i in range(0, a.shape[0], step)] or [slice(0, 0)]

@@ -351,8 +351,17 @@ def _input_grad_stride1(dout, weight, x_shape, pads, workspace, chunk_bytes: int
     r0, c0 = kH - 1 - top, kW - 1 - left
     rows_in = slice(max(r0, 0), max(min(r0 + H_out, H + kH - 1), 0))
     cols_in = slice(max(c0, 0), max(min(c0 + W_out, W + kW - 1), 0))
-    for start, stop in _chunks(N, rows * w_flip.shape[0] * dout.itemsize, chunk_bytes):
-        region = np.zeros((stop - start, H + kH - 1, W + kW - 1, C_out), dtype=dout.dtype)  # contiguous
+    chunks = _chunks(N, rows * w_flip.shape[0] * dout.itemsize, chunk_bytes)
+    # The chunk's padded dout, contiguous; reused between chunks and calls: only the part under dout is rewritten,
+    # so the zeros around it are written once.
+    shape = (chunks[0][1] - chunks[0][0], H + kH - 1, W + kW - 1, C_out)
+    padded = None if workspace is None else workspace.get("dout_padded")
+    if padded is None or padded.shape != shape or padded.dtype != dout.dtype:
+        padded = np.zeros(shape, dtype=dout.dtype)
+        if workspace is not None:
+            workspace["dout_padded"] = padded
+    for start, stop in chunks:
+        region = padded[: stop - start]  # (n, H + kH - 1, W + kW - 1, C_out), contiguous
         region[:, rows_in, cols_in] = dout[start:stop, rows_in.start - r0 : rows_in.stop - r0,
                                            cols_in.start - c0 : cols_in.stop - c0]
         cols = im2col(region, (kH, kW), (1, 1), workspace, key="dcols")  # (n*H*W, kH*kW*C_out)

@@ -7,7 +7,7 @@ copies ("packs") the whole tall operand into its own layout, and with only ``N``
 of at most :data:`SMALL_PRODUCT` multiply-adds (``M*K*N``) on the CPUs it has one for (AVX-512). Handing it the
 rows a block at a time, as one stacked :func:`numpy.matmul` (one BLAS call per block, the loop in C), runs that
 kernel instead. Where no such kernel exists (AVX2) the blocks cost about what the whole product does. The figures
-behind :data:`SMALL_PRODUCT` and :data:`MIN_BLOCK_ROWS` are in ``docs/performance.md``.
+behind the block sizes are in ``docs/performance.md``.
 
 Results equal the plain products up to float rounding: :func:`matmul_tn` sums the blocks' partial products.
 """
@@ -19,16 +19,20 @@ import numpy as np
 #: Most multiply-adds, ``rows * K * N``, of one block: the size OpenBLAS still hands its unpacked kernel.
 SMALL_PRODUCT = 1_000_000
 
+#: The same for :func:`matmul_tn`'s transposed blocks, whose timings peaked at about 60% of that size.
+SMALL_PRODUCT_TN = 600_000
+
 #: Fewest rows a block may have; below this the per-call cost outweighs the unpacked kernel's gain.
-MIN_BLOCK_ROWS = 96
+MIN_BLOCK_ROWS = 64
 
 #: Fewest inner-dimension values ``K``: a first layer's 9 (3x3 on one channel) ran slower in blocks.
 MIN_INNER = 16
 
 
-def block_rows(K: int, N: int) -> int:
-    """Rows per block for a product with ``K`` inner values and ``N`` columns, or 0 to multiply in one piece."""
-    rows = SMALL_PRODUCT // max(1, K * N)
+def block_rows(K: int, N: int, limit: int = SMALL_PRODUCT) -> int:
+    """Rows per block for a product with ``K`` inner values and ``N`` columns, at most ``limit`` multiply-adds a
+    block, or 0 to multiply in one piece."""
+    rows = limit // max(1, K * N)
     return rows if rows >= MIN_BLOCK_ROWS and K >= MIN_INNER else 0
 
 
@@ -61,7 +65,7 @@ def matmul_blocks(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 def matmul_tn(a: np.ndarray, d: np.ndarray, out: np.ndarray, workspace: dict | None = None) -> np.ndarray:
     """``out[...] = a.T @ d`` (a weight gradient), as the sum of row blocks' products where :func:`block_rows`
-    applies.
+    applies (with :data:`SMALL_PRODUCT_TN`).
 
     Parameters
     ----------
@@ -77,7 +81,7 @@ def matmul_tn(a: np.ndarray, d: np.ndarray, out: np.ndarray, workspace: dict | N
     """
     M, K = a.shape
     N = d.shape[1]
-    m = block_rows(K, N)
+    m = block_rows(K, N, SMALL_PRODUCT_TN)
     if m == 0 or M < 2 * m or not a.flags.c_contiguous or not d.flags.c_contiguous:
         return np.matmul(a.T, d, out=out)
     full = M - M % m
