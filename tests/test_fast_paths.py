@@ -242,8 +242,10 @@ def test_tile_reads_and_writes_by_whole_pixels_match_the_strided_views(channels,
     (2, (14, 14), 16, 32, "same"),
     (2, (13, 11), 32, 8, "valid"),
 ])
-def test_many_channel_conv_in_row_blocks_matches_reference(n, hw, c_in, c_out, padding, dtype):
+def test_many_channel_conv_in_row_blocks_matches_reference(n, hw, c_in, c_out, padding, dtype, monkeypatch):
+    from convnp.ops import gemm
     from convnp.ops.gemm import block_rows
+    monkeypatch.setattr(gemm, "USE_BLOCKS", True)  # the blocked route, whatever this machine's BLAS
     rng = np.random.default_rng(7)
     x = rng.standard_normal((n, *hw, c_in)).astype(dtype)
     weight = rng.standard_normal((3, 3, c_in, c_out)).astype(dtype)
@@ -263,8 +265,10 @@ def test_many_channel_conv_in_row_blocks_matches_reference(n, hw, c_in, c_out, p
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("M, K, N", [(1000, 144, 16), (868, 144, 16), (435, 150, 16), (50, 144, 16), (700, 9, 16)])
-def test_row_block_products_equal_the_whole_products(M, K, N, dtype):
+def test_row_block_products_equal_the_whole_products(M, K, N, dtype, monkeypatch):
+    from convnp.ops import gemm
     from convnp.ops.gemm import SMALL_PRODUCT_TN, block_rows, matmul_blocks, matmul_tn
+    monkeypatch.setattr(gemm, "USE_BLOCKS", True)
     rng = np.random.default_rng(M)
     a = rng.standard_normal((M, K)).astype(dtype)
     b = rng.standard_normal((K, N)).astype(dtype)
@@ -294,7 +298,7 @@ def test_inference_paths_give_the_training_outputs():
 
 
 def test_cache_size_from_sysfs_and_the_fallback(tmp_path):
-    from convnp.ops.cache_size import DEFAULT_L2_BYTES, l2_cache_bytes, parse_size
+    from convnp.ops.machine import DEFAULT_L2_BYTES, l2_cache_bytes, parse_size
     assert parse_size("2048K") == 2 << 20 and parse_size("1M\n") == 1 << 20 and parse_size("512") == 512
     with pytest.raises(ValueError, match="2048K"):
         parse_size("big")
@@ -308,3 +312,19 @@ def test_cache_size_from_sysfs_and_the_fallback(tmp_path):
     (tmp_path / "index2" / "size").write_text("garbled\n")
     assert l2_cache_bytes(tmp_path) == DEFAULT_L2_BYTES
     assert l2_cache_bytes(tmp_path / "missing") == DEFAULT_L2_BYTES
+
+
+def test_small_matrix_kernel_is_inferred_from_the_blas_the_cpu_and_the_core_override(tmp_path):
+    from convnp.ops import gemm
+    from convnp.ops.machine import cpu_flags, small_matrix_kernel
+    avx512 = frozenset({"avx2", "avx512f", "avx512bw", "avx512dq", "avx512vl"})
+    assert small_matrix_kernel(avx512, "scipy-openblas", {})
+    assert not small_matrix_kernel(frozenset({"avx2", "fma"}), "scipy-openblas", {})
+    assert not small_matrix_kernel(avx512, "scipy-openblas", {"OPENBLAS_CORETYPE": "Haswell"})  # bench --isa avx2
+    assert small_matrix_kernel(frozenset(), "openblas", {"OPENBLAS_CORETYPE": "SkylakeX"})
+    assert not small_matrix_kernel(avx512, "accelerate", {})  # another BLAS: no such kernel
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f\n\nprocessor\t: 1\nflags\t\t: fpu\n")
+    assert cpu_flags(cpuinfo) == {"fpu", "avx2", "avx512f"}
+    assert cpu_flags(tmp_path / "missing") == frozenset()
+    assert gemm.USE_BLOCKS == small_matrix_kernel()  # the module follows this machine

@@ -3,7 +3,8 @@
 Every statistic is per channel, over all the other axes: ``m = x.size / C`` values per channel (``N`` for
 ``(N, C)``, ``N * H * W`` for ``(N, H, W, C)``).
 
-Forward: ``xhat = (x - mean) / sqrt(var + eps)``, ``out = gamma * xhat + beta``. In training ``mean`` and ``var``
+Forward: ``xhat = (x - mean) / sqrt(var + eps)``, ``out = gamma * xhat + beta``, computed as ``xc * (gamma /
+sqrt(var + eps)) + beta`` with ``xc = x - mean``: no normalised copy is made, the backward works from ``xc``. In training ``mean`` and ``var``
 are the batch's own (``var`` the biased one, divided by ``m``); in evaluation they are fixed numbers (the running
 statistics), which makes the layer a per-channel affine map.
 
@@ -74,16 +75,8 @@ def channel_dot(a: np.ndarray, b: np.ndarray, C: int) -> np.ndarray:
     return np.einsum("ij,ij->j", a, b).reshape(-1, C).sum(axis=0)  # (k*C,) -> (k, C) -> (C,)
 
 
-def batchnorm_forward(
-    x: np.ndarray,
-    gamma: np.ndarray,
-    beta: np.ndarray,
-    eps: float,
-    mean: np.ndarray | None = None,
-    var: np.ndarray | None = None,
-    allreduce=None,
-    count: int | None = None,
-):
+def batchnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float, mean: np.ndarray | None = None,
+                      var: np.ndarray | None = None, allreduce=None, count: int | None = None):
     """Normalise ``x`` per channel, then scale and shift.
 
     Parameters
@@ -109,9 +102,6 @@ def batchnorm_forward(
     cache : BatchNormCache
         ``cache.mean`` and ``cache.var`` are the statistics used; in training the caller turns ``cache.var`` into
         the unbiased estimate ``var * m / (m - 1)`` for its running average.
-
-    The output is computed as ``out = xc * (gamma * inv_std) + beta`` with ``xc = x - mean``: two passes over the
-    data after the statistics, and no normalised copy (the backward works from ``xc``).
     """
     if (mean is None) != (var is None):
         raise ValueError("batchnorm_forward: give both mean and var (evaluation) or neither (training)")
@@ -125,27 +115,33 @@ def batchnorm_forward(
         if count < 2:
             raise ValueError(f"batchnorm_forward: batch statistics need more than one value per channel, got {count}")
         mean = total(channel_sum(xw, C)) / count  # (C,)
-        xc = np.empty_like(xw)  # (N, k*C)
-        squares = np.zeros(width, dtype=xw.dtype)  # (k*C,)
-        mean_row = tiled(mean, width)
-        for rows in _row_blocks(xw):  # each block's squares summed while it is still in cache
-            np.subtract(xw[rows], mean_row, out=xc[rows])
-            squares += np.einsum("ij,ij->j", xc[rows], xc[rows])
-        var = total(squares.reshape(-1, C).sum(axis=0)) / count  # (C,), two passes: no cancellation
+        xc, var = _centre(xw, mean, total, count)
         inv_std = 1.0 / np.sqrt(var + eps)  # (C,)
         out = np.empty_like(xw)
         scale_row, beta_row = tiled(gamma * inv_std, width), tiled(beta, width)
         for rows in _row_blocks(xw):
             np.multiply(xc[rows], scale_row, out=out[rows])
             out[rows] += beta_row
-    else:
-        xc = None  # not needed for the output: a fixed per-channel affine map
-        inv_std = 1.0 / np.sqrt(var + eps)
-        scale = gamma * inv_std
-        out = np.multiply(xw, tiled(scale, width))
-        out += tiled(beta - mean * scale, width)
+    else:  # a fixed per-channel affine map: x - mean is not needed
+        xc, inv_std = None, 1.0 / np.sqrt(var + eps)
+        out = np.multiply(xw, tiled(gamma * inv_std, width))
+        out += tiled(beta - mean * gamma * inv_std, width)
     cache = BatchNormCache(None if batch_stats else xw, xc, inv_std, gamma, batch_stats, mean, var, x.shape, count, allreduce)
     return out.reshape(x.shape), cache  # (N, k*C) -> (N, ..., C)
+
+
+def _centre(xw: np.ndarray, mean: np.ndarray, total, count: int):
+    """``xc = xw - mean`` (wide, ``(N, k*C)``) and the biased variance ``(C,)`` from it, each row block's squares
+    summed while the block is still in cache. Two passes over the data (the mean first): no cancellation of
+    ``E[x^2] - E[x]^2``."""
+    C, width = mean.shape[0], xw.shape[1]
+    xc = np.empty_like(xw)  # (N, k*C)
+    squares = np.zeros(width, dtype=xw.dtype)  # (k*C,)
+    mean_row = tiled(mean, width)
+    for rows in _row_blocks(xw):
+        np.subtract(xw[rows], mean_row, out=xc[rows])
+        squares += np.einsum("ij,ij->j", xc[rows], xc[rows])
+    return xc, total(squares.reshape(-1, C).sum(axis=0)) / count  # (k*C,) -> (k, C) -> (C,)
 
 
 def batchnorm_backward(dout: np.ndarray, cache: BatchNormCache):

@@ -37,7 +37,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from convnp.ops.cache_size import l2_cache_bytes
+from convnp.ops.machine import l2_cache_bytes
 from convnp.ops.conv_blocked import block_weight, block_width, fits, fold_block_grad, im2col_blocked
 from convnp.ops.gemm import matmul_blocks, matmul_tn
 from convnp.ops.per_channel import tiled

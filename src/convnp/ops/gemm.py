@@ -6,8 +6,8 @@ copies ("packs") the whole tall operand into its own layout, and with only ``N``
 ``N`` times, so the packing costs as much as the arithmetic. OpenBLAS has a second, unpacked kernel for products
 of at most :data:`SMALL_PRODUCT` multiply-adds (``M*K*N``) on the CPUs it has one for (AVX-512). Handing it the
 rows a block at a time, as one stacked :func:`numpy.matmul` (one BLAS call per block, the loop in C), runs that
-kernel instead. Where no such kernel exists (AVX2) the blocks cost about what the whole product does. The figures
-behind the block sizes are in ``docs/performance.md``.
+kernel instead. Where no such kernel runs (AVX2) the blocks were slower, and products are made whole
+(:data:`USE_BLOCKS`). The figures behind the block sizes are in ``docs/performance.md``.
 
 Results equal the plain products up to float rounding: :func:`matmul_tn` sums the blocks' partial products.
 """
@@ -15,6 +15,11 @@ Results equal the plain products up to float rounding: :func:`matmul_tn` sums th
 from __future__ import annotations
 
 import numpy as np
+
+from convnp.ops.machine import small_matrix_kernel
+
+#: Whether products are cut into blocks at all: only where OpenBLAS's unpacked kernel runs (:mod:`convnp.ops.machine`).
+USE_BLOCKS = small_matrix_kernel()
 
 #: Most multiply-adds, ``rows * K * N``, of one block: the size OpenBLAS still hands its unpacked kernel.
 SMALL_PRODUCT = 1_000_000
@@ -33,7 +38,7 @@ def block_rows(K: int, N: int, limit: int = SMALL_PRODUCT) -> int:
     """Rows per block for a product with ``K`` inner values and ``N`` columns, at most ``limit`` multiply-adds a
     block, or 0 to multiply in one piece."""
     rows = limit // max(1, K * N)
-    return rows if rows >= MIN_BLOCK_ROWS and K >= MIN_INNER else 0
+    return rows if USE_BLOCKS and rows >= MIN_BLOCK_ROWS and K >= MIN_INNER else 0
 
 
 def matmul_blocks(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
