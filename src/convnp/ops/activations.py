@@ -46,8 +46,10 @@ def tanh_forward(x: np.ndarray):
 
 
 def tanh_backward(dout: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``dx = dout * (1 - tanh(x)^2)``."""
-    return dout * (1 - out * out)
+    """``dx = dout * (1 - tanh(x)^2)``, in one buffer (one temporary where the plain expression made three)."""
+    dx = np.multiply(out, out)
+    np.subtract(1, dx, out=dx)
+    return np.multiply(dx, dout, out=dx)
 
 
 def sigmoid_forward(x: np.ndarray):
