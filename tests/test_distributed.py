@@ -35,9 +35,13 @@ needs_mpi = pytest.mark.skipif(not HAVE_MPI, reason="needs mpi4py and mpirun: pi
 WORKER = Path(__file__).with_name("_mpi_worker.py")
 TIMEOUT_S = 240  # only bounds a failure: a hung job fails the test, with its output, before pytest-timeout (300 s)
 
-# Float32 runs on 1 and 2 processes differ by rounding only (see test_two_processes_match_...); this bounds how far
-# that rounding, amplified by training, carries each array (relative L2 difference), here measured at most 6e-4.
+# Float32 runs on 1 and 2 processes differ by rounding only (see test_two_processes_match_...); these bound how far
+# that rounding, amplified by training, carries each array (relative L2 difference). Weights and statistics: at most
+# 4e-3 measured. Momentum buffers hold the last steps' gradients, sums that largely cancel, and move further: on ONE
+# process, the convolutions' products in row blocks (ops/gemm.py) against whole products, which regroups the
+# weight-gradient sums at 3-7e-7 in one step, left them up to 2.5e-2 apart after these 14 steps.
 REL_L2_F32 = 1e-2
+REL_L2_F32_MOMENTUM = 5e-2
 
 
 def mpirun(n: int, args: list[str], tmp_path: Path, *, env: dict | None = None, rank_env: dict | None = None,
@@ -118,13 +122,13 @@ def test_two_processes_match_two_threads_bitwise_and_one_process_to_rounding(fou
     """Two processes split each batch where two threads do and add the same two terms, so their bits agree; against
     one unsplit process only the grouping of float32 sums differs.
 
-    Tolerance: every array (weights, running statistics, momentum buffers) within 1% of its L2 norm
-    (REL_L2_F32). float32 rounds at ~6e-8 relative; splitting a batch in two regroups the sums in every gradient and
-    BatchNorm statistic, changing each by a few of those per step, and training carries the change on, in jumps
-    where it flips a ReLU or a max-pool choice. After these 14 steps the largest difference measured was 6e-4 of
-    an array's norm (with the recipe's 5x larger learning rate, 5e-3: why the test uses 0.01). The float64 test
-    below shows the same gap at ~1e-15, so it is rounding, not a different computation; shard-local BatchNorm
-    statistics, a real mistake, moved 38 of these 44 arrays by more than 1% (the median by 27%).
+    Tolerance: weights and running statistics within 1% of their L2 norm (REL_L2_F32), momentum buffers within 5%
+    (REL_L2_F32_MOMENTUM), and the median array within 0.5%. float32 rounds at ~6e-8 relative; splitting a batch
+    in two regroups the sums in every gradient and BatchNorm statistic, changing each by a few of those per step,
+    and training carries the change on, in jumps where it flips a ReLU or a max-pool choice (with the recipe's 5x
+    larger learning rate further still: why the test uses 0.01). The float64 test below shows the same gap at
+    ~1e-15, so it is rounding, not a different computation; shard-local BatchNorm statistics, a real mistake, moved
+    38 of these 44 arrays by more than 1% (the median by 27%).
     """
     two, threads2, one = four_runs["mpi2"][0], four_runs["threads2"][0], four_runs["mpi1"][0]
     a, b = npz_arrays(two / "last.npz"), npz_arrays(threads2 / "last.npz")
@@ -132,9 +136,13 @@ def test_two_processes_match_two_threads_bitwise_and_one_process_to_rounding(fou
     reference = npz_arrays(one / "last.npz")
     assert a.keys() == reference.keys()
     assert not same_arrays(a, reference)  # the split really happened
+    differences = []
     for key in a:
         difference = np.linalg.norm(a[key] - reference[key].astype(np.float64)) / np.linalg.norm(reference[key])
-        assert difference <= REL_L2_F32, f"{key}: 2 processes {a[key].ravel()[:4]} vs 1 {reference[key].ravel()[:4]}"
+        bound = REL_L2_F32_MOMENTUM if key.endswith("/velocity") else REL_L2_F32
+        assert difference <= bound, f"{key}: 2 processes {a[key].ravel()[:4]} vs 1 {reference[key].ravel()[:4]}"
+        differences.append(difference)
+    assert np.median(differences) <= REL_L2_F32 / 2
     h2, h1 = history(two), history(one)
     assert [r["epoch"] for r in h2] == [1, 2]
     for r2, r1 in zip(h2, h1):
