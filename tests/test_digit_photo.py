@@ -1,7 +1,7 @@
 """Digits in photos: each step of :mod:`convnp.data.digit_photo` on its own (against plain loops written here), and
 :func:`~convnp.data.images.preprocess_digit` on pictures with uneven light, shadows, noise, coloured ink and paper,
-and on blank photos, which must still say "no ink found"; large photos read small (:func:`read_image`'s
-``max_side``).
+and on blank photos, which must still say "no ink found"; ruled and squared paper's lines divided out; large photos
+read small (:func:`read_image`'s ``max_side``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from convnp.data.digit_photo import (
     measure_components,
     otsu_threshold,
     paper_brightness,
+    remove_ruling,
     sliding_max,
+    straight_lines,
 )
 from convnp.errors import DataError
 
@@ -226,6 +228,76 @@ def test_choose_digit_keeps_the_digit_and_its_pieces_only():
     assert not kept[90, 5] and not kept[45, 60] and not kept[:, 95:].any()
     assert choose_digit(measure_components(*label_components(np.zeros((4, 4), bool)), np.zeros((4, 4))),
                         (4, 4)).size == 0
+
+
+# ---- ruled and squared paper ----------------------------------------------------------------------------------------
+def ruled(shape=(100, 160), rows=(20, 60), cols=(), strength=0.25) -> np.ndarray:
+    """An ink-strength picture of printed lines, 2 px wide, across the whole of it."""
+    x = np.zeros(shape)
+    for r in rows:
+        x[r : r + 2] = strength
+    for c in cols:
+        x[:, c : c + 2] = strength
+    return x
+
+
+def test_straight_lines_keeps_long_lines_only(rng):
+    x = ruled()
+    x[40, 30:110] = 0.9  # a long pen stroke, but across half the picture only
+    x[15:85, 80:83] = 0.9  # a vertical stroke crossing the lines, 70% of the picture's height
+    lines = straight_lines(x, 1, length=40)
+    np.testing.assert_allclose(lines[[20, 21, 60, 61]], 0.25)  # the line's strength, also where the stroke crosses
+    # Beside the lines (a line turned a little may be there), only the stroke, and only the line's strength of it.
+    beside = np.zeros(100, bool)
+    beside[[19, 22, 59, 62]] = True
+    assert not lines[~beside & ~np.isin(np.arange(100), [20, 21, 60, 61])].any()
+    assert set(map(tuple, np.argwhere(lines[beside]))) <= {(i, c) for i in range(4) for c in (80, 81, 82)}
+    assert lines[beside].max() == 0.25
+    assert not straight_lines(x, 0, length=25).any()  # no vertical line: the stroke is not 80% as tall
+    # Noisy and turned by one pixel across the picture, a line is still found.
+    tilted = np.zeros((100, 160))
+    tilted[20, :80] = tilted[21, 80:] = 0.25
+    tilted = np.clip(tilted + rng.normal(0, 0.03, tilted.shape), 0, 1)
+    assert {20, 21} <= set(np.flatnonzero(straight_lines(tilted, 1, length=40).any(axis=1))) <= {19, 20, 21, 22}
+
+
+def test_remove_ruling_divides_out_repeated_lines_only():
+    x = ruled(rows=range(5, 100, 20), cols=range(7, 160, 20))  # squared paper
+    x[30:70, 40:46] = 0.9  # a stroke crossing two lines and a column
+    out = remove_ruling(x)
+    stroke = np.zeros_like(x, bool)
+    stroke[30:70, 40:46] = True
+    assert out[~stroke].max() == 0  # every line gone
+    # The stroke keeps its strength away from the lines, and nearly all of it where one crosses (or passes a row
+    # away, where a line turned a little could be): (0.9 - 0.25) / (1 - 0.25), the line divided out as paper is.
+    crossed = [44, 45, 46, 47, 64, 65, 66, 67]  # the lines at rows 45-46 and 65-66, and a row either side
+    np.testing.assert_allclose(out[30:70, 42], [0.65 / 0.75 if r in crossed else 0.9 for r in range(30, 70)])
+    # Two lines are no ruling (a page edge, a long stroke of a 1): left as they are.
+    two = ruled(rows=(20, 60))
+    np.testing.assert_array_equal(remove_ruling(two), two)
+
+
+def squared_paper(cover: np.ndarray, spacing: int = 20, darkness: float = 0.3, **kw) -> np.ndarray:
+    """:func:`photo` of ``cover`` on squared paper: pale lines, 2 px wide, every ``spacing`` px both ways."""
+    lines = np.zeros(cover.shape)
+    lines[7::spacing] = lines[8::spacing] = 1.0
+    lines[:, 5::spacing] = lines[:, 6::spacing] = 1.0
+    return photo(coverage=cover, **kw) * (1 - darkness * lines * (1 - cover))
+
+
+@pytest.mark.parametrize("case", [{"ink_rgb": (118, 118, 124)}, {"ink_rgb": (25, 25, 30), "darkness": 0.4},
+                                  {"gradient": 90.0, "shadow": 0.5, "noise": 6.0}])
+def test_a_digit_on_squared_paper_prepares_like_the_clean_drawing(case):
+    """Without the lines divided out, pencil on squared paper (or dark lines under any ink) joins the grid into one
+    region with the digit, and the network is shown the grid: a similarity of about 0.2."""
+    pytest.importorskip("PIL")
+    from convnp.data.images import preprocess_digit
+
+    settings = {"gradient": 0.0, "shadow": 0.0, "noise": 2.0, **case}
+    got = preprocess_digit(squared_paper(seven(), **settings))
+    assert similarity(got, preprocess_digit(255 - 255 * seven())) > 0.9, case
+    with pytest.raises(DataError, match="no ink found"):
+        preprocess_digit(squared_paper(np.zeros((240, 300)), **settings))
 
 
 # ---- whole photos ----------------------------------------------------------------------------------------------------

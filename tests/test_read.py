@@ -102,6 +102,21 @@ def test_read_row_splits_touching_digits_and_keeps_a_broken_one():
     assert len(read_row(broken)) == 2
 
 
+def test_read_row_on_squared_paper():
+    """The paper's printed squares are divided out: four digits, each boxed alone, not one box of grid."""
+    shapes = [("ring", 60, 120), ("line", 160, 180), ("ring", 220, 280), ("line", 320, 340)]
+    grey = row_picture(shapes, ink=90)  # a soft pencil
+    lines = np.zeros(grey.shape, bool)
+    lines[3::18] = lines[4::18] = True
+    lines[:, 7::18] = lines[:, 8::18] = True
+    grey = np.where(lines & (grey > 200), grey * 0.7, grey)  # printed under the ink
+    digits = read_row(grey)
+    assert len(digits) == 4
+    for d, (_, x0, x1) in zip(digits, shapes):
+        top, left, bottom, right = d.box
+        assert x0 - 6 <= left and right <= x1 + 6 and 25 <= top and bottom <= 115, d.box
+
+
 def test_read_row_in_a_photo_and_a_blank_one():
     grey = row_picture([("ring", 60, 120), ("line", 160, 180), ("ring", 220, 280), ("line", 320, 340)])
     yy, xx = np.mgrid[0:140, 0:420]

@@ -1,6 +1,6 @@
-"""Finding the ink in a photo of a digit, in NumPy: the paper's brightness estimated locally and divided out, ink
-told from paper by Otsu's threshold, and the ink split into connected components, of which those forming the digit
-are kept.
+"""Finding the ink in a photo of a digit, in NumPy: the paper's brightness estimated locally and divided out (and
+the printed lines of ruled or squared paper with it), ink told from paper by Otsu's threshold, and the ink split into
+connected components, of which those forming the digit are kept.
 
 Each step is a small function of arrays, used by :func:`convnp.data.images.preprocess_digit` (one digit) and by
 :mod:`convnp.data.digit_row` (a row of digits). Images here are grey, ``(H, W)`` float64, dark ink on light paper
@@ -24,7 +24,7 @@ import numpy as np
 
 __all__ = [
     "Components", "block_mean", "box_blur", "choose_digit", "closing", "dilate", "ink_strength", "label_components",
-    "measure_components", "otsu_threshold", "paper_brightness", "sliding_max",
+    "measure_components", "otsu_threshold", "paper_brightness", "remove_ruling", "sliding_max", "straight_lines",
 ]
 
 
@@ -203,6 +203,83 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     mu1 = (float((counts * centres).sum()) - s0) / np.maximum(w1, 1)
     between = w0 * w1 * (mu0 - mu1) ** 2
     return float(edges[1 + int(np.argmax(between))])
+
+
+# ---- ruled and squared paper ----------------------------------------------------------------------------------------
+def straight_lines(strength: np.ndarray, axis: int, *, length: int, level: float = 0.04,
+                   cover: float = 0.8) -> np.ndarray:
+    """The printed lines of ruled or squared paper running along ``axis`` in an ink ``strength`` picture: straight
+    pieces at least ``length`` pixels long that together cross most of the picture.
+
+    A grey opening by a segment of ``length`` pixels along ``axis`` (a sliding minimum, then a sliding maximum)
+    keeps only what is that long and straight. Before it the strength is averaged over 5 pixels along the lines,
+    so sensor noise does not break them, and its maximum taken over 3 across them, so a line turned by a degree or
+    two stays inside the segment. A line is each row (``axis=1``; column for ``axis=0``) whose opening exceeds
+    ``level`` over at least ``cover`` of its length (a pen stroke is rarely that long), and its strength is at
+    most what it is alone on that row, so a stroke lying on a line is not taken for more line.
+
+    Parameters
+    ----------
+    strength : ndarray of shape `(H, W)`, in [0, 1]
+        :func:`ink_strength`.
+    axis : 0 or 1
+        1: horizontal lines (along each row), 0: vertical ones (along each column).
+    length : int
+        The shortest straight piece counted, in pixels.
+    level, cover : float
+
+    Returns
+    -------
+    ndarray of shape `(H, W)`, float64: on the lines' rows (or columns) the lines' strength, at most
+    ``strength``'s; 0 elsewhere
+    """
+    x = np.asarray(strength, dtype=np.float64)
+    smooth = _window_sum(x, 2, axis) / _window_sum(np.ones_like(x), 2, axis)  # 5 pixels along the lines
+    widened = sliding_max(smooth, 3, 1 - axis)
+    size = max(1, int(length)) | 1  # sliding_max takes odd windows
+    opened = sliding_max(-sliding_max(-widened, size, axis), size, axis)
+    on_line = np.expand_dims((opened > level).mean(axis=axis) >= cover, axis)  # (H, 1) or (1, W)
+    # A line is as strong all along as where it is alone: a stroke lying on it for a while (even most of the
+    # way: a 1 on a vertical line) is not more line. With the line over at least 80% of its row, the 30th
+    # percentile of the row lies on the line, below any stroke on it, unless strokes cover 70% of it.
+    typical = np.percentile(opened, 30, axis=axis, keepdims=True)  # (H, 1) or (1, W)
+    return np.minimum(np.minimum(opened, typical), x) * on_line
+
+
+def remove_ruling(strength: np.ndarray, *, min_lines: int = 3, share: float = 0.25,
+                  level: float = 0.04) -> np.ndarray:
+    """``strength`` `(H, W)` without the lines of ruled or squared paper, so they neither join the digit's
+    regions nor lift its box.
+
+    Along each axis the lines are found by :func:`straight_lines` (pieces at least ``share`` of the picture's side
+    long, crossing most of it) and divided out, as the paper's brightness is, only when there are ``min_lines`` or
+    more of them apart: printed ruling repeats, while one long stroke (a tall 1) or the page's edge is alone.
+    Lines turned by more than a degree or two are left.
+
+    Returns
+    -------
+    ndarray of shape `(H, W)`, float64 in [0, 1]
+    """
+    x = np.asarray(strength, dtype=np.float64)
+    ruling = np.zeros_like(x)
+    for axis in (1, 0):
+        # First the cheap test most pictures fail: a line crossing most of its row is that row's median (every
+        # 4th pixel of it tells), where plain paper's rows, and those through a digit, have paper's 0.
+        sample = x[:, ::4] if axis == 1 else x[::4, :]
+        if _runs(np.median(sample, axis=axis) > level / 2) < min_lines:
+            continue
+        lines = straight_lines(x, axis, length=max(3, int(share * x.shape[axis])), level=level)
+        if _runs(lines.any(axis=axis)) >= min_lines:
+            ruling = np.maximum(ruling, lines)
+    # A line is a darker stripe of paper: divided out as the paper is (ink_strength), so ink crossing it keeps
+    # nearly its full strength, where taking the line's strength away would notch every stroke it crosses.
+    kept = np.divide(x - ruling, 1.0 - ruling, out=np.zeros_like(x), where=ruling < 1.0)
+    return np.clip(kept, 0.0, 1.0)
+
+
+def _runs(flags: np.ndarray) -> int:
+    """How many runs of consecutive True ``flags`` `(n,)` holds (neighbouring rows of one line are one run)."""
+    return int(np.count_nonzero(np.diff(flags.astype(np.int8), prepend=0) == 1))
 
 
 # ---- connected components --------------------------------------------------------------------------------------------

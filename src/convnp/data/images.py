@@ -24,7 +24,7 @@ import numpy as np
 
 from convnp.data.digit_photo import (
     Components, choose_digit, dilate, ink_strength, label_components, measure_components, otsu_threshold,
-    paper_brightness,
+    paper_brightness, remove_ruling,
 )
 from convnp.data.image_files import convert_channels, fit_image, read_image, require_pillow
 from convnp.errors import DataError
@@ -82,7 +82,9 @@ def preprocess_digit(grey: np.ndarray, size: int = 28, box: int = 20) -> np.ndar
        the ink is on the side (darker or lighter) that reaches furthest from the paper (the median).
     3. The paper's brightness at each pixel is estimated by a closing (a local maximum, then minimum) of the lightly
        smoothed picture over a square wider than a pen stroke, and divided out: ink strength ``1 - grey / paper``
-       is the same in a shadow as in full light.
+       is the same in a shadow as in full light. The printed lines of ruled or squared paper are divided out of
+       it the same way (:func:`~convnp.data.digit_photo.remove_ruling`): straight lines across most of the
+       picture, three or more alike.
     4. Otsu's threshold of the ink strength separates ink from paper; the ink's 8-connected regions are labelled,
        and the digit is the region with most ink (weighed by how central it is, discounted if it runs off the
        edge) plus the regions near it that are not specks. It must stand out from the paper's noise.
@@ -234,7 +236,7 @@ def find_ink(x: np.ndarray) -> Ink:
             f"no ink found: the image is flat (every pixel within {contrast:.0f} grey levels of the paper, "
             f"at least {_MIN_CONTRAST:.0f} needed); expected one digit drawn on a plain background"
         )
-    strength = ink_strength(x, paper)
+    strength = remove_ruling(ink_strength(x, paper))  # (H, W); ruled or squared paper's lines taken out
     threshold = otsu_threshold(strength)
     labels, n = label_components(strength > threshold)
     return Ink(strength, threshold, labels, measure_components(labels, n, strength), depth, block)
