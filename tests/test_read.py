@@ -225,6 +225,9 @@ def test_upright_size_turns_with_the_exif_orientation(tmp_path):
     (tmp_path / "notes.txt").write_text("not an image")
     with pytest.raises(DataError, match="notes.txt: not an image"):
         upright_size(tmp_path / "notes.txt")
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(DataError, match=r"empty.png: empty file \(0 bytes\)"):
+        upright_size(tmp_path / "empty.png")
 
 
 def big_photo(digits: np.ndarray, path, side: int = 4000) -> list[tuple[int, int, int, int]]:

@@ -381,8 +381,10 @@ def upright_size(source) -> tuple[int, int]:
         stream, where = io.BytesIO(source), ""
     else:
         stream = path = Path(source)
-        if not path.is_file() or path.stat().st_size == 0:
-            raise DataError(f"{path}: is not a non-empty file, expected an image")
+        if not path.is_file():
+            raise DataError(f"{path}: is not a file, expected an image")
+        if path.stat().st_size == 0:
+            raise DataError(f"{path}: empty file (0 bytes), expected an image")
         with open(path, "rb") as f:
             if f.read(len(_NPY_MAGIC)) == _NPY_MAGIC:
                 return tuple(int(n) for n in np.load(path, mmap_mode="r", allow_pickle=False).shape[:2])
