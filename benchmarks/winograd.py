@@ -56,8 +56,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
 # Scratch arrays kept between calls in a workspace dict, as convnp's own kernels keep theirs.
-from convnp.ops.conv import _buffer as buffer  # noqa: E402
-from convnp.ops.conv import _chunks  # noqa: E402
+from convnp.ops.im2col import buffer  # noqa: E402
+from convnp.ops.im2col import chunks as _chunks  # noqa: E402
 from convnp.ops.per_channel import tiled  # noqa: E402
 from convnp.ops.windows import pad_hw  # noqa: E402
 

@@ -328,3 +328,40 @@ def test_small_matrix_kernel_is_inferred_from_the_blas_the_cpu_and_the_core_over
     assert cpu_flags(cpuinfo) == {"fpu", "avx2", "avx512f"}
     assert cpu_flags(tmp_path / "missing") == frozenset()
     assert gemm.USE_BLOCKS == small_matrix_kernel()  # the module follows this machine
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("input_grad", [True, False])
+@pytest.mark.parametrize("c_in, kernel, padding", [(2, (3, 3), "same"), (16, (3, 3), "same"), (3, (5, 3), "same"),
+                                                    (4, (2, 2), ((1, 0), (0, 1)))])
+def test_same_padding_backward_takes_both_gradients_from_dout_windows(c_in, kernel, padding, input_grad, dtype):
+    from convnp.ops.conv import shared_route
+    rng = np.random.default_rng(c_in)
+    x = rng.standard_normal((5, 9, 7, c_in)).astype(dtype)
+    weight = rng.standard_normal((*kernel, c_in, 6)).astype(dtype)
+    pads = resolve_padding(padding, kernel, (1, 1), (9, 7)) if isinstance(padding, str) else padding
+    for chunk_bytes in (1, CHUNK_BYTES):  # one sample per chunk, and the whole batch in one
+        out, cache = conv2d_forward(x, weight, None, (1, 1), pads, {}, chunk_bytes=chunk_bytes)
+        assert out.shape[1:3] == x.shape[1:3] and shared_route(c_in, (1, 1), 1, (9, 7), out.shape[1:3])
+        assert cache.x is x and cache.x_p is None  # the input kept, no padded copy
+        ref, ref_cache = conv2d_forward_reference(x, weight, None, (1, 1), pads)
+        dout = rng.standard_normal(out.shape).astype(dtype)
+        dx, dweight, _ = conv2d_backward(dout, cache, input_grad=input_grad)
+        ref_dx, ref_dweight, _ = conv2d_backward_reference(dout, ref_cache)
+        tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(dweight, ref_dweight, **tol)
+        assert dweight.dtype == dtype and dweight.flags.c_contiguous
+        if input_grad:
+            np.testing.assert_allclose(dx, ref_dx, **tol)
+        else:
+            assert dx is None
+
+
+def test_valid_and_strided_convolutions_keep_the_padded_input_route():
+    from convnp.ops.conv import shared_route
+    assert not shared_route(8, (1, 1), 1, (14, 14), (12, 12))  # valid: more input positions than outputs
+    assert not shared_route(8, (2, 2), 1, (14, 14), (7, 7))
+    assert not shared_route(1, (1, 1), 1, (28, 28), (28, 28))  # one-channel first layers keep their own routes
+    x = np.random.default_rng(0).standard_normal((2, 8, 8, 3))
+    _, cache = conv2d_forward(x, np.ones((3, 3, 3, 2)), None, (1, 1), ((0, 0), (0, 0)))
+    assert cache.x is None and cache.x_p is x

@@ -16,17 +16,15 @@ Laying every window out as a row of ``cols`` (shape ``(N*H_out*W_out, kH*kW*C_in
   every window's share of the input gradient added back where the window came from ("col2im"), one strided slice
   of ``dx_p`` per offset, then ``dx_p`` is cropped back to ``x``. With stride 1 the same sum is a convolution of
   the zero-padded ``dout`` with the flipped kernel, computed like the forward pass (one product, no adds), used
-  where the input is not much larger than the output (see :func:`conv2d_backward`).
+  where the input is not much larger than the output; where it is no larger at all ("same" padding), the
+  im2col matrix of that padded ``dout`` gives the weight gradient too (:mod:`convnp.ops.conv_stride1`).
 
-The whole batch's im2col matrix is ``kH*kW`` times the input, too large to stay in cache, so both passes work
-through the batch a few images at a time (:data:`CHUNK_BYTES` of ``cols``): build that chunk's rows, multiply,
-move on. The backward pass rebuilds each chunk from the padded input rather than keeping the whole matrix, since
-copying from cache is cheaper than the memory traffic it saves; a batch small enough to be one chunk keeps its
-matrix. The chunk buffers are reused between calls through a ``workspace`` dict; a one-channel input's im2col
-matrix is built transposed (long contiguous copies), or, for kernels 5 wide or wider, with up to four neighbouring
-outputs per row (:mod:`convnp.ops.conv_blocked`); the input gradient is skipped when nobody needs it (the first
-layer); the bias gradient is a matrix-vector product. :mod:`convnp.ops.reference` keeps the plain versions that the
-tests compare these against. What each choice measured is in ``docs/performance.md``.
+Both passes work through the batch a few images at a time (:mod:`convnp.ops.im2col`): build that chunk's rows,
+multiply (:mod:`convnp.ops.gemm`), move on. The backward pass rebuilds each chunk rather than keeping the whole
+matrix, since copying from cache is cheaper than the memory traffic it saves; a batch small enough to be one
+chunk keeps its matrix. The input gradient is skipped when nobody needs it (the first layer); the bias gradient is
+a matrix-vector product. :mod:`convnp.ops.reference` keeps the plain versions that the tests compare these
+against. What each choice measured is in ``docs/performance.md``.
 
 Reference: CS231n notes, "Convolutional Networks", section "Implementation as Matrix Multiplication".
 """
@@ -37,15 +35,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from convnp.ops.machine import l2_cache_bytes
-from convnp.ops.conv_blocked import block_weight, block_width, fits, fold_block_grad, im2col_blocked
+from convnp.ops import conv_stride1
+from convnp.ops.conv_blocked import block_weight, block_width, fits, fold_block_grad
 from convnp.ops.gemm import matmul_blocks, matmul_tn
+from convnp.ops.im2col import CHUNK_BYTES, buffer, chunks, cols, im2col, im2col_transposed, offset_view
 from convnp.ops.per_channel import tiled
-from convnp.ops.windows import conv_output_size, pad_hw, sliding_windows
+from convnp.ops.windows import conv_output_size, pad_hw
 
-#: Bytes of im2col matrix built at a time (see the module docstring); at least one whole image is always taken.
-#: Half the CPU's L2 cache, so that the chunk and BLAS's packed copy of it both stay there (docs/performance.md).
-CHUNK_BYTES = l2_cache_bytes() // 2
+__all__ = ["CHUNK_BYTES", "ConvCache", "conv2d_backward", "conv2d_forward", "im2col", "im2col_transposed"]
 
 
 class ConvCache(NamedTuple):
@@ -53,9 +50,12 @@ class ConvCache(NamedTuple):
 
     Attributes
     ----------
-    x_p : ndarray of shape `(N, H + top + bottom, W + left + right, C_in)`
+    x_p : ndarray of shape `(N, H + top + bottom, W + left + right, C_in)`, or None
         The zero-padded input; ``x`` itself (not a copy) when nothing is padded, so ``x`` must not change before
-        backward. The backward rebuilds the im2col matrix from it.
+        backward. The backward rebuilds the im2col matrix from it. None when ``x`` is kept instead.
+    x : ndarray of shape `(N, H, W, C_in)`, or None
+        The input itself (not a copy), kept instead of ``x_p`` where the backward takes both gradients from the
+        padded ``dout`` (:func:`shared_route`); None otherwise.
     x_shape : tuple
         ``(N, H, W, C_in)``, the unpadded input's shape.
     weight : ndarray of shape `(kH, kW, C_in, C_out)`
@@ -68,7 +68,7 @@ class ConvCache(NamedTuple):
     chunks : list of (int, int)
         The ``(start, stop)`` sample ranges the forward built its im2col matrix in; the backward uses the same.
     workspace : dict or None
-        The scratch buffers of the forward (see :func:`_buffer`).
+        The scratch buffers of the forward (see :func:`convnp.ops.im2col.buffer`).
     kept : ndarray or None
         A batch that fit in one chunk: its whole im2col matrix, ``(N*H_out*W_out/block, kH*kW*C_in)`` (or the
         blocked rows of :func:`convnp.ops.conv_blocked.im2col_blocked`), a view of a ``workspace`` buffer. None
@@ -80,7 +80,8 @@ class ConvCache(NamedTuple):
         Outputs of a row per product row (:mod:`convnp.ops.conv_blocked`); 1 for plain im2col.
     """
 
-    x_p: np.ndarray
+    x_p: np.ndarray | None
+    x: np.ndarray | None
     x_shape: tuple
     weight: np.ndarray
     has_bias: bool
@@ -94,111 +95,12 @@ class ConvCache(NamedTuple):
     block: int
 
 
-def _buffer(workspace: dict | None, key: str, shape: tuple, dtype) -> np.ndarray:
-    """An uninitialised array of ``shape``, carved from a buffer in ``workspace`` that is reused between calls.
-
-    The buffer only grows, so a batch's smaller last chunk fits in the full chunks' buffer. Reuse spares the
-    allocator and the page faults of a fresh array on every chunk.
-    """
-    size = int(np.prod(shape))
-    if workspace is None:
-        return np.empty(shape, dtype=dtype)
-    buf = workspace.get(key)
-    if buf is None or buf.size < size or buf.dtype != dtype:
-        buf = workspace[key] = np.empty(size, dtype=dtype)
-    return buf[:size].reshape(shape)  # (size,) -> shape
-
-
-def im2col(x_padded: np.ndarray, kernel_size, stride, workspace: dict | None = None, key: str = "cols") -> np.ndarray:
-    """Copy every window of ``x_padded`` into one row.
-
-    Parameters
-    ----------
-    x_padded : ndarray of shape `(N, H, W, C)`
-    kernel_size, stride : (int, int)
-    workspace : dict, optional
-        Where the buffer is kept between calls, under ``key``.
-
-    Returns
-    -------
-    cols : ndarray of shape `(N*H_out*W_out, kH*kW*C)`
-        Row ``(n, i, j)`` holds window ``(i, j)`` of sample ``n`` in ``(a, b, c)`` order, matching
-        ``weight.reshape(kH*kW*C, C_out)``.
-    """
-    windows = sliding_windows(x_padded, kernel_size, stride)  # (N, H_out, W_out, kH, kW, C), a view
-    N, H_out, W_out, kH, kW, C = windows.shape
-    cols = _buffer(workspace, key, (N * H_out * W_out, kH * kW * C), x_padded.dtype)
-    if x_padded.flags.c_contiguous and cols.size:
-        # Each kernel row of a window is kW*C contiguous input values: copied as one opaque item, which was
-        # faster than NumPy's loop over runs of floats (docs/performance.md).
-        item = np.dtype((np.void, kW * C * x_padded.itemsize))
-        bN, bH, bW, _ = x_padded.strides
-        sources = np.ndarray((N, H_out, W_out, kH), dtype=item, buffer=x_padded,
-                             strides=(bN, bH * stride[0], bW * stride[1], bH))  # overlapping items, a view
-        # (N*H_out*W_out, kH*kW*C) -> (N, H_out, W_out, kH) items of kW*C values
-        np.copyto(cols.reshape(N, H_out, W_out, kH, kW * C).view(item)[..., 0], sources)
-        return cols
-    cols6 = cols.reshape(N, H_out, W_out, kH, kW, C)  # (N*H_out*W_out, kH*kW*C), viewed window by window
-    np.copyto(cols6, windows)  # runs of kW*C contiguous values; for one channel see im2col_transposed
-    return cols
-
-
-def im2col_transposed(x_padded: np.ndarray, kernel_size, stride, workspace: dict | None = None) -> np.ndarray:
-    """The transpose of :func:`im2col`, built directly: one row per kernel offset and channel.
-
-    Parameters
-    ----------
-    x_padded : ndarray of shape `(N, H, W, C)`
-    kernel_size, stride : (int, int)
-
-    Returns
-    -------
-    cols_t : ndarray of shape `(kH*kW*C, N*H_out*W_out)`
-        Row ``(a, b, c)`` holds input channel ``c`` at kernel offset ``(a, b)`` of every window, so
-        ``cols_t.T`` equals ``im2col(x_padded, ...)``.
-
-    With one input channel (every zoo network's first layer) each row is a shifted image slab, copied in long
-    runs, where :func:`im2col` writes runs of only ``kW`` values ``kH*kW`` apart; the matrix products take the
-    transpose for free (a BLAS flag). From two channels on, :func:`im2col`'s runs of ``kW*C`` values were as fast or
-    faster, so :func:`conv2d_forward` uses this for one channel only (timings in ``docs/performance.md``).
-    """
-    kH, kW = kernel_size
-    sH, sW = stride
-    N, H, W, C = x_padded.shape
-    H_out, W_out = conv_output_size(H, kH, sH), conv_output_size(W, kW, sW)
-    cols_t = _buffer(workspace, "cols_t", (kH * kW * C, N * H_out * W_out), x_padded.dtype)
-    rows = cols_t.reshape(kH, kW, C, N, H_out, W_out)  # a view of the buffer
-    for a in range(kH):
-        for b in range(kW):
-            # (N, H_out, W_out, C) -> (C, N, H_out, W_out), row block (a, b) of cols_t
-            np.copyto(rows[a, b], _offset(x_padded, a, b, H_out, W_out, stride).transpose(3, 0, 1, 2))
-    return cols_t
-
-
-def _offset(x_padded: np.ndarray, a: int, b: int, H_out: int, W_out: int, stride) -> np.ndarray:
-    """The ``(N, H_out, W_out, C)`` strided view of ``x_padded`` that kernel offset ``(a, b)`` of every window sees."""
-    sH, sW = stride
-    return x_padded[:, a : a + sH * (H_out - 1) + 1 : sH, b : b + sW * (W_out - 1) + 1 : sW, :]
-
-
-def _chunks(n: int, row_bytes: int, chunk_bytes: int):
-    """``(start, stop)`` sample ranges whose im2col rows take about ``chunk_bytes``, one sample at least."""
-    step = max(1, min(n, chunk_bytes // max(1, row_bytes)))
-    return [(s, min(s + step, n)) for s in range(0, n, step)]
-
-
-def _cols(x_chunk: np.ndarray, kernel_size, stride, workspace, block: int = 1) -> np.ndarray:
-    """im2col of a chunk, ``(n*H_out*W_out, kH*kW*C)``; for one channel a transposed view of
-    :func:`im2col_transposed`; with ``block`` above 1 the rows of :func:`convnp.ops.conv_blocked.im2col_blocked`,
-    ``(n*H_out*W_out/block, kH*(kW + block - 1))``."""
-    if block > 1:
-        n, H_p, W_p, _ = x_chunk.shape
-        kH, kW = kernel_size
-        size = n * (H_p - kH + 1) * (W_p - kW + 1) * kH * (kW + block - 1) // block
-        return im2col_blocked(x_chunk, kernel_size, block, _buffer(workspace, "cols", (size,), x_chunk.dtype))
-    if x_chunk.shape[3] == 1:
-        return im2col_transposed(x_chunk, kernel_size, stride, workspace).T  # (kH*kW, n*H_out*W_out) transposed
-    return im2col(x_chunk, kernel_size, stride, workspace)
+def shared_route(C_in: int, stride, block: int, in_hw: tuple, out_hw: tuple) -> bool:
+    """Whether the backward takes both gradients from the padded ``dout``'s im2col matrix
+    (:func:`convnp.ops.conv_stride1.shared_grads`): for stride 1 where the input has no more positions than the
+    output ("same" padding), from two input channels on (one-channel first layers have their own im2col routes)."""
+    (H, W), (H_out, W_out) = in_hw, out_hw
+    return block == 1 and C_in > 1 and tuple(stride) == (1, 1) and H * W <= H_out * W_out
 
 
 def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride, pads, workspace=None,
@@ -242,22 +144,24 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, s
     # (kH*kW*C_in, C_out), or blocked: (kH*(kW + B - 1), B*C_out)
     w2d = weight.reshape(kH * kW * C_in, C_out) if B == 1 else block_weight(weight, B)
     out = np.empty((N * rows, B * C_out), dtype=np.result_type(x, weight))  # (N*H_out*W_out/B, B*C_out)
-    chunks = _chunks(N, rows * w2d.shape[0] * x.itemsize, chunk_bytes)
+    parts = chunks(N, rows * w2d.shape[0] * x.itemsize, chunk_bytes)
     bias_row = None if bias is None else tiled(bias, H_out * W_out * C_out)  # one sample's worth
-    for start, stop in chunks:
+    for start, stop in parts:
         part = out[start * rows : stop * rows]  # this chunk's rows, a view
-        cols = _cols(x_p[start:stop], (kH, kW), stride, workspace, B)
-        matmul_blocks(cols, w2d, part)
+        rows_in = cols(x_p[start:stop], (kH, kW), stride, workspace, B)
+        matmul_blocks(rows_in, w2d, part)
         if bias is not None:
             # While the chunk is still in cache, and one long row per sample (see convnp.ops.per_channel).
             part.reshape(stop - start, H_out * W_out * C_out)[...] += bias_row  # (n, H_out*W_out*C_out)
     # A batch that fit in one chunk leaves its whole im2col matrix in the buffer: backward reuses it unless another
     # forward has refilled the buffer since, which the token tells.
-    kept, token = (cols if len(chunks) == 1 else None), object()
+    kept, token = (rows_in if len(parts) == 1 else None), object()
     if workspace is not None:
         workspace["filled_by"] = token
-    cache = ConvCache(x_p, x.shape, weight, bias is not None, stride, pads, chunk_bytes, chunks, workspace, kept,
-                      token, B)
+    # The shared route needs x, not x_p: keeping only x lets the padded copy go.
+    shared = shared_route(C_in, stride, B, x.shape[1:3], (H_out, W_out)) and x.flags.c_contiguous
+    cache = ConvCache(None if shared else x_p, x if shared else None, x.shape, weight, bias is not None, stride,
+                      pads, chunk_bytes, parts, workspace, kept, token, B)
     return out.reshape(N, H_out, W_out, C_out), cache  # (N*H_out*W_out/B, B*C_out) -> (N, H_out, W_out, C_out)
 
 
@@ -284,6 +188,10 @@ def conv2d_backward(dout: np.ndarray, cache: ConvCache, input_grad: bool = True)
     dout2d = dout.reshape(N * rows, C_out)  # (N*H_out*W_out, C_out)
     # A matrix-vector product sums over rows far faster than dout2d.sum(axis=0) for few columns.
     dbias = np.ones(N * rows, dtype=dout.dtype) @ dout2d if cache.has_bias else None
+    if cache.x is not None:  # both gradients from the padded dout's windows (the forward chose, see shared_route)
+        dx, dweight = conv_stride1.shared_grads(dout, cache.x, cache.weight, cache.pads, cache.workspace,
+                                                cache.chunk_bytes, want_dx=input_grad)
+        return dx, dweight, dbias
     dweight = _weight_grad(dout, cache)
     if not input_grad:
         return None, dweight, dbias
@@ -291,7 +199,8 @@ def conv2d_backward(dout: np.ndarray, cache: ConvCache, input_grad: bool = True)
     # much larger than the output (a 5x5 kernel on a 14x14 map: 196 positions against 100), most of its work
     # multiplies zeros, and the per-offset products were faster (docs/performance.md).
     if tuple(cache.stride) == (1, 1) and H * W <= 1.5 * H_out * W_out:
-        dx = _input_grad_stride1(dout, cache.weight, cache.x_shape, cache.pads, cache.workspace, cache.chunk_bytes)
+        dx = conv_stride1.input_grad(dout, cache.weight, cache.x_shape, cache.pads, cache.workspace,
+                                     cache.chunk_bytes)
         return dx, dweight, dbias
     w2d = cache.weight.reshape(kH * kW * C_in, C_out)  # (kH*kW*C_in, C_out)
     dx_p = np.zeros(cache.x_p.shape, dtype=dout.dtype)  # (N, H_p, W_p, C_in)
@@ -321,52 +230,12 @@ def _weight_grad(dout: np.ndarray, cache: ConvCache) -> np.ndarray:
     dweight = np.zeros((kH * kW * C_in if B == 1 else kH * (kW + B - 1), B * C_out), dtype=dout.dtype)
     partial = np.empty_like(dweight)
     for start, stop in cache.chunks:
-        cols = kept if kept is not None else _cols(cache.x_p[start:stop], (kH, kW), cache.stride, workspace, B)
-        matmul_tn(cols, dout_blocks[start * block_rows : stop * block_rows], partial, workspace)
+        rows_in = kept if kept is not None else cols(cache.x_p[start:stop], (kH, kW), cache.stride, workspace, B)
+        matmul_tn(rows_in, dout_blocks[start * block_rows : stop * block_rows], partial, workspace)
         dweight += partial
     if B == 1:
         return dweight.reshape(cache.weight.shape)  # (kH*kW*C_in, C_out) -> (kH, kW, C_in, C_out)
     return fold_block_grad(dweight, (kH, kW), B)  # the blocks folded back onto the kernel
-
-
-def _input_grad_stride1(dout, weight, x_shape, pads, workspace, chunk_bytes: int) -> np.ndarray:
-    """``dx`` of a stride-1 convolution, as the convolution of the zero-padded ``dout`` with the flipped kernel.
-
-    ``dx[n, y, x, c] = sum_{a, b, k} dout[n, y + top - a, x + left - b, k] * weight[a, b, c, k]``, terms outside
-    ``dout`` being zero: im2col over ``dout`` padded by ``kH - 1`` and ``kW - 1`` (only the part whose windows land
-    on ``x``, not on its padding), times ``weight`` flipped in both spatial axes with its channel axes swapped,
-    ``(kH*kW*C_out, C_in)``. One product per chunk with no adds afterwards, faster than the per-offset products and
-    adds of :func:`_col2im_add` (``docs/performance.md``).
-    """
-    N, H, W, C_in = x_shape
-    kH, kW, _, C_out = weight.shape
-    (top, _), (left, _) = pads
-    # (kH, kW, C_in, C_out) flipped -> (kH, kW, C_out, C_in) -> (kH*kW*C_out, C_in)
-    w_flip = np.ascontiguousarray(weight[::-1, ::-1].transpose(0, 1, 3, 2)).reshape(kH * kW * C_out, C_in)
-    dx = np.empty((N * H * W, C_in), dtype=dout.dtype)  # (N*H*W, C_in)
-    rows = H * W
-    _, H_out, W_out, _ = dout.shape
-    # dout padded by kH - 1 rows and kW - 1 columns of zeros on each side, cut to the rows and columns whose windows
-    # land on x: dout's row 0 sits at row r0 of that region (column c0), clipped where the padding exceeds the kernel.
-    r0, c0 = kH - 1 - top, kW - 1 - left
-    rows_in = slice(max(r0, 0), max(min(r0 + H_out, H + kH - 1), 0))
-    cols_in = slice(max(c0, 0), max(min(c0 + W_out, W + kW - 1), 0))
-    chunks = _chunks(N, rows * w_flip.shape[0] * dout.itemsize, chunk_bytes)
-    # The chunk's padded dout, contiguous; reused between chunks and calls: only the part under dout is rewritten,
-    # so the zeros around it are written once.
-    shape = (chunks[0][1] - chunks[0][0], H + kH - 1, W + kW - 1, C_out)
-    padded = None if workspace is None else workspace.get("dout_padded")
-    if padded is None or padded.shape != shape or padded.dtype != dout.dtype:
-        padded = np.zeros(shape, dtype=dout.dtype)
-        if workspace is not None:
-            workspace["dout_padded"] = padded
-    for start, stop in chunks:
-        region = padded[: stop - start]  # (n, H + kH - 1, W + kW - 1, C_out), contiguous
-        region[:, rows_in, cols_in] = dout[start:stop, rows_in.start - r0 : rows_in.stop - r0,
-                                           cols_in.start - c0 : cols_in.stop - c0]
-        cols = im2col(region, (kH, kW), (1, 1), workspace, key="dcols")  # (n*H*W, kH*kW*C_out)
-        matmul_blocks(cols, w_flip, dx[start * rows : stop * rows])
-    return dx.reshape(N, H, W, C_in)  # (N*H*W, C_in) -> (N, H, W, C_in)
 
 
 def _col2im_add(d, w2d, dx_p, kernel_size, stride, out_hw, workspace) -> None:
@@ -381,7 +250,7 @@ def _col2im_add(d, w2d, dx_p, kernel_size, stride, out_hw, workspace) -> None:
     (kH, kW), (H_out, W_out) = kernel_size, out_hw
     n, _, _, C_in = dx_p.shape
     m = n * H_out * W_out
-    dcols = _buffer(workspace, "dcols", (kH * kW, m, C_in), d.dtype)
+    dcols = buffer(workspace, "dcols", (kH * kW, m, C_in), d.dtype)
     if C_in == 1:  # one product: (kH*kW, C_out) @ (C_out, m)
         np.matmul(w2d, d.T, out=dcols.reshape(kH * kW, m))  # dcols as (kH*kW, m), C_in being 1
     else:  # (m, C_out) @ (kH*kW, C_out, C_in) -> (kH*kW, m, C_in)
@@ -389,4 +258,4 @@ def _col2im_add(d, w2d, dx_p, kernel_size, stride, out_hw, workspace) -> None:
     offsets = dcols.reshape(kH, kW, n, H_out, W_out, C_in)  # a view: offset (a, b) -> (n, H_out, W_out, C_in)
     for a in range(kH):
         for b in range(kW):
-            _offset(dx_p, a, b, H_out, W_out, stride)[...] += offsets[a, b]
+            offset_view(dx_p, a, b, H_out, W_out, stride)[...] += offsets[a, b]
