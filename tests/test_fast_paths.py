@@ -343,7 +343,7 @@ def test_same_padding_backward_takes_both_gradients_from_dout_windows(c_in, kern
     for chunk_bytes in (1, CHUNK_BYTES):  # one sample per chunk, and the whole batch in one
         out, cache = conv2d_forward(x, weight, None, (1, 1), pads, {}, chunk_bytes=chunk_bytes)
         assert out.shape[1:3] == x.shape[1:3] and shared_route(c_in, (1, 1), 1, (9, 7), out.shape[1:3])
-        assert cache.x is x and cache.x_p is None  # the input kept, no padded copy
+        assert cache.x is x and cache.shared  # the input kept as it is, no padded copy
         ref, ref_cache = conv2d_forward_reference(x, weight, None, (1, 1), pads)
         dout = rng.standard_normal(out.shape).astype(dtype)
         dx, dweight, _ = conv2d_backward(dout, cache, input_grad=input_grad)
@@ -364,4 +364,19 @@ def test_valid_and_strided_convolutions_keep_the_padded_input_route():
     assert not shared_route(1, (1, 1), 1, (28, 28), (28, 28))  # one-channel first layers keep their own routes
     x = np.random.default_rng(0).standard_normal((2, 8, 8, 3))
     _, cache = conv2d_forward(x, np.ones((3, 3, 3, 2)), None, (1, 1), ((0, 0), (0, 0)))
-    assert cache.x is None and cache.x_p is x
+    assert cache.x is x and not cache.shared
+
+
+def test_padded_chunks_reuse_one_buffer_and_keep_its_border_zero():
+    from convnp.ops.im2col import padded_chunk
+    from convnp.ops.windows import pad_hw
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((5, 4, 6, 3)) + 10  # no zeros of its own
+    pads = ((1, 2), (0, 3))
+    workspace = {}
+    whole = pad_hw(x, pads)
+    for start, stop in [(0, 2), (2, 4), (4, 5), (0, 3), (1, 5)]:  # smaller, then larger chunks
+        chunk = padded_chunk(x, start, stop, pads, workspace)
+        assert chunk.flags.c_contiguous and np.array_equal(chunk, whole[start:stop])
+    assert workspace["x_padded"].shape[0] == 4  # grown once, for the largest chunk
+    assert padded_chunk(x, 1, 3, ((0, 0), (0, 0)), workspace).base is x  # nothing to pad: a view of x

@@ -38,9 +38,18 @@ import numpy as np
 from convnp.ops import conv_stride1
 from convnp.ops.conv_blocked import block_weight, block_width, fits, fold_block_grad
 from convnp.ops.gemm import matmul_blocks, matmul_tn
-from convnp.ops.im2col import CHUNK_BYTES, buffer, chunks, cols, im2col, im2col_transposed, offset_view
+from convnp.ops.im2col import (
+    CHUNK_BYTES,
+    buffer,
+    chunks,
+    cols,
+    im2col,
+    im2col_transposed,
+    offset_view,
+    padded_chunk,
+)
 from convnp.ops.per_channel import tiled
-from convnp.ops.windows import conv_output_size, pad_hw
+from convnp.ops.windows import conv_output_size
 
 __all__ = ["CHUNK_BYTES", "ConvCache", "conv2d_backward", "conv2d_forward", "im2col", "im2col_transposed"]
 
@@ -50,12 +59,11 @@ class ConvCache(NamedTuple):
 
     Attributes
     ----------
-    x_p : ndarray of shape `(N, H + top + bottom, W + left + right, C_in)`, or None
-        The zero-padded input; ``x`` itself (not a copy) when nothing is padded, so ``x`` must not change before
-        backward. The backward rebuilds the im2col matrix from it. None when ``x`` is kept instead.
-    x : ndarray of shape `(N, H, W, C_in)`, or None
-        The input itself (not a copy), kept instead of ``x_p`` where the backward takes both gradients from the
-        padded ``dout`` (:func:`shared_route`); None otherwise.
+    x : ndarray of shape `(N, H, W, C_in)`
+        The input itself (not a copy), so it must not change before backward. The backward pads it again chunk by
+        chunk where it needs its im2col matrix (:func:`convnp.ops.im2col.padded_chunk`).
+    shared : bool
+        Whether the backward takes both gradients from the padded ``dout`` (:func:`shared_route`).
     x_shape : tuple
         ``(N, H, W, C_in)``, the unpadded input's shape.
     weight : ndarray of shape `(kH, kW, C_in, C_out)`
@@ -80,8 +88,8 @@ class ConvCache(NamedTuple):
         Outputs of a row per product row (:mod:`convnp.ops.conv_blocked`); 1 for plain im2col.
     """
 
-    x_p: np.ndarray | None
-    x: np.ndarray | None
+    x: np.ndarray
+    shared: bool
     x_shape: tuple
     weight: np.ndarray
     has_bias: bool
@@ -129,12 +137,12 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, s
     out : ndarray of shape `(N, H_out, W_out, C_out)`
         ``H_out = floor((H + top + bottom - kH) / sH) + 1``, likewise for W.
     cache : ConvCache
-        What :func:`conv2d_backward` needs: the padded input (not the im2col matrix; ``x`` itself when nothing is
-        padded, so ``x`` must not change before backward), the weight and settings.
+        What :func:`conv2d_backward` needs: the input itself (not a copy, and not the im2col matrix; ``x`` must not
+        change before backward), the weight and settings.
     """
     kH, kW, C_in, C_out = weight.shape
-    x_p = pad_hw(x, pads)  # (N, H + top + bottom, W + left + right, C_in); x itself when unpadded
-    N, Hp, Wp, _ = x_p.shape
+    (top, bottom), (left, right) = pads
+    N, Hp, Wp = x.shape[0], x.shape[1] + top + bottom, x.shape[2] + left + right  # the padded input's size
     H_out, W_out = conv_output_size(Hp, kH, stride[0]), conv_output_size(Wp, kW, stride[1])
     B = block_width(C_in, C_out, (kH, kW), stride, W_out) if block is None else block
     if not fits(B, C_in, stride, W_out):
@@ -148,7 +156,7 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, s
     bias_row = None if bias is None else tiled(bias, H_out * W_out * C_out)  # one sample's worth
     for start, stop in parts:
         part = out[start * rows : stop * rows]  # this chunk's rows, a view
-        rows_in = cols(x_p[start:stop], (kH, kW), stride, workspace, B)
+        rows_in = cols(padded_chunk(x, start, stop, pads, workspace), (kH, kW), stride, workspace, B)
         matmul_blocks(rows_in, w2d, part)
         if bias is not None:
             # While the chunk is still in cache, and one long row per sample (see convnp.ops.per_channel).
@@ -158,10 +166,9 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, s
     kept, token = (rows_in if len(parts) == 1 else None), object()
     if workspace is not None:
         workspace["filled_by"] = token
-    # The shared route needs x, not x_p: keeping only x lets the padded copy go.
     shared = shared_route(C_in, stride, B, x.shape[1:3], (H_out, W_out)) and x.flags.c_contiguous
-    cache = ConvCache(None if shared else x_p, x if shared else None, x.shape, weight, bias is not None, stride,
-                      pads, chunk_bytes, parts, workspace, kept, token, B)
+    cache = ConvCache(x, shared, x.shape, weight, bias is not None, stride, pads, chunk_bytes, parts, workspace,
+                      kept, token, B)
     return out.reshape(N, H_out, W_out, C_out), cache  # (N*H_out*W_out/B, B*C_out) -> (N, H_out, W_out, C_out)
 
 
@@ -188,7 +195,7 @@ def conv2d_backward(dout: np.ndarray, cache: ConvCache, input_grad: bool = True)
     dout2d = dout.reshape(N * rows, C_out)  # (N*H_out*W_out, C_out)
     # A matrix-vector product sums over rows far faster than dout2d.sum(axis=0) for few columns.
     dbias = np.ones(N * rows, dtype=dout.dtype) @ dout2d if cache.has_bias else None
-    if cache.x is not None:  # both gradients from the padded dout's windows (the forward chose, see shared_route)
+    if cache.shared:  # both gradients from the padded dout's windows (the forward chose, see shared_route)
         dx, dweight = conv_stride1.shared_grads(dout, cache.x, cache.weight, cache.pads, cache.workspace,
                                                 cache.chunk_bytes, want_dx=input_grad)
         return dx, dweight, dbias
@@ -203,18 +210,18 @@ def conv2d_backward(dout: np.ndarray, cache: ConvCache, input_grad: bool = True)
                                      cache.chunk_bytes)
         return dx, dweight, dbias
     w2d = cache.weight.reshape(kH * kW * C_in, C_out)  # (kH*kW*C_in, C_out)
-    dx_p = np.zeros(cache.x_p.shape, dtype=dout.dtype)  # (N, H_p, W_p, C_in)
+    (top, bottom), (left, right) = cache.pads
+    dx_p = np.zeros((N, H + top + bottom, W + left + right, C_in), dtype=dout.dtype)  # (N, H_p, W_p, C_in)
     for start, stop in cache.chunks:
         _col2im_add(dout2d[start * rows : stop * rows], w2d, dx_p[start:stop], (kH, kW), cache.stride,
                     (H_out, W_out), cache.workspace)
-    (top, _), (left, _) = cache.pads
     return dx_p[:, top : top + H, left : left + W, :], dweight, dbias
 
 
 def _weight_grad(dout: np.ndarray, cache: ConvCache) -> np.ndarray:
     """``dweight = cols.T @ dout``, of shape ``(kH, kW, C_in, C_out)``, summed chunk by chunk.
 
-    Each chunk's im2col rows are rebuilt from the padded input (cheaper than keeping every chunk), unless the
+    Each chunk's im2col rows are rebuilt from the input, padded again (cheaper than keeping every chunk), unless the
     forward's single chunk is still in the workspace buffer.
     """
     kH, kW, C_in, C_out = cache.weight.shape
@@ -230,7 +237,11 @@ def _weight_grad(dout: np.ndarray, cache: ConvCache) -> np.ndarray:
     dweight = np.zeros((kH * kW * C_in if B == 1 else kH * (kW + B - 1), B * C_out), dtype=dout.dtype)
     partial = np.empty_like(dweight)
     for start, stop in cache.chunks:
-        rows_in = kept if kept is not None else cols(cache.x_p[start:stop], (kH, kW), cache.stride, workspace, B)
+        if kept is not None:
+            rows_in = kept
+        else:
+            rows_in = cols(padded_chunk(cache.x, start, stop, cache.pads, workspace), (kH, kW), cache.stride,
+                           workspace, B)
         matmul_tn(rows_in, dout_blocks[start * block_rows : stop * block_rows], partial, workspace)
         dweight += partial
     if B == 1:

@@ -36,6 +36,29 @@ def buffer(workspace: dict | None, key: str, shape: tuple, dtype) -> np.ndarray:
     return buf[:size].reshape(shape)  # (size,) -> shape
 
 
+def padded_chunk(x: np.ndarray, start: int, stop: int, pads, workspace: dict | None = None) -> np.ndarray:
+    """Samples ``start:stop`` of ``x`` zero-padded by ``pads``, contiguous: ``(n, H + top + bottom, W + left +
+    right, C)``.
+
+    ``x`` itself (a view) when nothing is padded. Otherwise a view of a buffer kept in ``workspace`` under
+    ``"x_padded"``: its border zeros are written when it is made and never touched again, and each call rewrites
+    only the interior, so no padded copy of the whole batch is ever made (and the chunk is written into cache).
+    """
+    (top, bottom), (left, right) = pads
+    if top == bottom == left == right == 0:
+        return x[start:stop]
+    _, H, W, C = x.shape
+    shape = (stop - start, H + top + bottom, W + left + right, C)
+    buf = None if workspace is None else workspace.get("x_padded")
+    if buf is None or buf.shape[1:] != shape[1:] or buf.shape[0] < shape[0] or buf.dtype != x.dtype:
+        buf = np.zeros(shape, dtype=x.dtype)
+        if workspace is not None:
+            workspace["x_padded"] = buf
+    region = buf[: shape[0]]  # (n, H_p, W_p, C), contiguous
+    region[:, top : top + H, left : left + W] = x[start:stop]
+    return region
+
+
 def im2col(x_padded: np.ndarray, kernel_size, stride, workspace: dict | None = None, key: str = "cols") -> np.ndarray:
     """Copy every window of ``x_padded`` into one row.
 
