@@ -3,10 +3,10 @@
 Every statistic is per channel, over all the other axes: ``m = x.size / C`` values per channel (``N`` for
 ``(N, C)``, ``N * H * W`` for ``(N, H, W, C)``).
 
-Forward: ``xhat = (x - mean) / sqrt(var + eps)``, ``out = gamma * xhat + beta``, computed as ``xc * (gamma /
-sqrt(var + eps)) + beta`` with ``xc = x - mean``: no normalised copy is made, the backward works from ``xc``. In training ``mean`` and ``var``
-are the batch's own (``var`` the biased one, divided by ``m``); in evaluation they are fixed numbers (the running
-statistics), which makes the layer a per-channel affine map.
+Forward: ``xhat = (x - mean) / sqrt(var + eps)``, ``out = gamma * xhat + beta``, computed as
+``xc * (gamma / sqrt(var + eps)) + beta`` with ``xc = x - mean``: no normalised copy is made, the backward works
+from ``xc``. In training ``mean`` and ``var`` are the batch's own (``var`` the biased one, divided by ``m``); in
+evaluation they are fixed numbers (the running statistics), which makes the layer a per-channel affine map.
 
 Backward with batch statistics (``mean`` and ``var`` depend on ``x``), ``dxhat = dout * gamma``, sums over the
 non-channel axes:
@@ -126,7 +126,8 @@ def batchnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: f
         xc, inv_std = None, 1.0 / np.sqrt(var + eps)
         out = np.multiply(xw, tiled(gamma * inv_std, width))
         out += tiled(beta - mean * gamma * inv_std, width)
-    cache = BatchNormCache(None if batch_stats else xw, xc, inv_std, gamma, batch_stats, mean, var, x.shape, count, allreduce)
+    cache = BatchNormCache(None if batch_stats else xw, xc, inv_std, gamma, batch_stats, mean, var, x.shape, count,
+                           allreduce)
     return out.reshape(x.shape), cache  # (N, k*C) -> (N, ..., C)
 
 

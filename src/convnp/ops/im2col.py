@@ -110,7 +110,7 @@ def im2col_transposed(x_padded: np.ndarray, kernel_size, stride, workspace: dict
     With one input channel (every zoo network's first layer) each row is a shifted image slab, copied in long
     runs, where :func:`im2col` writes runs of only ``kW`` values ``kH*kW`` apart; the matrix products take the
     transpose for free (a BLAS flag). From two channels on, :func:`im2col`'s runs of ``kW*C`` values were as fast or
-    faster, so :func:`conv2d_forward` uses this for one channel only (timings in ``docs/performance.md``).
+    faster, so :func:`cols` uses this for one channel only (timings in ``docs/performance.md``).
     """
     kH, kW = kernel_size
     sH, sW = stride
