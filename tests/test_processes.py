@@ -409,3 +409,46 @@ def test_bad_backends_on_the_command_line(tmp_path, capsys):
     assert main(["train", "--distributed", "--backend", "processes", "--out", str(tmp_path / "r")]) == 1
     err = capsys.readouterr().err
     assert "--backend processes" in err and "mpirun -n N" in err
+
+
+@pytest.mark.parametrize("train_first", [False, True])
+def test_predict_splits_the_batch_across_the_worker_processes(train_first):
+    """Inference on workers forked for it (or by training): the logits of one unsplit forward, BatchNorm reading the
+    caller's running statistics as they are after training; batches larger than the shared block go by pipe."""
+    model = _collective_net(np.random.default_rng(1))
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((40, 8, 8, 1)).astype(np.float32)
+    dp = ProcessDataParallel(model, 3)
+    try:
+        if train_first:
+            dp.train_step(x[:12], rng.integers(0, 10, 12))  # workers with a 4-row input block; BN statistics move
+        pids = dp.pids
+        logits = dp.predict(x)
+        assert len(dp.pids) == 2 and (not train_first or dp.pids == pids)  # training's workers are reused
+        np.testing.assert_allclose(logits, model.forward(x), rtol=1e-5, atol=1e-6)
+        assert logits.shape == (40, 10) and logits.dtype == np.float32
+        np.testing.assert_allclose(dp.predict(x[:5]), model.forward(x[:5]), rtol=1e-5, atol=1e-6)
+        bad = x.copy()
+        bad[-1, 0, 0, 0] = np.nan  # in the last worker's rows: refused here, before any worker sees it
+        with pytest.raises(ValueError, match="finite"):
+            dp.predict(bad)
+        assert len(dp.pids) == 2  # a refused input does not cost the workers
+    finally:
+        dp.close()
+
+
+def test_predict_reports_a_killed_worker_and_the_next_call_forks_fresh_ones():
+    model = _collective_net(np.random.default_rng(1))
+    x = np.random.default_rng(3).standard_normal((9, 8, 8, 1)).astype(np.float32)
+    dp = ProcessDataParallel(model, 2)
+    try:
+        expected = dp.predict(x)
+        (pid,) = dp.pids
+        os.kill(pid, signal.SIGKILL)
+        _wait_for_exit(pid)
+        with pytest.raises(WorkerError, match=rf"worker process {pid} ended unexpectedly \(killed by signal 9\)"):
+            dp.predict(x)
+        assert dp.pids == [] and _reaped(pid)
+        assert np.array_equal(dp.predict(x), expected) and dp.pids != [pid]
+    finally:
+        dp.close()

@@ -77,21 +77,25 @@ class Sequential:
         get wrong outputs, with no error raised. Give each thread its own :func:`convnp.parallel.replicate` of the
         model, made once and reused: it shares the weights and has its own buffers, caches and gradients.
         """
+        order = self._order()
+        x = self.layers[order[0]].run(self.check_batch(x), training)
+        for i in order[1:]:
+            # Shapes only: the values were produced by the layer before, so one finite scan at the door suffices.
+            layer = self.layers[i]
+            x = layer.run(layer.check_input(x, finite=False), training)
+        return x
+
+    def check_batch(self, x) -> np.ndarray:
+        """``x`` as :meth:`forward` takes it: cast to the model's float precision if it is the other one, checked by
+        the first layer (shape, dtype, finite values) and against ``input_shape``; ValueError or TypeError if not."""
         if isinstance(x, np.ndarray) and x.dtype in FLOAT_DTYPES and x.dtype != self.dtype:
             x = x.astype(self.dtype)
-        order = self._order()
-        first = self.layers[order[0]]
-        x = first.check_input(x)
+        x = self.layers[self._order()[0]].check_input(x)
         if self.input_shape is not None and x.shape[1:] != self.input_shape:
             raise ValueError(
                 f"Sequential: expected input of shape (N, {', '.join(map(str, self.input_shape))}) (the model's "
                 f"input_shape), got {x.shape}"
             )
-        x = first.run(x, training)
-        for i in order[1:]:
-            # Shapes only: the values were produced by the layer before, so one finite scan at the door suffices.
-            layer = self.layers[i]
-            x = layer.run(layer.check_input(x, finite=False), training)
         return x
 
     def _order(self) -> list[int]:

@@ -210,6 +210,9 @@ def _serve(conn, model, loss_fn, stores, names, shared, grads, inputs) -> None:
         header, arrays = _receive(conn, buffers)
         if header["op"] == "quit":
             return
+        if header["op"] == "predict":
+            _predict(conn, model, stores, shared, arrays or [inputs.arrays[0][: header["rows"]]])
+            continue
         steps += 1
         if announce:
             fault_points.reached(f"worker step {steps}")
@@ -235,6 +238,17 @@ def _serve(conn, model, loss_fn, stores, names, shared, grads, inputs) -> None:
         except Exception as err:  # reported by the caller, which then ends every worker
             _send(conn, {"op": "error", "message": f"{type(err).__name__}: {err}",
                          "traceback": traceback.format_exc()})
+
+
+def _predict(conn, model, stores, shared, arrays) -> None:
+    """Answer a ``predict`` message: the logits of ``arrays[0]`` in inference mode, with the caller's parameters and
+    state as the shared block holds them."""
+    try:
+        for (store, key, is_param), array in zip(stores, shared.arrays):
+            store[key] = array if is_param else array.copy()
+        _send(conn, {"op": "logits"}, model.forward(arrays[0], training=False))
+    except Exception as err:
+        _send(conn, {"op": "error", "message": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()})
 
 
 class _Worker:
@@ -263,6 +277,16 @@ class _Worker:
             self.send(dict(header, rows=len(y)))
         else:
             self.send(header, x, y)
+
+    def send_inputs(self, header: dict, x: np.ndarray) -> None:
+        """Send an inference request: the rows ``x`` go in the shared input block if they fit, else through the
+        pipe."""
+        block_x = self.inputs.arrays[0]
+        if len(x) <= len(block_x) and x.shape[1:] == block_x.shape[1:] and x.dtype == block_x.dtype:
+            block_x[: len(x)] = x
+            self.send(dict(header, rows=len(x)))
+        else:
+            self.send(header, x)
 
     def receive(self, expect: str) -> tuple[dict, list[np.ndarray]]:
         """The worker's next message, which must be ``expect``; a failure or death of the worker raises
@@ -338,7 +362,7 @@ class ProcessDataParallel:
 
     The workers are forked at the first split step, from the model as it is then, and again whenever the model's
     arrays change shape or dtype. :meth:`close` ends them; so does the end of this process (each worker exits when
-    its pipe closes). Inference (:meth:`predict`) uses threads.
+    its pipe closes). Inference (:meth:`predict`) splits its batch across the same processes.
     """
 
     def __init__(self, model, n_processes: int, label_smoothing: float = 0.0):
@@ -349,7 +373,6 @@ class ProcessDataParallel:
         keep_freed_memory()
         self.model, self.n_processes, self.label_smoothing = model, n_processes, label_smoothing
         self._local = DataParallel(model, 1, label_smoothing)  # unsplit steps, as DataParallel runs them
-        self._threads: DataParallel | None = None
         self._workers: list[_Worker] = []
         self._layout = None
         self._grad_names: list[str] = []
@@ -400,11 +423,8 @@ class ProcessDataParallel:
         self._workers = []
 
     def close(self) -> None:
-        """End the worker processes (and inference threads)."""
+        """End the worker processes."""
         self._stop_workers(kill=False)
-        if self._threads is not None:
-            self._threads.close()
-            self._threads = None
 
     @property
     def pids(self) -> list[int]:
@@ -466,7 +486,32 @@ class ProcessDataParallel:
         return float(sum(r[0] for r in results)), sum(r[1] for r in results), True
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Logits for ``x`` in inference mode, computed by :class:`~convnp.parallel.threads.DataParallel`'s threads."""
-        if self._threads is None:
-            self._threads = DataParallel(self.model, self.n_processes)
-        return self._threads.predict(x)
+        """Logits for ``x`` in inference mode, its rows split across the processes as a training batch's are (each
+        sample's logits depend on that sample alone, so the split changes nothing but which core computes them)."""
+        model = self.model
+        bounds = shard_bounds(len(x), self.n_processes)
+        if len(bounds) == 1:
+            return self._local.predict(x)
+        x = model.check_batch(x)  # a bad input is this process's ValueError, not a worker's failure
+        stores = _stores(model)
+        layout = _layout(stores)
+        if not self._workers or self._layout != layout:
+            self._start_workers(layout, x, np.zeros(len(x), dtype=np.int64), max(b - a for a, b in bounds))
+        for (store, key, _), array in zip(stores, self._shared.arrays):
+            array[...] = store[key]
+        workers = self._workers[: len(bounds) - 1]
+        start, stop = bounds[0]
+        try:
+            for w, (a, b) in zip(workers, bounds[1:]):
+                w.send_inputs({"op": "predict"}, x[a:b])
+            previous = set_blas_threads(1)
+            try:
+                parts = [model.forward(x[start:stop], training=False)]
+            finally:
+                if previous is not None:
+                    set_blas_threads(previous)
+            parts += [w.receive("logits")[1][0].copy() for w in workers]
+        except BaseException:
+            self._stop_workers(kill=True)
+            raise
+        return np.concatenate(parts)
