@@ -267,7 +267,15 @@ def median_spread(values) -> str:
 def section_heading(result: dict, isa: str) -> str:
     """The RESULTS.md heading of a run's CPU class: the instruction sets used and the CPU, e.g.
     ``## convnp vs PyTorch, AVX-512: Intel(R) Xeon(R) Processor (family 6, model 207)``."""
-    cpu = result["machine"].split(", a virtual machine")[0].split(", ")[0]
+    machine = result["machine"]
+    # The CPU's name is all before the first ", " outside parentheses: "... Processor (family 6, model 207)".
+    depth, end = 0, len(machine)
+    for i, ch in enumerate(machine):
+        depth += (ch == "(") - (ch == ")")
+        if depth == 0 and machine.startswith(", ", i):
+            end = i
+            break
+    cpu = machine[:end]
     used = "AVX2 (capped)" if isa == "avx2" else ("AVX-512" if "AVX-512" in result["machine"] else "AVX2")
     return f"## convnp vs PyTorch, {used}: {cpu}"
 

@@ -81,3 +81,17 @@ def test_results_rewrite_replaces_its_cpu_class_and_keeps_every_other_section(tm
     assert "first table" not in text and text.count("## convnp vs PyTorch, AVX-512: CPU X") == 1
     for kept in ("old machine", "## Web server under load\n\nits table", "capped table", "new table"):
         assert kept in text
+
+
+def test_section_heading_keeps_the_whole_cpu_name():
+    """The CPU's name ends at the first ", " outside parentheses: "(family 6, model 167)" stays whole."""
+    sys.path.insert(0, str(BENCH.parent))
+    try:
+        from bench import section_heading
+    finally:
+        sys.path.remove(str(BENCH.parent))
+    vm = "Intel(R) Xeon(R) Processor (family 6, model 167), a virtual machine, 2 cores, AVX2/AVX-512/AMX; BLAS: b"
+    assert section_heading({"machine": vm}, "native") == \
+        "## convnp vs PyTorch, AVX-512: Intel(R) Xeon(R) Processor (family 6, model 167)"
+    assert section_heading({"machine": vm}, "avx2").startswith("## convnp vs PyTorch, AVX2 (capped): Intel(R) Xeon")
+    assert section_heading({"machine": "x86_64, 2 cores, AVX2"}, "native") == "## convnp vs PyTorch, AVX2: x86_64"
