@@ -124,8 +124,11 @@ def test_read_row_in_a_photo_and_a_blank_one():
     noisy = np.clip(lit + np.random.default_rng(0).normal(0, 5, lit.shape), 0, 255)
     digits = read_row(noisy)
     assert len(digits) == 4 and [d.box[1] for d in digits] == sorted(d.box[1] for d in digits)
-    with pytest.raises(DataError, match="no ink found"):
+    with pytest.raises(DataError, match="no ink found") as refused:
         read_row(np.clip(235 * (1 - 0.35 * xx / 420) + np.random.default_rng(1).normal(0, 5, lit.shape), 0, 255))
+    assert str(refused.value).endswith("expected digits written in a row")  # not "one digit": this reads a number
+    with pytest.raises(DataError, match="flat.*expected digits written in a row$"):
+        read_row(np.full((140, 420), 200.0))
     with pytest.raises(ValueError, match=r"read_row: expected a finite grey image of shape \(H, W\)"):
         read_row(np.zeros((4, 4, 3)))
 

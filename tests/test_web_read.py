@@ -136,7 +136,8 @@ def test_a_photo_stored_sideways_is_read_upright(client, mnist):
 
 # ---- refused ---------------------------------------------------------------------------------------------------------
 BAD = {
-    "blank page": (lambda c: post(c, png(np.full((150, 500), 240, np.uint8))), 400, "no ink found"),
+    "blank page": (lambda c: post(c, png(np.full((150, 500), 240, np.uint8))), 400, "no ink found",
+                   "expected digits written in a row"),
     "blank, raw body": (lambda c: post(c, png(np.full((150, 500), 240, np.uint8)), raw=True), 400, "no ink found"),
     "not an image": (lambda c: post(c, b"hello, not a png"), 400, "not an image"),
     "damaged png": (lambda c: post(c, png(np.zeros((30, 30), np.uint8))[:60]), 400, "image"),

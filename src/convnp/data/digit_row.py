@@ -23,6 +23,9 @@ from convnp.errors import DataError
 
 __all__ = ["RowDigit", "cut_options", "cut_columns", "group_columns", "read_row", "row_parts"]
 
+#: What a refusal says was expected.
+ROW = "digits written in a row"
+
 # A group wider than this many times its height holds touching digits (a handwritten digit is rarely wider than
 # tall; two side by side are about one and a half times their height).
 _WIDE = 1.2
@@ -68,10 +71,10 @@ def read_row(grey: np.ndarray, size: int = 28, box: int = 20, *, confidence=None
     if grey.ndim != 2 or 0 in grey.shape or not np.isfinite(grey).all():
         raise ValueError(f"read_row: expected a finite grey image of shape (H, W), got shape {grey.shape}")
     x = dark_on_light(working_size(grey))
-    found = find_ink(x)
+    found = find_ink(x, ROW)
     keep = row_parts(found.parts, x.shape)
     on_row = np.concatenate([[False], keep])[found.labels]  # (h, w)
-    check_stands_out(on_row, found.depth)
+    check_stands_out(on_row, found.depth, ROW)
     soft = found.soft(on_row)  # (h, w) in [0, 1]
     scale = (grey.shape[0] / x.shape[0], grey.shape[1] / x.shape[1])
     digits = []
@@ -86,7 +89,7 @@ def read_row(grey: np.ndarray, size: int = 28, box: int = 20, *, confidence=None
         else:
             digits.extend(pieces[0])
     if not digits:
-        raise DataError("no ink found: no digit in the picture; expected digits written in a row")
+        raise DataError(f"no ink found: no digit in the picture; expected {ROW}")
     return digits
 
 

@@ -208,12 +208,18 @@ class Ink:
         return soft * (dilate(chosen, 1 + self.block) > 0)  # the strokes' soft edges, nothing further
 
 
-def find_ink(x: np.ndarray) -> Ink:
+#: What a refusal says was expected, for one digit (convnp predict, the page's digit pad).
+ONE_DIGIT = "one digit drawn on a plain background"
+
+
+def find_ink(x: np.ndarray, expected: str = ONE_DIGIT) -> Ink:
     """Steps 3-4 up to the regions: the paper divided out, Otsu's threshold, the regions of ink labelled.
 
     Parameters
     ----------
     x : ndarray of shape `(H, W)`, float, dark ink on light paper (any lighting)
+    expected : str
+        What a refusal says was expected (:data:`ONE_DIGIT`, or a row of digits for :mod:`convnp.data.digit_row`).
 
     Returns
     -------
@@ -234,7 +240,7 @@ def find_ink(x: np.ndarray) -> Ink:
     if contrast < _MIN_CONTRAST:
         raise DataError(
             f"no ink found: the image is flat (every pixel within {contrast:.0f} grey levels of the paper, "
-            f"at least {_MIN_CONTRAST:.0f} needed); expected one digit drawn on a plain background"
+            f"at least {_MIN_CONTRAST:.0f} needed); expected {expected}"
         )
     strength = remove_ruling(ink_strength(x, paper))  # (H, W); ruled or squared paper's lines taken out
     threshold = otsu_threshold(strength)
@@ -242,7 +248,7 @@ def find_ink(x: np.ndarray) -> Ink:
     return Ink(strength, threshold, labels, measure_components(labels, n, strength), depth, block)
 
 
-def check_stands_out(chosen: np.ndarray, depth: np.ndarray) -> None:
+def check_stands_out(chosen: np.ndarray, depth: np.ndarray, expected: str = ONE_DIGIT) -> None:
     """Refuse a digit whose ink does not stand out from the paper's own grain (a blank photo's noise, the inside
     of a shadow), or lies within :data:`_MIN_CONTRAST` grey levels of the paper.
 
@@ -252,8 +258,7 @@ def check_stands_out(chosen: np.ndarray, depth: np.ndarray) -> None:
     :data:`_MIN_CONTRAST` grey levels deep counts there, whatever the rest holds.
     """
     if not chosen.any():
-        raise DataError("no ink found: no mark darker than the paper around it; expected one digit drawn on a plain "
-                        "background")
+        raise DataError(f"no ink found: no mark darker than the paper around it; expected {expected}")
     centre = float(np.median(depth))
     grain = 1.4826 * float(np.median(np.abs(depth - centre))) if min(depth.shape) >= _PHOTO_SIDE else 0.0
     level = float(depth[chosen].mean())
@@ -261,7 +266,7 @@ def check_stands_out(chosen: np.ndarray, depth: np.ndarray) -> None:
         raise DataError(
             f"no ink found: nothing stands out from the paper's own grain (the darkest marks are "
             f"{(level - centre) / max(grain, 1e-12):.1f} noise levels deep, at least {_NOISE_SIGMAS:.0f} needed); "
-            "expected one digit drawn on a plain background"
+            f"expected {expected}"
         )
 
 
