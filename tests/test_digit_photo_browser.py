@@ -9,24 +9,16 @@ shown its answer; the deadlines only bound how long a failure takes to show.
 
 import base64
 import io
-import os
 import urllib.request
 
 import numpy as np
 import pytest
+from browser import FAILURE_DEADLINE_S, chromium, open_page, require_browser
 from helpers import serve
 
-CHROMIUM = "/usr/bin/chromium"
-FAILURE_DEADLINE_S = 120
+sync_api = require_browser()
 
-pytest.importorskip("fastapi", reason="the web extra is not installed (pip install 'convnp[web]')")
-pytest.importorskip("uvicorn", reason="the web extra is not installed (pip install 'convnp[web]')")
-Image = pytest.importorskip("PIL.Image", reason="Pillow is not installed (pip install 'convnp[web]')")
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-if not os.access(CHROMIUM, os.X_OK):
-    pytest.skip(f"{CHROMIUM} not found: apt-get install chromium (scripts/test.sh does it when run as root)",
-                allow_module_level=True)
-
+from PIL import Image  # noqa: E402
 from test_digit_photo import photo, seven  # noqa: E402
 
 from convnp.data.image_files import read_image_bytes  # noqa: E402
@@ -44,18 +36,8 @@ def server(digits_checkpoint):
 
 @pytest.fixture(scope="module")
 def page(server):
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, timeout=FAILURE_DEADLINE_S * 1000,
-                                    args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
-        try:
-            pg = browser.new_context(viewport={"width": 1000, "height": 900}).new_page()
-            pg.set_default_timeout(FAILURE_DEADLINE_S * 1000)
-            pg.errors = []
-            pg.on("pageerror", lambda err: pg.errors.append(str(err)))
-            pg.goto(server + "/")
-            yield pg
-        finally:
-            browser.close()
+    with chromium(sync_api) as browser, open_page(browser, server, height=900) as pg:
+        yield pg
 
 
 def choose(page, data: bytes, name: str) -> None:

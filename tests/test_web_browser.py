@@ -17,28 +17,17 @@ the page. The deadlines only bound how long a failure takes to show.
 
 import base64
 import json
-import os
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 from colour_model import NAMES, framed, noisy, png_bytes, train_colour_model
+from browser import FAILURE_DEADLINE_S, chromium, open_page, require_browser
 from helpers import serve
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent / "artifacts"
-FAILURE_DEADLINE_S = 120  # how long a broken server or page may take to be reported; never waited when all is well
-
-pytest.importorskip("fastapi", reason="the web extra is not installed (pip install 'convnp[web]')")
-pytest.importorskip("uvicorn", reason="the web extra is not installed (pip install 'convnp[web]')")
-pytest.importorskip("PIL", reason="Pillow is not installed (pip install 'convnp[web]')")
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-if not os.access(CHROMIUM, os.X_OK):
-    pytest.skip(
-        f"{CHROMIUM} not found: apt-get install chromium (scripts/test.sh does it when run as root)",
-        allow_module_level=True,
-    )
+sync_api = require_browser()
 
 from convnp.data.image_files import read_image_bytes  # noqa: E402
 from convnp.web.app import DigitClassifier  # noqa: E402
@@ -70,33 +59,15 @@ def server(checkpoint_path):
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            timeout=FAILURE_DEADLINE_S * 1000,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
-        )
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium(sync_api) as b:
+        yield b
 
 
 @pytest.fixture
 def page(browser, server):
     """A fresh page on the server, its JavaScript errors collected in ``page.errors``."""
-    context = browser.new_context(viewport={"width": 1000, "height": 760})
-    pg = context.new_page()
-    pg.set_default_timeout(FAILURE_DEADLINE_S * 1000)  # every wait below ends on an event; this bounds failures
-    pg.errors = []
-    pg.on("pageerror", lambda err: pg.errors.append(str(err)))
-    pg.goto(server + "/")
-    try:
+    with open_page(browser, server) as pg:
         yield pg
-    finally:
-        context.close()
 
 
 def draw(page, strokes) -> None:
@@ -201,18 +172,9 @@ def colour_server(tmp_path_factory):
 @pytest.fixture
 def upload_page(browser, colour_server):
     """A fresh upload page, once it has read the model's description; JavaScript errors in ``page.errors``."""
-    context = browser.new_context(viewport={"width": 1000, "height": 700})
-    pg = context.new_page()
-    pg.set_default_timeout(FAILURE_DEADLINE_S * 1000)
-    pg.errors = []
-    pg.on("pageerror", lambda err: pg.errors.append(str(err)))
-    pg.goto(colour_server + "/")
-    pg.locator('body[data-model="ready"]').wait_for()
-    pg.server = colour_server
-    try:
+    with open_page(browser, colour_server, height=700) as pg:
+        pg.locator('body[data-model="ready"]').wait_for()
         yield pg
-    finally:
-        context.close()
 
 
 def api_answer(url: str, data: bytes) -> dict:

@@ -12,26 +12,18 @@ shown its answer; the deadlines only bound how long a failure takes to show.
 import base64
 import io
 import json
-import os
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
+from browser import FAILURE_DEADLINE_S, chromium, open_page, require_browser
 from helpers import serve
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent / "artifacts"
-FAILURE_DEADLINE_S = 120
+sync_api = require_browser()
 
-pytest.importorskip("fastapi", reason="the web extra is not installed (pip install 'convnp[web]')")
-pytest.importorskip("uvicorn", reason="the web extra is not installed (pip install 'convnp[web]')")
-Image = pytest.importorskip("PIL.Image", reason="Pillow is not installed (pip install 'convnp[web]')")
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-if not os.access(CHROMIUM, os.X_OK):
-    pytest.skip(f"{CHROMIUM} not found: apt-get install chromium (scripts/test.sh does it when run as root)",
-                allow_module_level=True)
-
+from PIL import Image  # noqa: E402
 from test_web_read import row  # noqa: E402
 
 # A 1, a 7 and a 0 side by side, in pad pixels (the number pad is 840x280, drawn 20 px wide), shaped as
@@ -54,31 +46,16 @@ def server():
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, timeout=FAILURE_DEADLINE_S * 1000,
-                              args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                                    "--disable-component-update", "--disable-sync", "--no-first-run"])
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium(sync_api) as b:
+        yield b
 
 
 @pytest.fixture
 def page(browser, server):
     """A fresh page switched to "a number", its JavaScript errors collected in ``page.errors``."""
-    context = browser.new_context(viewport={"width": 1000, "height": 900})
-    pg = context.new_page()
-    pg.set_default_timeout(FAILURE_DEADLINE_S * 1000)
-    pg.errors = []
-    pg.on("pageerror", lambda err: pg.errors.append(str(err)))
-    pg.goto(server + "/")
-    pg.click("label:has(#mode-number)")
-    pg.server = server
-    try:
+    with open_page(browser, server, height=900) as pg:
+        pg.click("label:has(#mode-number)")
         yield pg
-    finally:
-        context.close()
 
 
 def read_api(url: str, data: bytes) -> dict:
