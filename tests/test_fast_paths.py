@@ -380,3 +380,14 @@ def test_padded_chunks_reuse_one_buffer_and_keep_its_border_zero():
         assert chunk.flags.c_contiguous and np.array_equal(chunk, whole[start:stop])
     assert workspace["x_padded"].shape[0] == 4  # grown once, for the largest chunk
     assert padded_chunk(x, 1, 3, ((0, 0), (0, 0)), workspace).base is x  # nothing to pad: a view of x
+
+
+@pytest.mark.parametrize("shape", [(3, 8, 8, 5), (2, 9, 7, 3), (1, 5, 6, 64), (2, 2, 2, 1)])
+def test_inference_max_pooling_rows_first_equals_the_training_route(shape):
+    from convnp.ops.pool import maxpool2d
+    x = np.random.default_rng(sum(shape)).integers(-3, 4, size=shape).astype(np.float32)  # ties everywhere
+    for a in (x, x[:, :, ::-1]):  # and a view that is not contiguous
+        out = maxpool2d(a, (2, 2), (2, 2))
+        assert np.array_equal(out, maxpool2d_forward(a, (2, 2), (2, 2))[0])
+        assert np.array_equal(out, maxpool2d_forward_reference(a, (2, 2), (2, 2))[0])
+
