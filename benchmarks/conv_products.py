@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"):
     os.environ[_var] = "1"
@@ -26,6 +24,10 @@ import numpy as np  # noqa: E402
 from convnp.ops.conv import shared_route  # noqa: E402
 from convnp.ops.gemm import matmul_blocks, matmul_tn  # noqa: E402
 from convnp.ops.im2col import CHUNK_BYTES, chunks  # noqa: E402
+from winograd import median_ms  # noqa: E402 - the sibling benchmark's timing loop
+
+#: Calls timed per product, after a warm-up call.
+REPEATS = 7
 
 #: (network and layer, input side, output side, in channels, out channels, kernel side): the zoo's multi-channel
 #: convolutions, square maps, stride 1.
@@ -38,17 +40,6 @@ LAYERS = [
 ]
 
 
-def median_ms(step, repeats: int = 7) -> float:
-    """Median milliseconds of ``step()`` over ``repeats`` calls, after one warm-up call."""
-    step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
-
-
 def chunked(batch: int, positions: int, K: int, N: int, product, rng) -> float:
     """Milliseconds for ``product(a, b, out)`` on every chunk of a batch, ``a`` being one chunk's rows
     ``(n*positions, K)`` (the same matrix each time, so in cache) and ``b`` ``(K, N)``."""
@@ -58,7 +49,7 @@ def chunked(batch: int, positions: int, K: int, N: int, product, rng) -> float:
     b = rng.standard_normal((K, N), dtype=np.float32)
     # Random, not np.empty: a weight gradient reads it (as dout), and leftover bytes can be slow denormals.
     out = rng.standard_normal((n * positions, N), dtype=np.float32)
-    return median_ms(lambda: [product(a, b, out) for _ in parts])
+    return median_ms(lambda: [product(a, b, out) for _ in parts], REPEATS)
 
 
 def layer_products(batch: int, H_in: int, H_out: int, C_in: int, C_out: int, k: int, rng) -> tuple:
@@ -81,7 +72,7 @@ def layer_products(batch: int, H_in: int, H_out: int, C_in: int, C_out: int, k: 
             d = rng.standard_normal((m, C_out), dtype=np.float32)
             per_offset = rng.standard_normal((k * k, C_out, C_in), dtype=np.float32)
             dcols = np.empty((k * k, m, C_in), dtype=np.float32)
-            input_grad = median_ms(lambda: [np.matmul(d, per_offset, out=dcols) for _ in parts])
+            input_grad = median_ms(lambda: [np.matmul(d, per_offset, out=dcols) for _ in parts], REPEATS)
     return forward, weight_grad, input_grad
 
 

@@ -296,7 +296,8 @@ def check() -> dict:
     return worst
 
 
-def _median_ms(fn, repeats: int) -> float:
+def median_ms(fn, repeats: int) -> float:
+    """Median milliseconds of ``fn()`` over ``repeats`` calls, after one warm-up call (that fills the buffers)."""
     fn()  # warm-up: buffers
     times = []
     for _ in range(repeats):
@@ -330,8 +331,8 @@ def time_layers(shapes, rounds: int, repeats: int = 20) -> list[str]:
         samples = {name: ([], []) for name in routes}  # ms per image: forward, backward
         for _ in range(rounds):
             for name, (forward, backward) in routes.items():
-                f = _median_ms(forward, repeats)
-                both = _median_ms(lambda fwd=forward, bwd=backward: bwd(fwd()[1]), repeats)
+                f = median_ms(forward, repeats)
+                both = median_ms(lambda fwd=forward, bwd=backward: bwd(fwd()[1]), repeats)
                 samples[name][0].append(f / n)
                 samples[name][1].append((both - f) / n)
         (fa, ba), (fb, bb) = ([statistics.median(v) for v in samples[k]] for k in routes)
@@ -380,7 +381,7 @@ def time_steps(nets, batch: int, rounds: int, min_in_channels: int) -> list[str]
             for on in (False, True):
                 route.on = on
                 for kind in (0, 1):
-                    samples[on, kind].append(_median_ms(steps[on][kind], 3))
+                    samples[on, kind].append(median_ms(steps[on][kind], 3))
         med = {key: statistics.median(v) for key, v in samples.items()}
         per_round = [w / p for w, p in zip(samples[True, 0], samples[False, 0])]
         lines.append(f"| {name} | {batch} | {med[False, 0]:.1f} | {med[True, 0]:.1f} | "

@@ -87,13 +87,8 @@ def read_image(path, *, rgb: bool = False, max_side: int | None = None) -> np.nd
     path = Path(path)
     if not path.exists():
         raise DataNotFoundError(f"{path}: no such file")
-    if not path.is_file():
-        raise DataError(f"{path}: is not a file, expected an image")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: empty file (0 bytes), expected an image")
-    with open(path, "rb") as f:
-        is_npy = f.read(len(_NPY_MAGIC)) == _NPY_MAGIC
-    colour, alpha = _read_npy(path) if is_npy else _read_with_pillow(path, f"{path}: ", max_side, rgb)  # (H, W, 1|3)
+    _check_file(path)
+    colour, alpha = _read_npy(path) if _is_npy(path) else _read_with_pillow(path, f"{path}: ", max_side, rgb)  # (H, W, 1|3)
     return _finish(colour, alpha, rgb)
 
 
@@ -146,6 +141,20 @@ def _check_size(where: str, width: int, height: int) -> None:
         )
     if width < 1 or height < 1:
         raise DataError(f"{where}image is {width}x{height} pixels, expected at least 1x1")
+
+
+def _check_file(path: Path) -> None:
+    """Refuse, naming ``path``, what is not a file or is an empty one."""
+    if not path.is_file():
+        raise DataError(f"{path}: is not a file, expected an image")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: empty file (0 bytes), expected an image")
+
+
+def _is_npy(path: Path) -> bool:
+    """Whether the file starts as a ``.npy`` array does (its magic bytes), whatever its name."""
+    with open(path, "rb") as f:
+        return f.read(len(_NPY_MAGIC)) == _NPY_MAGIC
 
 
 def _open(source, where: str):
@@ -339,10 +348,7 @@ def image_header(path) -> tuple[int, int, int]:
         Naming the file: not a file, empty, not an image, too large (:class:`ImageTooLargeError`).
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: is not a file, expected an image")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: empty file (0 bytes), expected an image")
+    _check_file(path)
     where = f"{path}: "
     img = _open(path, where)
     with img:
@@ -381,13 +387,9 @@ def upright_size(source) -> tuple[int, int]:
         stream, where = io.BytesIO(source), ""
     else:
         stream = path = Path(source)
-        if not path.is_file():
-            raise DataError(f"{path}: is not a file, expected an image")
-        if path.stat().st_size == 0:
-            raise DataError(f"{path}: empty file (0 bytes), expected an image")
-        with open(path, "rb") as f:
-            if f.read(len(_NPY_MAGIC)) == _NPY_MAGIC:
-                return tuple(int(n) for n in np.load(path, mmap_mode="r", allow_pickle=False).shape[:2])
+        _check_file(path)
+        if _is_npy(path):
+            return tuple(int(n) for n in np.load(path, mmap_mode="r", allow_pickle=False).shape[:2])
         where = f"{path}: "
     img = _open(stream, where)
     with img:

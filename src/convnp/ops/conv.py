@@ -64,8 +64,6 @@ class ConvCache(NamedTuple):
         chunk where it needs its im2col matrix (:func:`convnp.ops.im2col.padded_chunk`).
     shared : bool
         Whether the backward takes both gradients from the padded ``dout`` (:func:`shared_route`).
-    x_shape : tuple
-        ``(N, H, W, C_in)``, the unpadded input's shape.
     weight : ndarray of shape `(kH, kW, C_in, C_out)`
     has_bias : bool
         Whether a bias was added, so whether ``dbias`` is computed.
@@ -90,7 +88,6 @@ class ConvCache(NamedTuple):
 
     x: np.ndarray
     shared: bool
-    x_shape: tuple
     weight: np.ndarray
     has_bias: bool
     stride: tuple
@@ -167,7 +164,7 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, s
     if workspace is not None:
         workspace["filled_by"] = token
     shared = shared_route(C_in, stride, B, x.shape[1:3], (H_out, W_out)) and x.flags.c_contiguous
-    cache = ConvCache(x, shared, x.shape, weight, bias is not None, stride, pads, chunk_bytes, parts, workspace,
+    cache = ConvCache(x, shared, weight, bias is not None, stride, pads, chunk_bytes, parts, workspace,
                       kept, token, B)
     return out.reshape(N, H_out, W_out, C_out), cache  # (N*H_out*W_out/B, B*C_out) -> (N, H_out, W_out, C_out)
 
@@ -188,7 +185,7 @@ def conv2d_backward(dout: np.ndarray, cache: ConvCache, input_grad: bool = True)
     dweight : ndarray of shape `(kH, kW, C_in, C_out)`
     dbias : ndarray of shape `(C_out,)` or None
     """
-    _, H, W, C_in = cache.x_shape
+    _, H, W, C_in = cache.x.shape
     kH, kW, _, C_out = cache.weight.shape
     N, H_out, W_out, _ = dout.shape
     rows = H_out * W_out
@@ -206,7 +203,7 @@ def conv2d_backward(dout: np.ndarray, cache: ConvCache, input_grad: bool = True)
     # much larger than the output (a 5x5 kernel on a 14x14 map: 196 positions against 100), most of its work
     # multiplies zeros, and the per-offset products were faster (docs/performance.md).
     if tuple(cache.stride) == (1, 1) and H * W <= 1.5 * H_out * W_out:
-        dx = conv_stride1.input_grad(dout, cache.weight, cache.x_shape, cache.pads, cache.workspace,
+        dx = conv_stride1.input_grad(dout, cache.weight, cache.x.shape, cache.pads, cache.workspace,
                                      cache.chunk_bytes)
         return dx, dweight, dbias
     w2d = cache.weight.reshape(kH * kW * C_in, C_out)  # (kH*kW*C_in, C_out)

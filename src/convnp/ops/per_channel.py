@@ -31,3 +31,12 @@ def channel_sum(a: np.ndarray, C: int) -> np.ndarray:
     accurate than one running total per column); the remaining ``(k, C)`` fold is small.
     """
     return (np.ones(a.shape[0], dtype=a.dtype) @ a).reshape(-1, C).sum(axis=0)  # (k*C,) -> (k, C) -> (C,)
+
+
+def channel_dot(a: np.ndarray, b: np.ndarray, C: int) -> np.ndarray:
+    """Per-channel sums of ``a * b`` for wide ``(N, k * C)`` arrays: shape ``(C,)``.
+
+    ``einsum`` sums the products down each column without writing them out (a third of the memory traffic of
+    ``channel_sum(a * b)``); the ``(k, C)`` fold that follows is small.
+    """
+    return np.einsum("ij,ij->j", a, b).reshape(-1, C).sum(axis=0)  # (k*C,) -> (k, C) -> (C,)

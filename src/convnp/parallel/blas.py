@@ -10,6 +10,7 @@ returning None.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 from pathlib import Path
@@ -49,6 +50,18 @@ def get_blas_threads() -> int | None:
     """OpenBLAS's current thread count, or None if OpenBLAS was not found."""
     lib = _library()
     return None if lib is None else int(lib[1]())
+
+
+@contextlib.contextmanager
+def blas_threads(n: int):
+    """OpenBLAS on ``n`` threads for the length of the block, its previous count restored after (nothing done if
+    OpenBLAS was not found)."""
+    previous = set_blas_threads(n)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            set_blas_threads(previous)
 
 
 def set_blas_threads(n: int) -> int | None:

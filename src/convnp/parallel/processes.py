@@ -46,7 +46,7 @@ import numpy as np
 
 from convnp import fault_points
 from convnp.losses import SoftmaxCrossEntropy
-from convnp.parallel.blas import set_blas_threads
+from convnp.parallel.blas import blas_threads, set_blas_threads
 from convnp.parallel.malloc import keep_freed_memory
 from convnp.parallel.shard import Shard, collective, set_shard, shard_bounds, shard_step
 from convnp.parallel.threads import DataParallel
@@ -219,9 +219,7 @@ def _serve(conn, model, loss_fn, stores, names, shared, grads, inputs) -> None:
         try:
             # The rows come in the shared input block when they fit there, else through the pipe.
             x, y = arrays or (a[: header["rows"]] for a in inputs.arrays)
-            for (store, key, is_param), array in zip(stores, shared.arrays):
-                # Parameters are read in place; state is updated in place (BatchNorm), so each worker has its own.
-                store[key] = array if is_param else array.copy()
+            _load_shared(stores, shared)
             if header["rng"]:
                 model.set_rng_states(header["rng"])
             start, stop, n = header["start"], header["stop"], header["total"]
@@ -240,12 +238,18 @@ def _serve(conn, model, loss_fn, stores, names, shared, grads, inputs) -> None:
                          "traceback": traceback.format_exc()})
 
 
+def _load_shared(stores, shared: _SharedArrays) -> None:
+    """Point the worker's model at the caller's arrays in the shared block: parameters read in place; state (updated
+    in place by BatchNorm) copied, so each worker has its own."""
+    for (store, key, is_param), array in zip(stores, shared.arrays):
+        store[key] = array if is_param else array.copy()
+
+
 def _predict(conn, model, stores, shared, arrays) -> None:
     """Answer a ``predict`` message: the logits of ``arrays[0]`` in inference mode, with the caller's parameters and
     state as the shared block holds them."""
     try:
-        for (store, key, is_param), array in zip(stores, shared.arrays):
-            store[key] = array if is_param else array.copy()
+        _load_shared(stores, shared)
         _send(conn, {"op": "logits"}, model.forward(arrays[0], training=False))
     except Exception as err:
         _send(conn, {"op": "error", "message": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()})
@@ -433,6 +437,19 @@ class ProcessDataParallel:
 
     # --- steps -------------------------------------------------------------------------------------------------------
 
+    def _ready_workers(self, bounds: list, x: np.ndarray, y: np.ndarray) -> list[_Worker]:
+        """The workers for shards ``bounds[1:]``, forked afresh if the model's arrays changed shape or dtype (input
+        blocks sized for the largest shard, shaped like ``x`` and ``y``), with the model's current parameters and
+        state copied into the shared block."""
+        stores = _stores(self.model)
+        layout = _layout(stores)
+        if not self._workers or self._layout != layout:
+            self._start_workers(layout, x, y, max(b - a for a, b in bounds))
+        for (store, key, _), array in zip(stores, self._shared.arrays):
+            array[...] = store[key]
+        return self._workers[: len(bounds) - 1]
+
+
     def train_step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int, bool]:
         """Forward and backward on ``(x, y)``; leaves the summed gradients in the model's ``grads``.
 
@@ -442,13 +459,7 @@ class ProcessDataParallel:
         bounds = shard_bounds(n, self.n_processes if model.shardable else 1)
         if len(bounds) == 1:
             return self._local.train_step(x, y)
-        stores = _stores(model)
-        layout = _layout(stores)
-        if not self._workers or self._layout != layout:
-            self._start_workers(layout, x, y, max(b - a for a, b in bounds))
-        for (store, key, _), array in zip(stores, self._shared.arrays):
-            array[...] = store[key]
-        workers = self._workers[: len(bounds) - 1]
+        workers = self._ready_workers(bounds, x, y)
         header = {"op": "step", "total": n, "rng": model.rng_states() or None, "agree": collective(model)}
 
         def allreduce(a: np.ndarray) -> np.ndarray:
@@ -465,14 +476,12 @@ class ProcessDataParallel:
             for w, (a, b) in zip(workers, bounds[1:]):
                 w.send_rows(dict(header, start=a, stop=b), x[a:b], y[a:b])
             set_shard(model, Shard(start, stop, n, allreduce))
-            previous = set_blas_threads(1)
             try:
-                results = [shard_step(model, self._local.losses[0], x[start:stop], y[start:stop], n,
-                                      allreduce if header["agree"] else None)]
+                with blas_threads(1):
+                    results = [shard_step(model, self._local.losses[0], x[start:stop], y[start:stop], n,
+                                          allreduce if header["agree"] else None)]
             finally:
                 set_shard(model, None)
-                if previous is not None:
-                    set_blas_threads(previous)
             results += [(h["loss"], h["correct"], h["finite"]) for h, _ in (w.receive("done") for w in workers)]
         except BaseException:
             self._stop_workers(kill=True)  # they may be waiting in a collective this process left; start afresh
@@ -493,23 +502,13 @@ class ProcessDataParallel:
         if len(bounds) == 1:
             return self._local.predict(x)
         x = model.check_batch(x)  # a bad input is this process's ValueError, not a worker's failure
-        stores = _stores(model)
-        layout = _layout(stores)
-        if not self._workers or self._layout != layout:
-            self._start_workers(layout, x, np.zeros(len(x), dtype=np.int64), max(b - a for a, b in bounds))
-        for (store, key, _), array in zip(stores, self._shared.arrays):
-            array[...] = store[key]
-        workers = self._workers[: len(bounds) - 1]
+        workers = self._ready_workers(bounds, x, np.zeros(len(x), dtype=np.int64))
         start, stop = bounds[0]
         try:
             for w, (a, b) in zip(workers, bounds[1:]):
                 w.send_inputs({"op": "predict"}, x[a:b])
-            previous = set_blas_threads(1)
-            try:
+            with blas_threads(1):
                 parts = [model.forward(x[start:stop], training=False)]
-            finally:
-                if previous is not None:
-                    set_blas_threads(previous)
             parts += [w.receive("logits")[1][0].copy() for w in workers]
         except BaseException:
             self._stop_workers(kill=True)

@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 import numpy as np
 
 from convnp.losses import SoftmaxCrossEntropy
-from convnp.parallel.blas import set_blas_threads
+from convnp.parallel.blas import blas_threads
 from convnp.parallel.malloc import keep_freed_memory
 from convnp.parallel.replicate import replicate, share_state, sync_state
 from convnp.parallel.shard import Shard, ThreadAllreduce, collective, set_shard, shard_bounds, shard_step
@@ -100,15 +100,11 @@ class DataParallel:
     def _map(self, fn, jobs):
         # One BLAS thread per worker: the workers are the parallelism. With one worker too, so that --threads 1
         # uses one core: BLAS's own second thread next to a busy process made training steps several times slower.
-        previous = set_blas_threads(1)
-        try:
+        with blas_threads(1):
             if self.pool is None or len(jobs) == 1:
                 return [fn(*job) for job in jobs]
             futures = [self.pool.submit(fn, *job) for job in jobs]
             wait(futures)
-        finally:
-            if previous is not None:
-                set_blas_threads(previous)
         errors = [f.exception() for f in futures if f.exception() is not None]
         if errors:
             # A failing shard breaks the others' all-reduce barrier; report the failure, not the broken barrier.
