@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import urllib.request
 
 import pytest
+from helpers import serve
 
 CHROMIUM = "/usr/bin/chromium"
 FAILURE_DEADLINE_S = 120  # how long a broken server or page may take to be reported; never waited when all is well
@@ -55,3 +57,13 @@ def open_page(browser, url: str, *, width: int = 1000, height: int = 760):
         yield page
     finally:
         context.close()
+
+
+@contextlib.contextmanager
+def serving(checkpoint):
+    """``convnp serve`` of ``checkpoint`` in its own process (:func:`helpers.serve`), checked healthy once
+    (``GET /api/health``, no retry: it prints that it accepts connections first); yields its base URL."""
+    with serve(checkpoint, deadline_s=FAILURE_DEADLINE_S) as (url, _):
+        with urllib.request.urlopen(f"{url}/api/health", timeout=FAILURE_DEADLINE_S) as r:
+            assert r.status == 200
+        yield url

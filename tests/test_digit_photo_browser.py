@@ -9,12 +9,10 @@ shown its answer; the deadlines only bound how long a failure takes to show.
 
 import base64
 import io
-import urllib.request
 
 import numpy as np
 import pytest
-from browser import FAILURE_DEADLINE_S, chromium, open_page, require_browser
-from helpers import serve
+from browser import chromium, open_page, require_browser, serving
 
 sync_api = require_browser()
 
@@ -28,9 +26,7 @@ from convnp.web.app import DigitClassifier  # noqa: E402
 
 @pytest.fixture(scope="module")
 def server(digits_checkpoint):
-    with serve(digits_checkpoint, deadline_s=FAILURE_DEADLINE_S) as (url, _):
-        with urllib.request.urlopen(f"{url}/api/health", timeout=FAILURE_DEADLINE_S) as r:
-            assert r.status == 200
+    with serving(digits_checkpoint) as url:
         yield url
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from colour_model import NAMES, framed, noisy, png_bytes, train_colour_model
-from browser import FAILURE_DEADLINE_S, chromium, open_page, require_browser
+from browser import FAILURE_DEADLINE_S, chromium, open_page, require_browser, serving
 from helpers import serve
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -51,9 +51,7 @@ def checkpoint_path(digits_checkpoint):
 def server(checkpoint_path):
     """``convnp serve --port 0`` in its own process, used once it prints that it accepts connections
     (tests/helpers.py); yields its base URL."""
-    with serve(checkpoint_path, deadline_s=FAILURE_DEADLINE_S) as (url, _):
-        with urllib.request.urlopen(f"{url}/api/health", timeout=FAILURE_DEADLINE_S) as r:  # ready: no retry
-            assert r.status == 200
+    with serving(checkpoint_path) as url:
         yield url
 
 

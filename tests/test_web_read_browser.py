@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser import FAILURE_DEADLINE_S, chromium, open_page, require_browser
-from helpers import serve
+from browser import FAILURE_DEADLINE_S, chromium, open_page, require_browser, serving
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 sync_api = require_browser()
@@ -38,9 +37,7 @@ DRAWINGS = [
 @pytest.fixture(scope="module")
 def server():
     """``convnp serve mnist-best`` (the shipped model, 99.6% on MNIST's test set); yields its base URL."""
-    with serve("mnist-best", deadline_s=FAILURE_DEADLINE_S) as (url, _):
-        with urllib.request.urlopen(f"{url}/api/health", timeout=FAILURE_DEADLINE_S) as r:
-            assert r.status == 200
+    with serving("mnist-best") as url:
         yield url
 
 
