@@ -22,6 +22,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "VECL
 import numpy as np  # noqa: E402
 
 from convnp.ops.conv import shared_route  # noqa: E402
+from convnp.ops.conv_rows import group_width  # noqa: E402
 from convnp.ops.gemm import matmul_blocks, matmul_tn  # noqa: E402
 from convnp.ops.im2col import CHUNK_BYTES, chunks  # noqa: E402
 from winograd import median_ms  # noqa: E402 - the sibling benchmark's timing loop
@@ -64,15 +65,10 @@ def layer_products(batch: int, H_in: int, H_out: int, C_in: int, C_out: int, k: 
     else:
         weight_grad = chunked(batch, H_out * H_out, k * k * C_in, C_out,
                               lambda a, b, out: matmul_tn(a, out, b, workspace), rng)
-        if H_in * H_in <= 1.5 * H_out * H_out:  # the convolution form over the padded dout
-            input_grad = chunked(batch, H_in * H_in, k * k * C_out, C_in, matmul_blocks, rng)
-        else:  # one product per kernel offset: (m, C_out) @ (k*k, C_out, C_in) -> (k*k, m, C_in)
-            parts = chunks(batch, H_out * H_out * k * k * C_in * 4, CHUNK_BYTES)
-            m = (parts[0][1] - parts[0][0]) * H_out * H_out
-            d = rng.standard_normal((m, C_out), dtype=np.float32)
-            per_offset = rng.standard_normal((k * k, C_out, C_in), dtype=np.float32)
-            dcols = np.empty((k * k, m, C_in), dtype=np.float32)
-            input_grad = median_ms(lambda: [np.matmul(d, per_offset, out=dcols) for _ in parts], REPEATS)
+        # Row groups (convnp.ops.conv_rows): (n*H_out*H_out/G, G*C_out) @ (G*C_out, k*Wg*C_in)
+        G = group_width(H_out, C_out, k, 1)
+        input_grad = chunked(batch, H_out * H_out // G, G * C_out, k * (G - 1 + k) * C_in,
+                             lambda a, b, out: np.matmul(a, b, out=out), rng)
     return forward, weight_grad, input_grad
 
 

@@ -3,6 +3,7 @@
     python benchmarks/profile_layers.py                       # the zoo's networks and the LeNet-style net, batch 128
     python benchmarks/profile_layers.py --model lenet-style --batch 128 --repeats 30
     python benchmarks/profile_layers.py --model best --torch  # next to each layer, its PyTorch twin's times
+    python benchmarks/profile_layers.py --model best --torch --inference  # forward only, in inference mode
 
 One thread, one BLAS thread (set before NumPy loads); the layers run in the order Sequential runs them (a ReLU
 that feeds a max-pool runs after it), and are listed in the model's order. Each layer is timed over ``--repeats``
@@ -12,6 +13,8 @@ milliseconds and its share of the step. Profile before optimising: this is the t
 ``--torch`` times the network's PyTorch copy (``benchmarks/twins.py``, one thread) layer by layer as well, in
 alternation with convnp, round after round, inside whole training steps (module hooks stamp the clock; see
 :func:`torch_samples`). The last column says how many times longer convnp takes than PyTorch on that layer.
+``--inference`` times forward passes in inference mode instead (convnp's ``training=False``, PyTorch's ``eval()``
+under ``no_grad``), as ``bench.py`` times inference; the backward columns are then zero.
 """
 
 from __future__ import annotations
@@ -53,10 +56,11 @@ def medians(model, fwd, bwd, loss_t) -> list[tuple[str, float, float]]:
     return rows
 
 
-def samples(model, batch: int, repeats: int, seed: int = 0):
+def samples(model, batch: int, repeats: int, seed: int = 0, inference: bool = False):
     """convnp's seconds per layer over ``repeats`` steps (after two warm-up steps that fill the workspaces).
 
-    Returns ``(fwd, bwd, loss)``: ``fwd[i]`` and ``bwd[i]`` list layer ``i``'s times, ``loss`` the loss's.
+    Returns ``(fwd, bwd, loss)``: ``fwd[i]`` and ``bwd[i]`` list layer ``i``'s times, ``loss`` the loss's. With
+    ``inference`` each step is one forward pass in inference mode, and the backward and loss times are zero.
     """
     keep_freed_memory()  # as training does: freed blocks are reused, not returned to the system
     rng = np.random.default_rng(seed)
@@ -73,8 +77,12 @@ def samples(model, batch: int, repeats: int, seed: int = 0):
         for position, i in enumerate(order):
             layer = layers[i]
             t = time.perf_counter()
-            h = layer.run(layer.check_input(h, finite=position == 0), training=True)  # as Sequential.forward checks
+            h = layer.run(layer.check_input(h, finite=position == 0), training=not inference)  # as forward checks
             fwd[i].append(time.perf_counter() - t)
+        if inference:
+            for times in bwd + [loss_t]:
+                times.append(0.0)
+            continue
         t = time.perf_counter()
         loss.forward(h, y)
         d = loss.backward()
@@ -87,8 +95,9 @@ def samples(model, batch: int, repeats: int, seed: int = 0):
     return [f[2:] for f in fwd], [b[2:] for b in bwd], loss_t[2:]
 
 
-def torch_samples(model, batch: int, repeats: int, seed: int = 0):
-    """The same as :func:`samples` for ``model``'s PyTorch twin, timed inside whole training steps by module hooks.
+def torch_samples(model, batch: int, repeats: int, seed: int = 0, inference: bool = False):
+    """The same as :func:`samples` for ``model``'s PyTorch twin, timed inside whole training steps by module hooks
+    (with ``inference``, forward passes in ``eval()`` mode under ``no_grad``).
 
     Forward hooks stamp the clock before and after each layer; full backward hooks stamp it when a layer's output
     gradient arrives and when its input gradient is done. The loss row is the loss's forward plus the time from
@@ -102,7 +111,7 @@ def torch_samples(model, batch: int, repeats: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     x = rng.random((batch, *model.input_shape), dtype=np.float32)  # the batch samples() uses
     y = torch.from_numpy(rng.integers(0, 10, batch))
-    net = torch_twin(model).train()
+    net = torch_twin(model).train(not inference)
     modules = list(net)[1:]  # one per convnp layer, after the input's permute (twins.torch_layers)
     xt = torch.from_numpy(x)
     n = len(modules)
@@ -124,6 +133,14 @@ def torch_samples(model, batch: int, repeats: int, seed: int = 0):
     for _ in range(repeats + 2):
         net.zero_grad(set_to_none=True)
         stamps.clear()
+        if inference:
+            with torch.no_grad():
+                net(xt)
+            for i in range(n):
+                fwd[i].append(stamps[("f1", i)] - stamps[("f0", i)])
+                bwd[i].append(0.0)
+            loss_t.append(0.0)
+            continue
         logits = net(xt)
         t0 = time.perf_counter()
         loss = F.cross_entropy(logits, y)
@@ -150,10 +167,10 @@ def table(name: str, batch: int, rows) -> str:
     return "\n".join(out) + "\n"
 
 
-def side_by_side(name: str, batch: int, ours, theirs) -> str:
+def side_by_side(name: str, batch: int, ours, theirs, what: str = "step") -> str:
     """A Markdown table of convnp's and PyTorch's per-layer medians (rows from :func:`medians`)."""
     total_ours, total_theirs = (sum(f + b for _, f, b in rows) for rows in (ours, theirs))
-    heading = (f"### {name}, batch {batch}, one thread: convnp {total_ours:.2f} ms per step "
+    heading = (f"### {name}, batch {batch}, one thread: convnp {total_ours:.2f} ms per {what} "
                f"({1e3 * batch / total_ours:,.0f} images/s), PyTorch {total_theirs:.2f} ms "
                f"({1e3 * batch / total_theirs:,.0f} images/s), summed over the layers")
     out = [heading, "",
@@ -174,11 +191,14 @@ def main(argv=None) -> int:
     parser.add_argument("--torch", action="store_true", help="time the PyTorch twin of each layer too")
     parser.add_argument("--rounds", type=int, default=4,
                         help="with --torch: alternations of the two frameworks, repeats split among them")
+    parser.add_argument("--inference", action="store_true",
+                        help="time forward passes in inference mode instead of training steps")
     args = parser.parse_args(argv)
     for name in args.model or ["notebook", "lenet-style", "lenet5", "convnet", "best"]:
         model = convnp_net(name) if name == "lenet-style" else get_model(name, rng=np.random.default_rng(0))
         if not args.torch:
-            print(table(name, args.batch, profile(model, args.batch, args.repeats)))
+            print(table(name, args.batch, medians(model, *samples(model, args.batch, args.repeats,
+                                                                   inference=args.inference))))
             continue
         # (forward times per layer, backward times per layer, loss times), for convnp and for PyTorch
         collected = {run: ([[] for _ in model.layers], [[] for _ in model.layers], [])
@@ -186,12 +206,12 @@ def main(argv=None) -> int:
         per_round = max(1, args.repeats // args.rounds)
         for _ in range(args.rounds):  # alternating, so a slow moment on this shared machine hits both
             for run, (fwd, bwd, loss_t) in collected.items():
-                new_fwd, new_bwd, new_loss = run(model, args.batch, per_round)
+                new_fwd, new_bwd, new_loss = run(model, args.batch, per_round, inference=args.inference)
                 for per_layer, new in zip(fwd + bwd, new_fwd + new_bwd):
                     per_layer += new
                 loss_t += new_loss
         print(side_by_side(name, args.batch, medians(model, *collected[samples]),
-                           medians(model, *collected[torch_samples])))
+                           medians(model, *collected[torch_samples]), "pass" if args.inference else "step"))
     return 0
 
 

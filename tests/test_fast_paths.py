@@ -391,3 +391,52 @@ def test_inference_max_pooling_rows_first_equals_the_training_route(shape):
         assert np.array_equal(out, maxpool2d_forward(a, (2, 2), (2, 2))[0])
         assert np.array_equal(out, maxpool2d_forward_reference(a, (2, 2), (2, 2))[0])
 
+
+
+def test_row_group_width_rule():
+    from convnp.ops.conv_rows import group_width
+    assert group_width(10, 16, 5, 1) == 5  # lenet5's 6 -> 16: 9 input columns a group (1.8x), 80 values a row
+    assert group_width(24, 64, 3, 1) == 2  # 32 -> 64 on 26x26: 128 values a row
+    assert group_width(14, 32, 3, 2) == 2  # stride 2: the next group's band reaches 2 columns further
+    assert group_width(7, 64, 3, 2) == 1  # 7 has no divisor small enough
+    assert group_width(13, 4, 5, 1) == 1  # a prime width: one output column a group
+    for W_out, C_out, kW, sW in [(10, 16, 5, 1), (24, 64, 3, 1), (12, 16, 5, 2), (30, 2, 3, 1)]:
+        G = group_width(W_out, C_out, kW, sW)
+        assert W_out % G == 0 and (G - 1) * sW + kW <= 2 * kW and G * C_out <= 128
+
+
+def test_band_weight_places_each_output_columns_kernel():
+    from convnp.ops.conv_rows import band_weight
+    weight = np.random.default_rng(0).standard_normal((2, 3, 4, 5))  # (kH, kW, C_in, C_out)
+    band = band_weight(weight, 3, 2).reshape(3, 5, 2, 7, 4)  # (G, C_out, kH, Wg, C_in), Wg = 2*2 + 3
+    for j in range(3):
+        for t in range(7):
+            expected = weight[:, t - 2 * j].transpose(2, 0, 1) if 0 <= t - 2 * j < 3 else 0  # (C_out, kH, C_in)
+            np.testing.assert_array_equal(band[j, :, :, t], np.broadcast_to(expected, (5, 2, 4)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("hw, kernel, c_in, c_out, stride, pads", [
+    ((14, 14), (5, 5), 6, 16, (1, 1), ((0, 0), (0, 0))),  # lenet5's second layer: groups of 5 columns
+    ((28, 28), (5, 5), 2, 16, (1, 1), ((0, 0), (0, 0))),  # groups of 6
+    ((11, 13), (3, 3), 3, 8, (2, 2), ((1, 0), (2, 1))),  # strided, uneven padding, a column no window reaches
+    ((9, 12), (2, 4), 5, 24, (1, 3), ((0, 1), (0, 0))),  # uneven stride and kernel
+    ((8, 8), (1, 1), 4, 2, (2, 2), ((0, 0), (0, 0))),  # 1x1 windows: most inputs get nothing
+])
+def test_input_gradient_by_row_groups_matches_reference(hw, kernel, c_in, c_out, stride, pads, dtype):
+    from convnp.ops import conv_rows
+    rng = np.random.default_rng(c_in + c_out)
+    x = rng.standard_normal((5, *hw, c_in)).astype(dtype)
+    weight = rng.standard_normal((*kernel, c_in, c_out)).astype(dtype)
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    ref, ref_cache = conv2d_forward_reference(x, weight, None, stride, pads)
+    dout = rng.standard_normal(ref.shape).astype(dtype)
+    ref_dx = conv2d_backward_reference(dout, ref_cache)[0]
+    workspace = {}
+    for chunk_bytes in (1, 5000, CHUNK_BYTES):  # one sample per chunk, uneven chunks, the whole batch
+        dx = conv_rows.input_grad(dout, weight, x.shape, stride, pads, workspace, chunk_bytes)
+        assert dx.shape == x.shape and dx.dtype == dtype
+        np.testing.assert_allclose(dx, ref_dx, **tol)
+    _, cache = conv2d_forward(x, weight, None, stride, pads, {})
+    assert not cache.shared  # so conv2d_backward takes the row groups
+    np.testing.assert_allclose(conv2d_backward(dout, cache)[0], ref_dx, **tol)

@@ -13,11 +13,11 @@ Laying every window out as a row of ``cols`` (shape ``(N*H_out*W_out, kH*kW*C_in
 - ``dweight = cols.T @ dout`` (the correlation of the input with the output gradient),
 - ``dbias = sum of dout over N, H_out, W_out``,
 - ``dx_p[:, a + i*sH, b + j*sW, :] += dout[:, i, j, :] @ weight[a, b].T`` for each kernel offset ``(a, b)``:
-  every window's share of the input gradient added back where the window came from ("col2im"), one strided slice
-  of ``dx_p`` per offset, then ``dx_p`` is cropped back to ``x``. With stride 1 the same sum is a convolution of
-  the zero-padded ``dout`` with the flipped kernel, computed like the forward pass (one product, no adds), used
-  where the input is not much larger than the output; where it is no larger at all ("same" padding), the
-  im2col matrix of that padded ``dout`` gives the weight gradient too (:mod:`convnp.ops.conv_stride1`).
+  every window's share of the input gradient added back where the window came from ("col2im"), then ``dx_p`` is
+  cropped back to ``x``. It is computed a kernel row and a few output columns at a time, one product for all
+  of them and strided adds of whole row segments (:mod:`convnp.ops.conv_rows`). With stride 1 and "same" padding
+  the same sum is a convolution of the zero-padded ``dout`` with the flipped kernel, whose im2col matrix gives the
+  weight gradient too (:mod:`convnp.ops.conv_stride1`).
 
 Both passes work through the batch a few images at a time (:mod:`convnp.ops.im2col`): build that chunk's rows,
 multiply (:mod:`convnp.ops.gemm`), move on. The backward pass rebuilds each chunk rather than keeping the whole
@@ -35,19 +35,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from convnp.ops import conv_stride1
+from convnp.ops import conv_rows, conv_stride1
 from convnp.ops.conv_blocked import block_weight, block_width, fits, fold_block_grad
 from convnp.ops.gemm import matmul_blocks, matmul_tn
-from convnp.ops.im2col import (
-    CHUNK_BYTES,
-    buffer,
-    chunks,
-    cols,
-    im2col,
-    im2col_transposed,
-    offset_view,
-    padded_chunk,
-)
+from convnp.ops.im2col import CHUNK_BYTES, chunks, cols, im2col, im2col_transposed, padded_chunk
 from convnp.ops.per_channel import tiled
 from convnp.ops.windows import conv_output_size
 
@@ -199,20 +190,9 @@ def conv2d_backward(dout: np.ndarray, cache: ConvCache, input_grad: bool = True)
     dweight = _weight_grad(dout, cache)
     if not input_grad:
         return None, dweight, dbias
-    # The convolution form computes dx at every input position from windows of the padded dout: when the input is
-    # much larger than the output (a 5x5 kernel on a 14x14 map: 196 positions against 100), most of its work
-    # multiplies zeros, and the per-offset products were faster (docs/performance.md).
-    if tuple(cache.stride) == (1, 1) and H * W <= 1.5 * H_out * W_out:
-        dx = conv_stride1.input_grad(dout, cache.weight, cache.x.shape, cache.pads, cache.workspace,
-                                     cache.chunk_bytes)
-        return dx, dweight, dbias
-    w2d = cache.weight.reshape(kH * kW * C_in, C_out)  # (kH*kW*C_in, C_out)
-    (top, bottom), (left, right) = cache.pads
-    dx_p = np.zeros((N, H + top + bottom, W + left + right, C_in), dtype=dout.dtype)  # (N, H_p, W_p, C_in)
-    for start, stop in cache.chunks:
-        _col2im_add(dout2d[start * rows : stop * rows], w2d, dx_p[start:stop], (kH, kW), cache.stride,
-                    (H_out, W_out), cache.workspace)
-    return dx_p[:, top : top + H, left : left + W, :], dweight, dbias
+    dx = conv_rows.input_grad(dout, cache.weight, cache.x.shape, cache.stride, cache.pads, cache.workspace,
+                              cache.chunk_bytes)
+    return dx, dweight, dbias
 
 
 def _weight_grad(dout: np.ndarray, cache: ConvCache) -> np.ndarray:
@@ -244,26 +224,3 @@ def _weight_grad(dout: np.ndarray, cache: ConvCache) -> np.ndarray:
     if B == 1:
         return dweight.reshape(cache.weight.shape)  # (kH*kW*C_in, C_out) -> (kH, kW, C_in, C_out)
     return fold_block_grad(dweight, (kH, kW), B)  # the blocks folded back onto the kernel
-
-
-def _col2im_add(d, w2d, dx_p, kernel_size, stride, out_hw, workspace) -> None:
-    """Add one chunk's ``dcols = d @ w2d.T`` into ``dx_p`` (the chunk's samples), one kernel offset at a time.
-
-    ``d`` is ``(n*H_out*W_out, C_out)``, ``w2d`` is ``(kH*kW*C_in, C_out)``, ``dx_p`` is ``(n, H_p, W_p, C_in)``.
-    ``dcols`` is made offset-major, ``(kH*kW, n*H_out*W_out, C_in)`` (one product per offset), so each offset's
-    values form one contiguous block that adds into the strided slice of ``dx_p`` in runs of ``W_out*C_in``. In
-    the window-major layout of :func:`im2col` the runs were only ``C_in`` long, and for 16 channels the adds took
-    longer than the products.
-    """
-    (kH, kW), (H_out, W_out) = kernel_size, out_hw
-    n, _, _, C_in = dx_p.shape
-    m = n * H_out * W_out
-    dcols = buffer(workspace, "dcols", (kH * kW, m, C_in), d.dtype)
-    if C_in == 1:  # one product: (kH*kW, C_out) @ (C_out, m)
-        np.matmul(w2d, d.T, out=dcols.reshape(kH * kW, m))  # dcols as (kH*kW, m), C_in being 1
-    else:  # (m, C_out) @ (kH*kW, C_out, C_in) -> (kH*kW, m, C_in)
-        np.matmul(d, w2d.reshape(kH * kW, C_in, -1).transpose(0, 2, 1), out=dcols)
-    offsets = dcols.reshape(kH, kW, n, H_out, W_out, C_in)  # a view: offset (a, b) -> (n, H_out, W_out, C_in)
-    for a in range(kH):
-        for b in range(kW):
-            offset_view(dx_p, a, b, H_out, W_out, stride)[...] += offsets[a, b]

@@ -10,15 +10,15 @@ With stride 1 the input gradient is itself a convolution: of ``dout``, zero-padd
 so that ``a' = kH - 1 - a``. Then
 
 - ``dx = D @ w_flip`` with ``w_flip[(a', b', k), c] = weight[kH - 1 - a', kW - 1 - b', c, k]``: one product per
-  chunk and no adds (:func:`input_grad`);
+  chunk and no adds;
 - ``dweight[kH - 1 - a', kW - 1 - b', c, k] = sum_{n, y, x} D[(n, y, x), (a', b', k)] * x[n, y, x, c]``, that is
   ``D.T @ x`` with ``x`` as ``(N*H*W, C_in)`` rows: the same matrix serves the weight gradient, with the unpadded
   input as it is, where the general route builds a second im2col matrix from the padded input
   (:func:`shared_grads`).
 
 ``D`` covers every input position, so where the input has more positions than the output (a valid convolution)
-both products do work on zeros; :func:`convnp.ops.conv.conv2d_backward` chooses. The figures are in
-``docs/performance.md``.
+both products do work on zeros; there :func:`convnp.ops.conv.conv2d_backward` takes the input gradient by row
+groups (:mod:`convnp.ops.conv_rows`) instead. The figures are in ``docs/performance.md``.
 """
 
 from __future__ import annotations
@@ -63,17 +63,6 @@ def dout_windows(dout: np.ndarray, x_shape: tuple, kernel_size, pads, workspace,
         region[:, rows_in, cols_in] = dout[start:stop, rows_in.start - r0 : rows_in.stop - r0,
                                            cols_in.start - c0 : cols_in.stop - c0]
         yield start, stop, im2col(region, (kH, kW), (1, 1), workspace, key="dcols")  # (n*H*W, kH*kW*C_out)
-
-
-def input_grad(dout: np.ndarray, weight: np.ndarray, x_shape: tuple, pads, workspace, chunk_bytes: int) -> np.ndarray:
-    """``dx``, ``(N, H, W, C_in)``, of a stride-1 convolution: ``D @ w_flip`` chunk by chunk."""
-    N, H, W, C_in = x_shape
-    w_flip = flipped_weight(weight)  # (kH*kW*C_out, C_in)
-    dx = np.empty((N * H * W, C_in), dtype=dout.dtype)  # (N*H*W, C_in)
-    rows = H * W
-    for start, stop, D in dout_windows(dout, x_shape, weight.shape[:2], pads, workspace, chunk_bytes):
-        matmul_blocks(D, w_flip, dx[start * rows : stop * rows])
-    return dx.reshape(N, H, W, C_in)  # (N*H*W, C_in) -> (N, H, W, C_in)
 
 
 def shared_grads(dout: np.ndarray, x: np.ndarray, weight: np.ndarray, pads, workspace, chunk_bytes: int,
