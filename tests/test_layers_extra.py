@@ -122,6 +122,19 @@ def test_avgpool2d_2x2_fast_path_matches_loop_references(channels):
     assert not dx[:, 6].any() and not dx[:, :, 8].any()
 
 
+@pytest.mark.parametrize("shape", [(2, 8, 6, 3), (1, 5, 7, 16), (3, 4, 4, 64)])
+def test_avgpool2d_2x2_rows_first_on_views_and_odd_sizes(shape):
+    """The 2x2 route adds each tile's rows first; a strided view or an odd size gives the windows' means all the same."""
+    from convnp.ops.avgpool import avgpool2d_forward
+    x = np.random.default_rng(sum(shape)).standard_normal(shape)
+    for a in (x, x[:, ::-1], x[:, :, 1:]):  # contiguous, a reversed view, an odd width cut from a view
+        out, _ = avgpool2d_forward(a, (2, 2), (2, 2))
+        H, W = a.shape[1] // 2, a.shape[2] // 2
+        expected = a[:, : 2 * H, : 2 * W].reshape(a.shape[0], H, 2, W, 2, a.shape[3]).mean(axis=(2, 4))
+        assert out.shape == expected.shape
+        np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+
+
 def test_global_avgpool2d_is_the_mean_and_spreads_evenly():
     x = np.random.default_rng(1).standard_normal((3, 4, 5, 2))
     layer = GlobalAvgPool2D()

@@ -17,20 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from convnp.ops.windows import (
-    is_tiled_2x2,
-    read_tiles_2x2,
-    scatter_windows,
-    sliding_windows,
-    tiles_2x2,
-    write_tiles_2x2,
-)
-
-
-#: Below this many channels the 2x2 average pool gathers its tiles (:func:`convnp.ops.windows.read_tiles_2x2`); from
-#: here up it adds the strided views: three adds do not repay the copy there, where max pooling's six operations do
-#: (``docs/performance.md``).
-GATHER_BELOW = 64
+from convnp.ops.windows import is_tiled_2x2, reduce_tiles_2x2, scatter_windows, sliding_windows, write_tiles_2x2
 
 
 class AvgPoolCache(NamedTuple):
@@ -99,16 +86,13 @@ def avgpool2d_backward(dout: np.ndarray, cache: AvgPoolCache) -> np.ndarray:
 
 
 def _forward_2x2(x: np.ndarray) -> np.ndarray:
-    """2x2 windows, stride 2: the four tile offsets added in the general loop's order, so the same bits.
+    """2x2 windows, stride 2: the rows of each tile added first, then its two columns
+    (:func:`~convnp.ops.windows.reduce_tiles_2x2`), so ``((x00 + x10) + (x01 + x11)) / 4``.
 
     The backward pass writes ``dout / 4`` through the tiles by one broadcast copy, faster than the general scatter
     (``docs/performance.md``).
     """
-    tiles = tiles_2x2(x) if x.shape[3] >= GATHER_BELOW else read_tiles_2x2(x)
-    (x00, x01), (x10, x11) = tiles  # each (N, H_out, W_out, C)
-    out = x00 + x01
-    out += x10
-    out += x11
+    out = reduce_tiles_2x2(x, np.add)
     out /= 4
     return out
 

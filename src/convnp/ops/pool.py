@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from convnp.ops.windows import is_tiled_2x2, read_tiles_2x2, sliding_windows, write_tiles_2x2
+from convnp.ops.windows import is_tiled_2x2, read_tiles_2x2, reduce_tiles_2x2, sliding_windows, write_tiles_2x2
 
 
 class MaxPoolCache(NamedTuple):
@@ -118,13 +118,7 @@ def maxpool2d(x: np.ndarray, kernel_size: tuple[int, int], stride: tuple[int, in
     where it does measured no faster in whole training steps.) The timings are in ``docs/performance.md``.
     """
     if is_tiled_2x2(kernel_size, stride):
-        N, H, W, C = x.shape
-        H_out, W_out = H // 2, W // 2
-        # (N, 2*H_out, 2*W_out, C) -> (N, H_out, 2, 2*W_out*C): each pair of rows as two long runs
-        pairs = x[:, : 2 * H_out, : 2 * W_out].reshape(N, H_out, 2, 2 * W_out * C)
-        # (N, H_out, 2*W_out*C) -> (N, H_out, W_out, 2, C): the two columns of each window
-        rows = np.maximum(pairs[:, :, 0], pairs[:, :, 1]).reshape(N, H_out, W_out, 2, C)
-        return np.maximum(rows[:, :, :, 0], rows[:, :, :, 1])  # (N, H_out, W_out, C)
+        return reduce_tiles_2x2(x, np.maximum)
     kH, kW = kernel_size
     windows = sliding_windows(x, kernel_size, stride)  # (N, H_out, W_out, kH, kW, C), a view
     out = windows[:, :, :, 0, 0, :].copy()  # (N, H_out, W_out, C)

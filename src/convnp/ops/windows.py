@@ -121,6 +121,23 @@ def tiles_2x2(a: np.ndarray) -> np.ndarray:
     )
 
 
+def reduce_tiles_2x2(x: np.ndarray, ufunc) -> np.ndarray:
+    """``ufunc`` (``np.maximum``, ``np.add``) over each 2x2 tile of ``x`` at stride 2, rows first:
+    ``(N, H, W, C)`` -> ``(N, H // 2, W // 2, C)``; an odd last row or column is in no tile.
+
+    Rows ``2i`` and ``2i + 1`` are long contiguous runs, so combining them takes one pass with no gathering, and the
+    pairs of columns that remain are half the data. The order is ``f(f(x00, x10), f(x01, x11))``.
+    """
+    N, H, W, C = x.shape
+    H_out, W_out = H // 2, W // 2
+    # (N, 2*H_out, 2*W_out, C) -> (N, H_out, 2, 2*W_out*C): each pair of rows as two long runs (a copy only when x
+    # is not contiguous or has an odd row or column)
+    pairs = x[:, : 2 * H_out, : 2 * W_out].reshape(N, H_out, 2, 2 * W_out * C)
+    # (N, H_out, 2*W_out*C) -> (N, H_out, W_out, 2, C): the two columns of each window
+    rows = ufunc(pairs[:, :, 0], pairs[:, :, 1]).reshape(N, H_out, W_out, 2, C)
+    return ufunc(rows[:, :, :, 0], rows[:, :, :, 1])  # (N, H_out, W_out, C)
+
+
 #: Below this many channels :func:`write_tiles_2x2` copies whole pixels (see :func:`_pixels`) rather than floats: at
 #: 128 channels the pixel copy was slower, from 8 to 64 faster or even (``docs/performance.md``).
 PIXEL_WRITE_BELOW = 64
