@@ -133,7 +133,8 @@ def torch_steps(name: str, batch: int):
 
 
 def images_per_second(step, batch: int, min_time: float) -> float:
-    step()  # warm-up: buffers, caches
+    for _ in range(3):  # warm-up: buffers, caches, and each worker process's first steps
+        step()
     n, start = 0, time.perf_counter()
     while True:
         step()
@@ -151,14 +152,22 @@ def _square():
     return np.random.default_rng(0).standard_normal((2048, 2048)).astype(np.float32)
 
 
+#: Seconds to stay idle after sampling the matmul peak. OpenBLAS's worker threads keep spinning for about 0.1 s
+#: after a product before they sleep; with 2 threads that took a core from whatever ran next (convnp's training on
+#: 2 processes measured 15-20% slower in the first 0.3 s after a sample, level after 0.1 s idle; docs/performance.md).
+BLAS_SPIN_S = 0.3
+
+
 def matmul_peak_gflops(samples: int = 1) -> float:
-    """The best of ``samples`` float32 2048x2048 matrix products, in GFLOP/s, on this process's BLAS threads."""
+    """The best of ``samples`` float32 2048x2048 matrix products, in GFLOP/s, on this process's BLAS threads; then
+    :data:`BLAS_SPIN_S` idle, so that the BLAS threads are asleep before anything else is timed."""
     a = _square()
     best = 0.0
     for _ in range(samples):
         start = time.perf_counter()
         a @ a
         best = max(best, 2 * 2048**3 / (time.perf_counter() - start) / 1e9)
+    time.sleep(BLAS_SPIN_S)
     return best
 
 
