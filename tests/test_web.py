@@ -22,6 +22,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*httpx2")
     from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
+from schema_fuzz import schema_test  # noqa: E402
 
 from convnp.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from convnp.cli.main import main  # noqa: E402
@@ -320,43 +321,17 @@ def test_serve_refuses_a_port_in_use_in_one_line(checkpoint_path, capsys, monkey
     assert err.startswith(f"convnp: error: --host 127.0.0.1 --port {port}: cannot listen there") and "--port 0" in err
 
 
-# ---- the OpenAPI schema, fuzzed -------------------------------------------------------------------------------------
-# schemathesis reads the schema when this module is collected, so it gets an app of its own right away: an untrained
-# notebook model (the answers do not matter here, only that every response is a documented non-5xx).
-try:
-    import schemathesis
-    from hypothesis import HealthCheck, settings
-    from schemathesis.checks import not_a_server_error
-    from schemathesis.specs.openapi.checks import (
-        content_type_conformance,
-        response_schema_conformance,
-        status_code_conformance,
-    )
-except ImportError:  # pragma: no cover - the test extra installs it
-    schemathesis = None
+# ---- the OpenAPI schema, fuzzed (tests/schema_fuzz.py) ---------------------------------------------------------------
+# An app of its own, made when this module is collected: an untrained notebook model.
+def _untrained_app():
+    from convnp.models import notebook
 
-if schemathesis is not None:
+    folder = tempfile.TemporaryDirectory(prefix="convnp-web-schema-")
+    path = Path(folder.name) / "untrained.npz"
+    save_checkpoint(path, notebook(rng=np.random.default_rng(0)), meta={"model_name": "notebook"})
+    app = create_app(path)
+    app.state.tmp = folder  # removed with the app
+    return app
 
-    def _untrained_app():
-        from convnp.models import notebook
 
-        folder = tempfile.TemporaryDirectory(prefix="convnp-web-schema-")
-        path = Path(folder.name) / "untrained.npz"
-        save_checkpoint(path, notebook(rng=np.random.default_rng(0)), meta={"model_name": "notebook"})
-        app = create_app(path)
-        app.state.tmp = folder  # removed with the app
-        return app
-
-    schema = schemathesis.openapi.from_asgi("/openapi.json", _untrained_app())
-
-    @schema.parametrize()
-    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-    def test_openapi_schema_holds(case):
-        case.call_and_validate(
-            checks=[not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
-        )
-
-else:
-
-    def test_openapi_schema_holds():
-        pytest.skip("schemathesis is not installed (pip install 'convnp[test]')")
+test_openapi_schema_holds = schema_test(_untrained_app)

@@ -20,6 +20,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient  # noqa: E402
 from colour_model import COLOURS, NAMES, framed, noisy, png_bytes, train_colour_model  # noqa: E402
 from PIL import Image  # noqa: E402
+from schema_fuzz import schema_test  # noqa: E402
 from test_predict_images import by_hand, dense_checkpoint  # noqa: E402
 
 from convnp.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
@@ -239,46 +240,21 @@ def test_serve_refuses_a_model_of_four_channels_in_one_line(tmp_path, capsys, mo
 
 
 # ---- the OpenAPI schema of an image model's app, fuzzed --------------------------------------------------------------
-try:
-    import schemathesis
-    from hypothesis import HealthCheck, settings
-    from schemathesis.checks import not_a_server_error
-    from schemathesis.specs.openapi.checks import (
-        content_type_conformance,
-        response_schema_conformance,
-        status_code_conformance,
-    )
-except ImportError:  # pragma: no cover - the test extra installs it
-    schemathesis = None
+def _untrained_colour_app():
+    """An untrained sprint of 32x32x3 with named classes: only that every answer is documented matters."""
+    from convnp.models import get_model
 
-if schemathesis is not None:
+    folder = tempfile.TemporaryDirectory(prefix="convnp-web-images-schema-")
+    path = Path(folder.name) / "untrained.npz"
+    model = get_model("sprint", input_shape=(32, 32, 3), num_classes=12, rng=np.random.default_rng(0))
+    save_checkpoint(path, model, meta={"model_name": "sprint", "classes": NAMES,
+                                       "preprocessing": Standardize(1 / 255, [0.5] * 3, [0.25] * 3).to_dict()})
+    app = create_app(path)
+    app.state.tmp = folder  # removed with the app
+    return app
 
-    def _untrained_colour_app():
-        """An untrained sprint of 32x32x3 with named classes: only that every answer is documented matters."""
-        from convnp.models import get_model
 
-        folder = tempfile.TemporaryDirectory(prefix="convnp-web-images-schema-")
-        path = Path(folder.name) / "untrained.npz"
-        model = get_model("sprint", input_shape=(32, 32, 3), num_classes=12, rng=np.random.default_rng(0))
-        save_checkpoint(path, model, meta={"model_name": "sprint", "classes": NAMES,
-                                           "preprocessing": Standardize(1 / 255, [0.5] * 3, [0.25] * 3).to_dict()})
-        app = create_app(path)
-        app.state.tmp = folder  # removed with the app
-        return app
-
-    schema = schemathesis.openapi.from_asgi("/openapi.json", _untrained_colour_app())
-
-    @schema.parametrize()
-    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-    def test_openapi_schema_holds(case):
-        case.call_and_validate(
-            checks=[not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
-        )
-
-else:
-
-    def test_openapi_schema_holds():
-        pytest.skip("schemathesis is not installed (pip install 'convnp[test]')")
+test_openapi_schema_holds = schema_test(_untrained_colour_app)
 
 
 def test_the_colours_are_the_training_names(colour_run):
