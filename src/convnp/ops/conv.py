@@ -75,6 +75,9 @@ class ConvCache(NamedTuple):
         ``workspace["filled_by"] is token`` (another forward may have refilled the buffer since).
     block : int
         Outputs of a row per product row (:mod:`convnp.ops.conv_blocked`); 1 for plain im2col.
+    bias_row : bool
+        Whether the bias went into the product as the weight's last row, against a column of ones in the im2col
+        rows (:func:`bias_in_product`); the weight gradient's product then gives ``dbias`` as its last row.
     """
 
     x: np.ndarray
@@ -89,6 +92,14 @@ class ConvCache(NamedTuple):
     kept: np.ndarray | None
     token: object
     block: int
+    bias_row: bool
+
+
+def bias_in_product(C_in: int, block: int, has_bias: bool) -> bool:
+    """Whether the bias is added by the product itself: for one input channel and plain rows, whose transposed
+    im2col rows take a row of ones at no cost (the product's time goes into writing its output, and 9 or 10 inner
+    values cost the same), which saves a pass over the output and, backward, one over ``dout``."""
+    return has_bias and C_in == 1 and block == 1
 
 
 def shared_route(C_in: int, stride, block: int, in_hw: tuple, out_hw: tuple) -> bool:
@@ -137,18 +148,21 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, s
         raise ValueError(f"block must be 1, or for one input channel and stride 1 a divisor of the output width "
                          f"{W_out}; got block={B} with {C_in} input channel(s) and stride {tuple(stride)}")
     rows = H_out * W_out // B  # im2col rows per sample
-    # (kH*kW*C_in, C_out), or blocked: (kH*(kW + B - 1), B*C_out)
+    bias_row = bias_in_product(C_in, B, bias is not None)
+    # (kH*kW*C_in, C_out), or blocked: (kH*(kW + B - 1), B*C_out), or with the bias: (kH*kW + 1, C_out)
     w2d = weight.reshape(kH * kW * C_in, C_out) if B == 1 else block_weight(weight, B)
+    if bias_row:
+        w2d = np.concatenate([w2d, bias.reshape(1, C_out)]).astype(np.result_type(x, weight), copy=False)
     out = np.empty((N * rows, B * C_out), dtype=np.result_type(x, weight))  # (N*H_out*W_out/B, B*C_out)
     parts = chunks(N, rows * w2d.shape[0] * x.itemsize, chunk_bytes)
-    bias_row = None if bias is None else tiled(bias, H_out * W_out * C_out)  # one sample's worth
+    bias_tiled = None if bias is None or bias_row else tiled(bias, H_out * W_out * C_out)  # one sample's worth
     for start, stop in parts:
         part = out[start * rows : stop * rows]  # this chunk's rows, a view
-        rows_in = cols(padded_chunk(x, start, stop, pads, workspace), (kH, kW), stride, workspace, B)
+        rows_in = cols(padded_chunk(x, start, stop, pads, workspace), (kH, kW), stride, workspace, B, bias_row)
         matmul_blocks(rows_in, w2d, part)
-        if bias is not None:
+        if bias_tiled is not None:
             # While the chunk is still in cache, and one long row per sample (see convnp.ops.per_channel).
-            part.reshape(stop - start, H_out * W_out * C_out)[...] += bias_row  # (n, H_out*W_out*C_out)
+            part.reshape(stop - start, H_out * W_out * C_out)[...] += bias_tiled  # (n, H_out*W_out*C_out)
     # A batch that fit in one chunk leaves its whole im2col matrix in the buffer: backward reuses it unless another
     # forward has refilled the buffer since, which the token tells.
     kept, token = (rows_in if len(parts) == 1 else None), object()
@@ -156,7 +170,7 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, s
         workspace["filled_by"] = token
     shared = shared_route(C_in, stride, B, x.shape[1:3], (H_out, W_out)) and x.flags.c_contiguous
     cache = ConvCache(x, shared, weight, bias is not None, stride, pads, chunk_bytes, parts, workspace,
-                      kept, token, B)
+                      kept, token, B, bias_row)
     return out.reshape(N, H_out, W_out, C_out), cache  # (N*H_out*W_out/B, B*C_out) -> (N, H_out, W_out, C_out)
 
 
@@ -182,12 +196,14 @@ def conv2d_backward(dout: np.ndarray, cache: ConvCache, input_grad: bool = True)
     rows = H_out * W_out
     dout2d = dout.reshape(N * rows, C_out)  # (N*H_out*W_out, C_out)
     # A matrix-vector product sums over rows far faster than dout2d.sum(axis=0) for few columns.
-    dbias = np.ones(N * rows, dtype=dout.dtype) @ dout2d if cache.has_bias else None
+    dbias = np.ones(N * rows, dtype=dout.dtype) @ dout2d if cache.has_bias and not cache.bias_row else None
     if cache.shared:  # both gradients from the padded dout's windows (the forward chose, see shared_route)
         dx, dweight = conv_stride1.shared_grads(dout, cache.x, cache.weight, cache.pads, cache.workspace,
                                                 cache.chunk_bytes, want_dx=input_grad)
         return dx, dweight, dbias
     dweight = _weight_grad(dout, cache)
+    if cache.bias_row:
+        dweight, dbias = dweight  # the bias's row of the product: the sum of dout over every position
     if not input_grad:
         return None, dweight, dbias
     dx = conv_rows.input_grad(dout, cache.weight, cache.x.shape, cache.stride, cache.pads, cache.workspace,
@@ -195,8 +211,9 @@ def conv2d_backward(dout: np.ndarray, cache: ConvCache, input_grad: bool = True)
     return dx, dweight, dbias
 
 
-def _weight_grad(dout: np.ndarray, cache: ConvCache) -> np.ndarray:
-    """``dweight = cols.T @ dout``, of shape ``(kH, kW, C_in, C_out)``, summed chunk by chunk.
+def _weight_grad(dout: np.ndarray, cache: ConvCache):
+    """``dweight = cols.T @ dout``, of shape ``(kH, kW, C_in, C_out)``, summed chunk by chunk; with
+    ``cache.bias_row``, the pair ``(dweight, dbias)``, ``dbias`` being the product's row for the column of ones.
 
     Each chunk's im2col rows are rebuilt from the input, padded again (cheaper than keeping every chunk), unless the
     forward's single chunk is still in the workspace buffer.
@@ -208,19 +225,22 @@ def _weight_grad(dout: np.ndarray, cache: ConvCache) -> np.ndarray:
         kept = None  # another forward refilled the buffer since
     N, H_out, W_out, _ = dout.shape
     block_rows = H_out * W_out // B
-    # The gradient in the forward product's shape: (kH*kW*C_in, C_out), or blocked (kH*(kW + B - 1), B*C_out) with
-    # dout's rows B at a time.
+    # The gradient in the forward product's shape: (kH*kW*C_in [+ 1], C_out), or blocked (kH*(kW + B - 1),
+    # B*C_out) with dout's rows B at a time.
     dout_blocks = dout.reshape(N * block_rows, B * C_out)  # (N*H_out*W_out/B, B*C_out), the same memory
-    dweight = np.zeros((kH * kW * C_in if B == 1 else kH * (kW + B - 1), B * C_out), dtype=dout.dtype)
+    K = kH * kW * C_in + int(cache.bias_row) if B == 1 else kH * (kW + B - 1)
+    dweight = np.zeros((K, B * C_out), dtype=dout.dtype)
     partial = np.empty_like(dweight)
     for start, stop in cache.chunks:
         if kept is not None:
             rows_in = kept
         else:
             rows_in = cols(padded_chunk(cache.x, start, stop, cache.pads, workspace), (kH, kW), cache.stride,
-                           workspace, B)
+                           workspace, B, cache.bias_row)
         matmul_tn(rows_in, dout_blocks[start * block_rows : stop * block_rows], partial, workspace)
         dweight += partial
+    if cache.bias_row:  # (kH*kW + 1, C_out): the kernel's rows, then the bias's
+        return dweight[:-1].reshape(cache.weight.shape), dweight[-1].copy()
     if B == 1:
         return dweight.reshape(cache.weight.shape)  # (kH*kW*C_in, C_out) -> (kH, kW, C_in, C_out)
     return fold_block_grad(dweight, (kH, kW), B)  # the blocks folded back onto the kernel

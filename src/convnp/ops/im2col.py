@@ -93,19 +93,22 @@ def im2col(x_padded: np.ndarray, kernel_size, stride, workspace: dict | None = N
     return cols
 
 
-def im2col_transposed(x_padded: np.ndarray, kernel_size, stride, workspace: dict | None = None) -> np.ndarray:
+def im2col_transposed(x_padded: np.ndarray, kernel_size, stride, workspace: dict | None = None,
+                      ones: bool = False) -> np.ndarray:
     """The transpose of :func:`im2col`, built directly: one row per kernel offset and channel.
 
     Parameters
     ----------
     x_padded : ndarray of shape `(N, H, W, C)`
     kernel_size, stride : (int, int)
+    ones : bool
+        Add a last row of ones, so that a weight with the bias as its last row adds the bias in the product.
 
     Returns
     -------
-    cols_t : ndarray of shape `(kH*kW*C, N*H_out*W_out)`
+    cols_t : ndarray of shape `(kH*kW*C, N*H_out*W_out)`, or `(kH*kW*C + 1, N*H_out*W_out)` with ``ones``
         Row ``(a, b, c)`` holds input channel ``c`` at kernel offset ``(a, b)`` of every window, so
-        ``cols_t.T`` equals ``im2col(x_padded, ...)``.
+        ``cols_t.T`` equals ``im2col(x_padded, ...)`` (with a column of ones after it).
 
     With one input channel (every zoo network's first layer) each row is a shifted image slab, copied in long
     runs, where :func:`im2col` writes runs of only ``kW`` values ``kH*kW`` apart; the matrix products take the
@@ -116,8 +119,10 @@ def im2col_transposed(x_padded: np.ndarray, kernel_size, stride, workspace: dict
     sH, sW = stride
     N, H, W, C = x_padded.shape
     H_out, W_out = conv_output_size(H, kH, sH), conv_output_size(W, kW, sW)
-    cols_t = buffer(workspace, "cols_t", (kH * kW * C, N * H_out * W_out), x_padded.dtype)
-    rows = cols_t.reshape(kH, kW, C, N, H_out, W_out)  # a view of the buffer
+    cols_t = buffer(workspace, "cols_t", (kH * kW * C + int(ones), N * H_out * W_out), x_padded.dtype)
+    if ones:
+        cols_t[-1] = 1
+    rows = cols_t[: kH * kW * C].reshape(kH, kW, C, N, H_out, W_out)  # a view of the buffer
     for a in range(kH):
         for b in range(kW):
             # (N, H_out, W_out, C) -> (C, N, H_out, W_out), row block (a, b) of cols_t
@@ -137,9 +142,10 @@ def chunks(n: int, row_bytes: int, chunk_bytes: int):
     return [(s, min(s + step, n)) for s in range(0, n, step)]
 
 
-def cols(x_chunk: np.ndarray, kernel_size, stride, workspace, block: int = 1) -> np.ndarray:
+def cols(x_chunk: np.ndarray, kernel_size, stride, workspace, block: int = 1, ones: bool = False) -> np.ndarray:
     """im2col of a chunk, ``(n*H_out*W_out, kH*kW*C)``; for one channel a transposed view of
-    :func:`im2col_transposed`; with ``block`` above 1 the rows of :func:`convnp.ops.conv_blocked.im2col_blocked`,
+    :func:`im2col_transposed` (with ``ones``, a last column of ones: one channel and ``block`` 1 only); with
+    ``block`` above 1 the rows of :func:`convnp.ops.conv_blocked.im2col_blocked`,
     ``(n*H_out*W_out/block, kH*(kW + block - 1))``."""
     if block > 1:
         n, H_p, W_p, _ = x_chunk.shape
@@ -147,5 +153,6 @@ def cols(x_chunk: np.ndarray, kernel_size, stride, workspace, block: int = 1) ->
         size = n * (H_p - kH + 1) * (W_p - kW + 1) * kH * (kW + block - 1) // block
         return im2col_blocked(x_chunk, kernel_size, block, buffer(workspace, "cols", (size,), x_chunk.dtype))
     if x_chunk.shape[3] == 1:
-        return im2col_transposed(x_chunk, kernel_size, stride, workspace).T  # (kH*kW, n*H_out*W_out) transposed
+        # (kH*kW [+ 1], n*H_out*W_out) transposed
+        return im2col_transposed(x_chunk, kernel_size, stride, workspace, ones).T
     return im2col(x_chunk, kernel_size, stride, workspace)
