@@ -443,10 +443,13 @@ def test_input_gradient_by_row_groups_matches_reference(hw, kernel, c_in, c_out,
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("kernel, padding, stride", [((3, 3), 0, (1, 1)), ((3, 3), "same", (1, 1)), ((2, 3), 1, (2, 1))])
-def test_one_channel_bias_goes_in_as_the_products_last_row(kernel, padding, stride, dtype):
-    """One input channel, plain rows: the bias is the weight's last row against a row of ones, and the weight
-    gradient's product gives dbias; the results are the reference's, chunk by chunk or in one kept chunk."""
+@pytest.mark.parametrize("kernel, padding, stride, block", [
+    ((3, 3), 0, (1, 1), 1), ((3, 3), "same", (1, 1), 1), ((2, 3), 1, (2, 1), 1),  # transposed rows
+    ((3, 3), 0, (1, 1), 3), ((5, 5), "same", (1, 1), 11),  # blocked rows: 9 and 11 outputs wide
+])
+def test_one_channel_bias_goes_in_as_the_products_last_row(kernel, padding, stride, block, dtype):
+    """One input channel: the bias is the weight's last row against a column of ones, and the weight gradient's
+    product gives dbias; the results are the reference's, chunk by chunk or in one kept chunk."""
     from convnp.ops.conv import bias_in_product
     rng = np.random.default_rng(7)
     x = rng.standard_normal((5, 9, 11, 1)).astype(dtype)
@@ -458,12 +461,12 @@ def test_one_channel_bias_goes_in_as_the_products_last_row(kernel, padding, stri
     ref_grads = conv2d_backward_reference(dout, ref_cache)
     tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
     for chunk_bytes in (1, 300, CHUNK_BYTES):  # a sample a chunk, uneven chunks, the whole batch kept
-        out, cache = conv2d_forward(x, weight, bias, stride, pads, {}, chunk_bytes=chunk_bytes, block=1)
-        assert cache.bias_row and out.dtype == dtype
+        out, cache = conv2d_forward(x, weight, bias, stride, pads, {}, chunk_bytes=chunk_bytes, block=block)
+        assert cache.bias_row and cache.block == block and out.dtype == dtype
         np.testing.assert_allclose(out, ref, **tol)
         for name, a, b in zip(("dx", "dweight", "dbias"), conv2d_backward(dout, cache), ref_grads):
             assert a.shape == b.shape and a.dtype == dtype, name
             np.testing.assert_allclose(a, b, **tol, err_msg=name)
-    assert not bias_in_product(1, 1, False) and not bias_in_product(2, 1, True) and not bias_in_product(1, 4, True)
-    _, cache = conv2d_forward(x, weight, None, stride, pads, {}, block=1)
+    assert bias_in_product(1, True) and not bias_in_product(1, False) and not bias_in_product(2, True)
+    _, cache = conv2d_forward(x, weight, None, stride, pads, {}, block=block)
     assert not cache.bias_row and conv2d_backward(dout, cache)[2] is None

@@ -95,11 +95,11 @@ class ConvCache(NamedTuple):
     bias_row: bool
 
 
-def bias_in_product(C_in: int, block: int, has_bias: bool) -> bool:
-    """Whether the bias is added by the product itself: for one input channel and plain rows, whose transposed
-    im2col rows take a row of ones at no cost (the product's time goes into writing its output, and 9 or 10 inner
-    values cost the same), which saves a pass over the output and, backward, one over ``dout``."""
-    return has_bias and C_in == 1 and block == 1
+def bias_in_product(C_in: int, has_bias: bool) -> bool:
+    """Whether the bias is added by the product itself: for one input channel, whose im2col rows (transposed, or
+    blocked) take a column of ones at next to no cost (the product's time goes into writing its output, and 9 or 10
+    inner values cost the same), which saves a pass over the output and, backward, one over ``dout``."""
+    return has_bias and C_in == 1
 
 
 def shared_route(C_in: int, stride, block: int, in_hw: tuple, out_hw: tuple) -> bool:
@@ -148,11 +148,11 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, s
         raise ValueError(f"block must be 1, or for one input channel and stride 1 a divisor of the output width "
                          f"{W_out}; got block={B} with {C_in} input channel(s) and stride {tuple(stride)}")
     rows = H_out * W_out // B  # im2col rows per sample
-    bias_row = bias_in_product(C_in, B, bias is not None)
-    # (kH*kW*C_in, C_out), or blocked: (kH*(kW + B - 1), B*C_out), or with the bias: (kH*kW + 1, C_out)
+    bias_row = bias_in_product(C_in, bias is not None)
+    # (kH*kW*C_in, C_out), or blocked: (kH*(kW + B - 1), B*C_out); with the bias one more row, the bias (B times)
     w2d = weight.reshape(kH * kW * C_in, C_out) if B == 1 else block_weight(weight, B)
     if bias_row:
-        w2d = np.concatenate([w2d, bias.reshape(1, C_out)]).astype(np.result_type(x, weight), copy=False)
+        w2d = np.concatenate([w2d, np.tile(bias, B)[None]]).astype(np.result_type(x, weight), copy=False)
     out = np.empty((N * rows, B * C_out), dtype=np.result_type(x, weight))  # (N*H_out*W_out/B, B*C_out)
     parts = chunks(N, rows * w2d.shape[0] * x.itemsize, chunk_bytes)
     bias_tiled = None if bias is None or bias_row else tiled(bias, H_out * W_out * C_out)  # one sample's worth
@@ -228,7 +228,7 @@ def _weight_grad(dout: np.ndarray, cache: ConvCache):
     # The gradient in the forward product's shape: (kH*kW*C_in [+ 1], C_out), or blocked (kH*(kW + B - 1),
     # B*C_out) with dout's rows B at a time.
     dout_blocks = dout.reshape(N * block_rows, B * C_out)  # (N*H_out*W_out/B, B*C_out), the same memory
-    K = kH * kW * C_in + int(cache.bias_row) if B == 1 else kH * (kW + B - 1)
+    K = (kH * kW * C_in if B == 1 else kH * (kW + B - 1)) + int(cache.bias_row)
     dweight = np.zeros((K, B * C_out), dtype=dout.dtype)
     partial = np.empty_like(dweight)
     for start, stop in cache.chunks:
@@ -239,8 +239,11 @@ def _weight_grad(dout: np.ndarray, cache: ConvCache):
                            workspace, B, cache.bias_row)
         matmul_tn(rows_in, dout_blocks[start * block_rows : stop * block_rows], partial, workspace)
         dweight += partial
-    if cache.bias_row:  # (kH*kW + 1, C_out): the kernel's rows, then the bias's
-        return dweight[:-1].reshape(cache.weight.shape), dweight[-1].copy()
+    dbias = None
+    if cache.bias_row:  # the kernel's rows, then the bias's: (B*C_out,), summed over the B outputs of a row
+        dweight, dbias = dweight[:-1], dweight[-1].reshape(B, C_out).sum(axis=0)
     if B == 1:
-        return dweight.reshape(cache.weight.shape)  # (kH*kW*C_in, C_out) -> (kH, kW, C_in, C_out)
-    return fold_block_grad(dweight, (kH, kW), B)  # the blocks folded back onto the kernel
+        dweight = dweight.reshape(cache.weight.shape)  # (kH*kW*C_in, C_out) -> (kH, kW, C_in, C_out)
+    else:
+        dweight = fold_block_grad(dweight, (kH, kW), B)  # the blocks folded back onto the kernel
+    return dweight if dbias is None else (dweight, dbias)

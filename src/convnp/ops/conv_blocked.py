@@ -81,7 +81,7 @@ def fold_block_grad(dblocked: np.ndarray, kernel_size, B: int) -> np.ndarray:
     return folded[:, :, None, :]
 
 
-def im2col_blocked(x_padded: np.ndarray, kernel_size, B: int, out: np.ndarray) -> np.ndarray:
+def im2col_blocked(x_padded: np.ndarray, kernel_size, B: int, out: np.ndarray, ones: bool = False) -> np.ndarray:
     """The product rows for blocks of ``B`` outputs, written into ``out``.
 
     Parameters
@@ -90,23 +90,29 @@ def im2col_blocked(x_padded: np.ndarray, kernel_size, B: int, out: np.ndarray) -
         Padded so that a stride-1 window fits exactly: ``W_p = W_out + kW - 1``, with ``B`` dividing ``W_out``.
     kernel_size : (int, int)
     B : int
-    out : ndarray with at least ``n*H_out*(W_out/B)*kH*(kW + B - 1)`` elements, of ``x_padded``'s dtype
+    out : ndarray with at least ``n*H_out*(W_out/B)*(kH*(kW + B - 1) + ones)`` elements, of ``x_padded``'s dtype
+    ones : bool
+        Add a last column of ones, so that a weight with the bias as its last row adds the bias in the product.
 
     Returns
     -------
-    cols : ndarray of shape `(n*H_out*W_out/B, kH*(kW + B - 1))`, a view of ``out``
-        Row ``(s, i, jb)``, column ``(a, t)``: ``x_padded[s, i + a, jb*B + t, 0]``.
+    cols : ndarray of shape `(n*H_out*W_out/B, kH*(kW + B - 1) [+ 1])`, a view of ``out``
+        Row ``(s, i, jb)``, column ``(a, t)``: ``x_padded[s, i + a, jb*B + t, 0]``; then the ones.
     """
     kH, kW = kernel_size
     x = np.ascontiguousarray(x_padded)
     n, H_p, W_p, _ = x.shape
     H_out, T = H_p - kH + 1, kW + B - 1
     blocks = (W_p - kW + 1) // B
+    K = kH * T + int(ones)  # values a row
     # Every row block's T input values, overlapping items B values apart: (n, H_p, blocks) opaque items.
     item = np.dtype((np.void, x.itemsize * T))
     patches = np.ndarray((n, H_p, blocks), dtype=item, buffer=x, strides=(x.strides[0], x.strides[1], x.itemsize * B))
-    cols = out[: n * H_out * blocks * kH * T].reshape(n, H_out, blocks, kH, T)  # (n, H_out, W_out/B, kH, T)
-    rows = cols.view(item).reshape(n, H_out, blocks, kH)  # (n, H_out, W_out/B, kH) items: one per kernel row
+    cols = out[: n * H_out * blocks * K].reshape(n * H_out * blocks, K)  # (n*H_out*W_out/B, kH*T [+ 1])
+    if ones:
+        cols[:, -1] = 1
+    # (n*H_out*W_out/B, kH*T) -> (n, H_out, W_out/B, kH) items of T values: one per kernel row
+    rows = cols[:, : kH * T].reshape(n, H_out, blocks, kH, T).view(item)[..., 0]
     for a in range(kH):
         np.copyto(rows[:, :, :, a], patches[:, a : a + H_out])
-    return cols.reshape(n * H_out * blocks, kH * T)  # (n*H_out*W_out/B, kH*(kW + B - 1))
+    return cols

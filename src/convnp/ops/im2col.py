@@ -144,14 +144,13 @@ def chunks(n: int, row_bytes: int, chunk_bytes: int):
 
 def cols(x_chunk: np.ndarray, kernel_size, stride, workspace, block: int = 1, ones: bool = False) -> np.ndarray:
     """im2col of a chunk, ``(n*H_out*W_out, kH*kW*C)``; for one channel a transposed view of
-    :func:`im2col_transposed` (with ``ones``, a last column of ones: one channel and ``block`` 1 only); with
-    ``block`` above 1 the rows of :func:`convnp.ops.conv_blocked.im2col_blocked`,
-    ``(n*H_out*W_out/block, kH*(kW + block - 1))``."""
+    :func:`im2col_transposed`; with ``block`` above 1 the rows of :func:`convnp.ops.conv_blocked.im2col_blocked`,
+    ``(n*H_out*W_out/block, kH*(kW + block - 1))``. With ``ones`` (one channel only) a last column of ones."""
     if block > 1:
         n, H_p, W_p, _ = x_chunk.shape
         kH, kW = kernel_size
-        size = n * (H_p - kH + 1) * (W_p - kW + 1) * kH * (kW + block - 1) // block
-        return im2col_blocked(x_chunk, kernel_size, block, buffer(workspace, "cols", (size,), x_chunk.dtype))
+        size = n * (H_p - kH + 1) * (W_p - kW + 1) * (kH * (kW + block - 1) + int(ones)) // block
+        return im2col_blocked(x_chunk, kernel_size, block, buffer(workspace, "cols", (size,), x_chunk.dtype), ones)
     if x_chunk.shape[3] == 1:
         # (kH*kW [+ 1], n*H_out*W_out) transposed
         return im2col_transposed(x_chunk, kernel_size, stride, workspace, ones).T
