@@ -149,10 +149,7 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, s
                          f"{W_out}; got block={B} with {C_in} input channel(s) and stride {tuple(stride)}")
     rows = H_out * W_out // B  # im2col rows per sample
     bias_row = bias_in_product(C_in, bias is not None)
-    # (kH*kW*C_in, C_out), or blocked: (kH*(kW + B - 1), B*C_out); with the bias one more row, the bias (B times)
-    w2d = weight.reshape(kH * kW * C_in, C_out) if B == 1 else block_weight(weight, B)
-    if bias_row:
-        w2d = np.concatenate([w2d, np.tile(bias, B)[None]]).astype(np.result_type(x, weight), copy=False)
+    w2d = _product_weight(weight, bias if bias_row else None, B).astype(np.result_type(x, weight), copy=False)
     out = np.empty((N * rows, B * C_out), dtype=np.result_type(x, weight))  # (N*H_out*W_out/B, B*C_out)
     parts = chunks(N, rows * w2d.shape[0] * x.itemsize, chunk_bytes)
     bias_tiled = None if bias is None or bias_row else tiled(bias, H_out * W_out * C_out)  # one sample's worth
@@ -172,6 +169,14 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, s
     cache = ConvCache(x, shared, weight, bias is not None, stride, pads, chunk_bytes, parts, workspace,
                       kept, token, B, bias_row)
     return out.reshape(N, H_out, W_out, C_out), cache  # (N*H_out*W_out/B, B*C_out) -> (N, H_out, W_out, C_out)
+
+
+def _product_weight(weight: np.ndarray, bias: np.ndarray | None, B: int) -> np.ndarray:
+    """The forward product's weight: ``(kH*kW*C_in, C_out)``, or for blocked rows ``(kH*(kW + B - 1), B*C_out)``
+    (:func:`~convnp.ops.conv_blocked.block_weight`); with ``bias``, one more row holding it (``B`` times)."""
+    kH, kW, C_in, C_out = weight.shape
+    w2d = weight.reshape(kH * kW * C_in, C_out) if B == 1 else block_weight(weight, B)
+    return w2d if bias is None else np.concatenate([w2d, np.tile(bias, B)[None]])
 
 
 def conv2d_backward(dout: np.ndarray, cache: ConvCache, input_grad: bool = True):
