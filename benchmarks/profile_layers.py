@@ -40,14 +40,6 @@ from convnp.losses import SoftmaxCrossEntropy  # noqa: E402
 from convnp.models import get_model  # noqa: E402
 
 
-def profile(model, batch: int, repeats: int, seed: int = 0) -> list[tuple[str, float, float]]:
-    """Median forward and backward milliseconds of each layer over ``repeats`` training steps.
-
-    Returns ``(layer repr, forward ms, backward ms)`` per layer, plus a last row for the loss.
-    """
-    return medians(model, *samples(model, batch, repeats, seed))
-
-
 def medians(model, fwd, bwd, loss_t) -> list[tuple[str, float, float]]:
     """``(layer repr, median forward ms, median backward ms)`` per layer and a last row for the loss."""
     ms = lambda v: 1e3 * statistics.median(v)  # noqa: E731

@@ -96,3 +96,19 @@ def test_profile_layers_times_both_frameworks_layer_by_layer():
     table = profile_layers.side_by_side("notebook", 8, ours, theirs)
     assert table.count("\n| ") == len(model.layers) + 3  # header, rule, layers, loss, total
     assert "Conv2D(in_channels=1, out_channels=8" in table
+
+
+def test_profile_layers_inference_times_forward_passes_only():
+    """``profile_layers.py --torch --inference``: forward times for every layer of both, no backward, no loss."""
+    import profile_layers
+
+    model = get_model("best", rng=np.random.default_rng(0))  # BatchNorm and Dropout: eval mode matters
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    for run in (profile_layers.samples, profile_layers.torch_samples):
+        rows = profile_layers.medians(model, *run(model, 8, 2, inference=True))
+        assert len(rows) == len(model.layers) + 1
+        assert all(f > 0 for _, f, _ in rows[:-1]) and all(b == 0 for _, _, b in rows) and rows[-1][1] == 0
+    # Inference mode: BatchNorm's running statistics are read, never updated
+    assert all(np.array_equal(v, model.state_dict()[k]) for k, v in before.items())
+    table = profile_layers.side_by_side("best", 8, rows, rows, "pass")
+    assert "ms per pass" in table

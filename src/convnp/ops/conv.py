@@ -195,13 +195,10 @@ def conv2d_backward(dout: np.ndarray, cache: ConvCache, input_grad: bool = True)
     dweight : ndarray of shape `(kH, kW, C_in, C_out)`
     dbias : ndarray of shape `(C_out,)` or None
     """
-    _, H, W, C_in = cache.x.shape
-    kH, kW, _, C_out = cache.weight.shape
-    N, H_out, W_out, _ = dout.shape
-    rows = H_out * W_out
-    dout2d = dout.reshape(N * rows, C_out)  # (N*H_out*W_out, C_out)
+    N, H_out, W_out, C_out = dout.shape
+    dout2d = dout.reshape(N * H_out * W_out, C_out)  # (N*H_out*W_out, C_out)
     # A matrix-vector product sums over rows far faster than dout2d.sum(axis=0) for few columns.
-    dbias = np.ones(N * rows, dtype=dout.dtype) @ dout2d if cache.has_bias and not cache.bias_row else None
+    dbias = np.ones(len(dout2d), dtype=dout.dtype) @ dout2d if cache.has_bias and not cache.bias_row else None
     if cache.shared:  # both gradients from the padded dout's windows (the forward chose, see shared_route)
         dx, dweight = conv_stride1.shared_grads(dout, cache.x, cache.weight, cache.pads, cache.workspace,
                                                 cache.chunk_bytes, want_dx=input_grad)
