@@ -29,6 +29,16 @@ def _quick_run(tmp_path: Path, hide_torch: bool, isa: str = "native") -> str:
     return done.stdout
 
 
+def _bench():
+    """benchmarks/bench.py as a module (its folder on sys.path for the import only)."""
+    sys.path.insert(0, str(BENCH.parent))
+    try:
+        import bench
+    finally:
+        sys.path.remove(str(BENCH.parent))
+    return bench
+
+
 def _row(table: str, net: str) -> list[str]:
     line = next(line for line in table.splitlines() if line.startswith(f"| {net} | 1 | 128 |"))
     return [cell.strip() for cell in line.strip("|").split("|")]
@@ -66,11 +76,7 @@ def test_quick_run_with_pytorch_gives_ratios(tmp_path):
 
 
 def test_results_rewrite_replaces_its_cpu_class_and_keeps_every_other_section(tmp_path):
-    sys.path.insert(0, str(BENCH.parent))
-    try:
-        from bench import write_results
-    finally:
-        sys.path.remove(str(BENCH.parent))
+    write_results = _bench().write_results
     results = tmp_path / "RESULTS.md"
     results.write_text("# Benchmark results\n\n## convnp vs PyTorch, AVX2: an earlier machine\n\nold machine\n\n"
                        "## Web server under load\n\nits table\n")
@@ -85,11 +91,7 @@ def test_results_rewrite_replaces_its_cpu_class_and_keeps_every_other_section(tm
 
 def test_section_heading_keeps_the_whole_cpu_name():
     """The CPU's name ends at the first ", " outside parentheses: "(family 6, model 167)" stays whole."""
-    sys.path.insert(0, str(BENCH.parent))
-    try:
-        from bench import section_heading
-    finally:
-        sys.path.remove(str(BENCH.parent))
+    section_heading = _bench().section_heading
     vm = "Intel(R) Xeon(R) Processor (family 6, model 167), a virtual machine, 2 cores, AVX2/AVX-512/AMX; BLAS: b"
     assert section_heading({"machine": vm}, "native") == \
         "## convnp vs PyTorch, AVX-512: Intel(R) Xeon(R) Processor (family 6, model 167)"

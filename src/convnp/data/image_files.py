@@ -88,7 +88,8 @@ def read_image(path, *, rgb: bool = False, max_side: int | None = None) -> np.nd
     if not path.exists():
         raise DataNotFoundError(f"{path}: no such file")
     _check_file(path)
-    colour, alpha = _read_npy(path) if _is_npy(path) else _read_with_pillow(path, f"{path}: ", max_side, rgb)  # (H, W, 1|3)
+    # (H, W, 1|3) colour and the alpha channel, if any
+    colour, alpha = _read_npy(path) if _is_npy(path) else _read_with_pillow(path, f"{path}: ", max_side, rgb)
     return _finish(colour, alpha, rgb)
 
 

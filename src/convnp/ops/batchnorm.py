@@ -125,8 +125,8 @@ def batchnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: f
 
 def _centre(xw: np.ndarray, mean: np.ndarray, total, count: int, blocks: list[slice]):
     """``xc = xw - mean`` (wide, ``(N, k*C)``) and the biased variance ``(C,)`` from it, each row block of
-    ``blocks`` (:func:`_row_blocks`) squared and summed while it is still in cache. Two passes over the data (the mean first): no cancellation of
-    ``E[x^2] - E[x]^2``."""
+    ``blocks`` (:func:`_row_blocks`) squared and summed while it is still in cache. Two passes over the data (the
+    mean first): no cancellation of ``E[x^2] - E[x]^2``."""
     C, width = mean.shape[0], xw.shape[1]
     xc = np.empty_like(xw)  # (N, k*C)
     squares = np.zeros(width, dtype=xw.dtype)  # (k*C,)

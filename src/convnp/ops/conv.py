@@ -203,9 +203,9 @@ def conv2d_backward(dout: np.ndarray, cache: ConvCache, input_grad: bool = True)
         dx, dweight = conv_stride1.shared_grads(dout, cache.x, cache.weight, cache.pads, cache.workspace,
                                                 cache.chunk_bytes, want_dx=input_grad)
         return dx, dweight, dbias
-    dweight = _weight_grad(dout, cache)
+    dweight, dbias_from_product = _weight_grad(dout, cache)
     if cache.bias_row:
-        dweight, dbias = dweight  # the bias's row of the product: the sum of dout over every position
+        dbias = dbias_from_product  # the bias's row of the product: the sum of dout over every position
     if not input_grad:
         return None, dweight, dbias
     dx = conv_rows.input_grad(dout, cache.weight, cache.x.shape, cache.stride, cache.pads, cache.workspace,
@@ -214,8 +214,8 @@ def conv2d_backward(dout: np.ndarray, cache: ConvCache, input_grad: bool = True)
 
 
 def _weight_grad(dout: np.ndarray, cache: ConvCache):
-    """``dweight = cols.T @ dout``, of shape ``(kH, kW, C_in, C_out)``, summed chunk by chunk; with
-    ``cache.bias_row``, the pair ``(dweight, dbias)``, ``dbias`` being the product's row for the column of ones.
+    """``(dweight, dbias)``: ``dweight = cols.T @ dout``, of shape ``(kH, kW, C_in, C_out)``, summed chunk by chunk;
+    ``dbias`` the product's row for the column of ones with ``cache.bias_row``, else None.
 
     Each chunk's im2col rows are rebuilt from the input, padded again (cheaper than keeping every chunk), unless the
     forward's single chunk is still in the workspace buffer.
@@ -248,4 +248,4 @@ def _weight_grad(dout: np.ndarray, cache: ConvCache):
         dweight = dweight.reshape(cache.weight.shape)  # (kH*kW*C_in, C_out) -> (kH, kW, C_in, C_out)
     else:
         dweight = fold_block_grad(dweight, (kH, kW), B)  # the blocks folded back onto the kernel
-    return dweight if dbias is None else (dweight, dbias)
+    return dweight, dbias

@@ -449,7 +449,6 @@ class ProcessDataParallel:
             array[...] = store[key]
         return self._workers[: len(bounds) - 1]
 
-
     def train_step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int, bool]:
         """Forward and backward on ``(x, y)``; leaves the summed gradients in the model's ``grads``.
 
